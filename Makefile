@@ -1,0 +1,55 @@
+# emlab: two commands on a fresh machine with python3 and pip.
+#   make book   set up .venv, build the book with every chapter executed
+#   make test   set up .venv, run the tests (which also execute every chapter)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+CONSTRAINTS := requirements/constraints.txt
+export MPLBACKEND := Agg
+
+.PHONY: help test book demo clean distclean constraints
+
+help:
+	@echo "make book   - set up $(VENV) and build the book (every chapter executed)"
+	@echo "make test   - set up $(VENV) and run the tests, book chapters included"
+	@echo "make demo   - k-means versus EM on the two classic samples (writes two_samples.png)"
+	@echo "make clean  - remove the built book, caches and Numba's compiled kernels"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet "pip==25.3"
+
+$(VENV)/.dev.stamp: $(BIN)/python pyproject.toml $(CONSTRAINTS)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	@touch $@
+
+$(VENV)/.book.stamp: $(BIN)/python pyproject.toml $(CONSTRAINTS)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[book]"
+	@touch $@
+
+test: $(VENV)/.dev.stamp
+	$(BIN)/python -m pytest
+
+book: $(VENV)/.book.stamp
+	$(BIN)/jupyter-book build book -W -n --keep-going
+	@echo
+	@echo "Book built: $(CURDIR)/book/_build/html/index.html"
+
+demo: $(VENV)/.dev.stamp
+	$(BIN)/emlab demo --data sample --out two_samples.png
+	$(BIN)/emlab demo --data iris
+
+clean:
+	rm -rf book/_build .pytest_cache
+	find emlab tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
+
+# Refresh the pins from the current .venv (after a deliberate upgrade).
+constraints:
+	( echo "# Exact versions every install uses (pip install -c requirements/constraints.txt ...)."; \
+	  echo "# Regenerate with: make constraints"; \
+	  $(PIP) freeze --exclude-editable | grep -v '^-e' ) > $(CONSTRAINTS)

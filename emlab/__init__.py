@@ -1,0 +1,39 @@
+"""emlab: the EM algorithm, fast and checked.
+
+Gaussian mixtures fitted by EM and k-means on Numba kernels, a generic EM
+driver for your own latent-variable models, and the functions the book's proofs
+are checked with (:mod:`emlab.theory`).
+"""
+
+from . import datasets, theory
+from .em import EMResult, fit_em, run_em
+from .exceptions import (
+    ConvergenceWarning,
+    DegenerateCovarianceError,
+    EmptyComponentWarning,
+    LikelihoodDecreaseError,
+    LikelihoodDecreaseWarning,
+    NotFittedError,
+)
+from .kmeans import KMeans, kmeans_plusplus
+from .mixture import GaussianMixture, MixtureParams
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DegenerateCovarianceError",
+    "EMResult",
+    "EmptyComponentWarning",
+    "GaussianMixture",
+    "KMeans",
+    "LikelihoodDecreaseError",
+    "LikelihoodDecreaseWarning",
+    "MixtureParams",
+    "NotFittedError",
+    "datasets",
+    "fit_em",
+    "kmeans_plusplus",
+    "run_em",
+    "theory",
+]

@@ -1,0 +1,48 @@
+"""scikit-learn's estimator conventions, without depending on scikit-learn."""
+
+import inspect
+
+
+class ParamsMixin:
+    """``get_params`` / ``set_params`` read from ``__init__``'s signature.
+
+    ``__init__`` stores its arguments unchanged under their own names, so
+    ``sklearn.base.clone``, ``Pipeline`` and ``GridSearchCV`` can rebuild an
+    estimator from its parameters.
+    """
+
+    @classmethod
+    def _param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values()
+                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"invalid parameter {name!r} for {type(self).__name__}; "
+                    f"valid parameters are {', '.join(valid)}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        sig = inspect.signature(type(self).__init__)
+        changed = []
+        for name, p in sig.parameters.items():
+            if name == "self":
+                continue
+            value = getattr(self, name)
+            default = p.default
+            try:
+                same = value is default or bool(value == default)
+            except Exception:  # arrays and the like
+                same = False
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"

@@ -1,0 +1,137 @@
+"""Input checks, and the error messages users see.
+
+Every check runs before any work and names the argument and what is wrong.
+"""
+
+import numbers
+
+import numpy as np
+
+from .exceptions import NotFittedError
+
+
+def check_array(X, name="X", *, min_samples=1, n_features=None):
+    """Return X as a C-contiguous 2-d float64 array, or raise a ValueError that names it."""
+    if X is None:
+        raise ValueError(f"{name} is None; expected an array of shape (n_samples, n_features).")
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
+    ):
+        raise ValueError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real; got complex values.")
+    if arr.ndim != 2:
+        hint = " Reshape 1-d data with X.reshape(-1, 1)." if arr.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-d of shape (n_samples, n_features); got {arr.ndim}-d "
+            f"with shape {arr.shape}.{hint}"
+        )
+    n, d = arr.shape
+    if d == 0:
+        raise ValueError(f"{name} has 0 features; at least one is required.")
+    if n < min_samples:
+        raise ValueError(f"{name} has {n} sample(s); at least {min_samples} are required.")
+    if n_features is not None and d != n_features:
+        raise ValueError(
+            f"{name} has {d} features, but the model was fitted with {n_features}."
+        )
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        n_nan = int(np.isnan(arr).sum())
+        n_inf = int(bad.sum()) - n_nan
+        rows = np.flatnonzero(bad.any(axis=1))
+        where = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
+        raise ValueError(
+            f"{name} contains {n_nan} NaN and {n_inf} infinite value(s), in row(s) {where}; "
+            f"remove or impute them first."
+        )
+    return arr
+
+
+def check_int(value, name, *, low=None, high=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer; got {value!r}.")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}; got {value}.")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}; got {value}.")
+    return int(value)
+
+
+def check_scalar(value, name, *, low=0.0):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number; got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value) or value < low:
+        raise ValueError(f"{name} must be a finite number >= {low}; got {value}.")
+    return value
+
+
+def check_option(value, name, options):
+    if value not in options:
+        listed = ", ".join(repr(o) for o in options)
+        raise ValueError(f"{name} must be one of {listed}; got {value!r}.")
+    return value
+
+
+def check_random_state(random_state):
+    """Turn ``None``, an int or a Generator into a ``numpy.random.Generator``."""
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.SeedSequence)):
+        if isinstance(random_state, (bool, np.bool_)):
+            raise ValueError(f"random_state must be None, an int or a Generator; got {random_state!r}.")
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**32 - 1, dtype=np.int64))
+    raise ValueError(
+        f"random_state must be None, an int, a numpy.random.Generator or RandomState; got {random_state!r}."
+    )
+
+
+def check_weights(weights, n_components, name="weights_init"):
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_components,):
+        raise ValueError(f"{name} must have shape ({n_components},); got {w.shape}.")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{name} must be finite and non-negative; got {w}.")
+    if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-8):
+        raise ValueError(f"{name} must sum to 1; they sum to {w.sum():.12g}.")
+    return w / w.sum()
+
+
+def check_means(means, n_components, n_features, name="means_init"):
+    m = np.asarray(means, dtype=np.float64)
+    if m.shape != (n_components, n_features):
+        raise ValueError(f"{name} must have shape ({n_components}, {n_features}); got {m.shape}.")
+    if not np.all(np.isfinite(m)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return np.ascontiguousarray(m)
+
+
+def check_precisions_full(precisions, n_components, n_features, name="precisions_init"):
+    p = np.asarray(precisions, dtype=np.float64)
+    if p.shape != (n_components, n_features, n_features):
+        raise ValueError(
+            f"{name} must have shape ({n_components}, {n_features}, {n_features}); got {p.shape}."
+        )
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    for k in range(n_components):
+        if not np.allclose(p[k], p[k].T, rtol=1e-10, atol=1e-12 * np.abs(p[k]).max()):
+            raise ValueError(f"{name}[{k}] is not symmetric.")
+        if np.linalg.eigvalsh(p[k])[0] <= 0:
+            raise ValueError(f"{name}[{k}] is not positive definite.")
+    return p
+
+
+def check_is_fitted(estimator, attribute):
+    if not hasattr(estimator, attribute):
+        raise NotFittedError(
+            f"This {type(estimator).__name__} is not fitted yet; call fit(X) before using it."
+        )

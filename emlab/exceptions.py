@@ -1,0 +1,30 @@
+"""Errors and warnings that emlab raises by name."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used before ``fit``."""
+
+
+class ConvergenceWarning(UserWarning):
+    """EM or k-means stopped at ``max_iter`` before meeting ``tol``."""
+
+
+class LikelihoodDecreaseWarning(UserWarning):
+    """The EM objective decreased between two iterations by more than round-off.
+
+    In exact arithmetic an EM step cannot lower the log-likelihood (Dempster,
+    Laird and Rubin, 1977), so a decrease points to a numerical problem or to a
+    model whose E- or M-step is not exact.
+    """
+
+
+class LikelihoodDecreaseError(ArithmeticError):
+    """Raised instead of :class:`LikelihoodDecreaseWarning` when ``on_decrease='raise'``."""
+
+
+class EmptyComponentWarning(UserWarning):
+    """A mixture component or k-means cluster lost all its data and was handled."""
+
+
+class DegenerateCovarianceError(ArithmeticError):
+    """A component's covariance is not positive definite, even after ``reg_covar``."""

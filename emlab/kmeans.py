@@ -1,0 +1,268 @@
+"""k-means (Lloyd's algorithm) with k-means++ seeding."""
+
+import math
+import warnings
+
+import numpy as np
+
+from . import _config
+from ._base import ParamsMixin
+from ._kernels.kmeans import assign_accumulate
+from ._validation import (
+    check_array,
+    check_int,
+    check_is_fitted,
+    check_option,
+    check_random_state,
+    check_scalar,
+)
+from .exceptions import ConvergenceWarning
+
+
+def _assign(X, centers):
+    """Labels, squared distances, counts and sums for one Lloyd step (one pass over X)."""
+    n, d = X.shape
+    k = centers.shape[0]
+    n_blocks = _config.n_blocks(n, k * (d + 1))
+    labels = np.empty(n, dtype=np.int64)
+    min_dist = np.empty(n)
+    counts = np.empty(k)
+    sums = np.empty((k, d))
+    with _config.threads_for(n * k * d):
+        assign_accumulate(X, np.ascontiguousarray(centers), n_blocks, _config.CHUNK_ROWS,
+                          labels, min_dist, counts, sums)
+    return labels, min_dist, counts, sums
+
+
+def _too_few_distinct(n_clusters):
+    return ValueError(
+        f"X has fewer distinct rows than n_clusters={n_clusters}: some clusters would be "
+        f"empty whatever the centres. Reduce n_clusters or remove duplicates."
+    )
+
+
+def kmeans_plusplus(X, n_clusters, rng, n_local_trials=None):
+    """Choose ``n_clusters`` rows of X as seeds by greedy k-means++.
+
+    Each new seed is drawn with probability proportional to the squared distance
+    to the nearest seed so far (Arthur and Vassilvitskii, 2007); like
+    scikit-learn, ``2 + floor(ln k)`` candidates are drawn and the one that
+    lowers the potential most is kept.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_clusters, n_features)
+    indices : ndarray of shape (n_clusters,)
+        Row indices of the seeds in X.
+    """
+    n, d = X.shape
+    if n_local_trials is None:
+        n_local_trials = 2 + int(math.log(n_clusters))
+    indices = np.empty(n_clusters, dtype=np.int64)
+    indices[0] = rng.integers(n)
+    closest = ((X - X[indices[0]]) ** 2).sum(axis=1)
+    for c in range(1, n_clusters):
+        cumulative = np.cumsum(closest)
+        potential = cumulative[-1]
+        if potential <= 0.0:
+            raise _too_few_distinct(n_clusters)
+        draws = rng.uniform(size=n_local_trials) * potential
+        candidates = np.minimum(np.searchsorted(cumulative, draws, side="right"), n - 1)
+        best_pot, best_closest, best_idx = np.inf, None, -1
+        for idx in candidates:
+            trial = np.minimum(closest, ((X - X[idx]) ** 2).sum(axis=1))
+            pot = trial.sum()
+            if pot < best_pot:
+                best_pot, best_closest, best_idx = pot, trial, idx
+        indices[c] = best_idx
+        closest = best_closest
+    return X[indices].copy(), indices
+
+
+def _relocate_empty(X, labels, min_dist, counts, sums, n_clusters):
+    """Move the centre of every empty cluster onto the point farthest from its own centre.
+
+    The moved points leave their old clusters' sums. This is what scikit-learn
+    does, and unlike moving the centre to the origin it puts the centre where the
+    data is worst explained. Returns the number of clusters relocated.
+    """
+    empty = np.flatnonzero(counts == 0)
+    if empty.size == 0:
+        return 0
+    far = np.argsort(-min_dist, kind="stable")[: empty.size]
+    if min_dist[far[-1]] <= 0.0:
+        raise _too_few_distinct(n_clusters)
+    for k, i in zip(empty, far):
+        old = labels[i]
+        counts[old] -= 1
+        sums[old] -= X[i]
+        counts[k] = 1
+        sums[k] = X[i]
+        labels[i] = k
+        min_dist[i] = 0.0
+    return empty.size
+
+
+def lloyd(X, centers, max_iter, tol):
+    """Run Lloyd's algorithm from ``centers``.
+
+    Returns ``centers, labels, inertia, n_iter, converged``. Convergence: the
+    labels stop changing, or the centres move by at most ``tol`` (sum of squared
+    shifts, an absolute value).
+    """
+    n_clusters = centers.shape[0]
+    prev_labels = None
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        labels, min_dist, counts, sums = _assign(X, centers)
+        if prev_labels is not None and np.array_equal(labels, prev_labels):
+            converged = True
+            break
+        _relocate_empty(X, labels, min_dist, counts, sums, n_clusters)
+        new_centers = sums / counts[:, None]
+        shift = float(((new_centers - centers) ** 2).sum())
+        centers = new_centers
+        prev_labels = labels
+        if shift <= tol:
+            converged = True
+            break
+    labels, min_dist, _, _ = _assign(X, centers)
+    return centers, labels, float(min_dist.sum()), n_iter, converged
+
+
+class KMeans(ParamsMixin):
+    """k-means clustering by Lloyd's algorithm.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    init : {'k-means++', 'random'} or array-like of shape (n_clusters, n_features), default='k-means++'
+        'k-means++': greedy k-means++ seeding; 'random': distinct rows of X drawn
+        uniformly; an array: the starting centres.
+    n_init : int or 'auto', default='auto'
+        Number of seedings; the run with the lowest inertia is kept. 'auto' is 1
+        for 'k-means++' and an array, 10 for 'random' (scikit-learn's rule).
+    max_iter : int, default=300
+    tol : float, default=1e-4
+        Relative tolerance: the run stops when the centres move by at most
+        ``tol`` times the mean feature variance of X (sum of squared shifts).
+    random_state : None, int or numpy.random.Generator
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    labels_ : ndarray of shape (n_samples,)
+    inertia_ : float
+        Sum of squared distances of the samples to their centres.
+    n_iter_ : int
+    converged_ : bool
+
+    Notes
+    -----
+    A cluster that goes empty during Lloyd's iterations gets, as its new centre,
+    the sample farthest from its own centre (which then leaves its old cluster).
+    If X has fewer distinct rows than ``n_clusters`` a ValueError says so.
+    The book chapter "k-means versus EM" derives k-means as the zero-variance
+    limit of EM for a Gaussian mixture.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlab import KMeans
+    >>> X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+    >>> km = KMeans(n_clusters=2, random_state=0).fit(X)
+    >>> sorted(np.bincount(km.labels_).tolist())
+    [2, 2]
+    """
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
+                 tol=1e-4, random_state=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _check_params(self, X):
+        n_clusters = check_int(self.n_clusters, "n_clusters", low=1)
+        if n_clusters > X.shape[0]:
+            raise ValueError(
+                f"n_clusters={n_clusters} must be <= n_samples={X.shape[0]}."
+            )
+        max_iter = check_int(self.max_iter, "max_iter", low=1)
+        tol = check_scalar(self.tol, "tol", low=0.0)
+        init = self.init
+        if isinstance(init, str):
+            check_option(init, "init", ("k-means++", "random"))
+        else:
+            init = np.asarray(init, dtype=np.float64)
+            if init.shape != (n_clusters, X.shape[1]):
+                raise ValueError(
+                    f"init must have shape ({n_clusters}, {X.shape[1]}); got {init.shape}."
+                )
+            if not np.all(np.isfinite(init)):
+                raise ValueError("init contains NaN or infinite values.")
+        if isinstance(self.n_init, str):
+            check_option(self.n_init, "n_init", ("auto",))
+            n_init = 10 if (isinstance(init, str) and init == "random") else 1
+        else:
+            n_init = check_int(self.n_init, "n_init", low=1)
+        return n_clusters, init, n_init, max_iter, tol
+
+    def _seed(self, X, n_clusters, init, rng):
+        if not isinstance(init, str):
+            return init.copy()
+        if init == "k-means++":
+            return kmeans_plusplus(X, n_clusters, rng)[0]
+        distinct = np.unique(X, axis=0)
+        if distinct.shape[0] < n_clusters:
+            raise _too_few_distinct(n_clusters)
+        return distinct[rng.choice(distinct.shape[0], n_clusters, replace=False)]
+
+    def fit(self, X, y=None):
+        """Cluster X. ``y`` is ignored."""
+        X = check_array(X)
+        n_clusters, init, n_init, max_iter, tol = self._check_params(X)
+        rng = check_random_state(self.random_state)
+        abs_tol = tol * float(np.mean(np.var(X, axis=0)))
+        best = None
+        for _ in range(n_init):
+            centers = self._seed(X, n_clusters, init, rng)
+            run = lloyd(X, centers, max_iter, abs_tol)
+            if best is None or run[2] < best[2]:
+                best = run
+        centers, labels, inertia, n_iter, converged = best
+        if not converged:
+            warnings.warn(
+                f"k-means did not converge in max_iter={max_iter} iterations; "
+                f"raise max_iter or tol.", ConvergenceWarning, stacklevel=2,
+            )
+        self.cluster_centers_ = centers
+        self.labels_ = labels
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        self.converged_ = converged
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def fit_predict(self, X, y=None):
+        return self.fit(X).labels_
+
+    def _check_X(self, X):
+        check_is_fitted(self, "cluster_centers_")
+        return check_array(X, n_features=self.n_features_in_)
+
+    def predict(self, X):
+        """Index of the nearest centre for each row of X."""
+        return _assign(self._check_X(X), self.cluster_centers_)[0]
+
+    def transform(self, X):
+        """Euclidean distances from each row of X to every centre, shape (n_samples, n_clusters)."""
+        X = self._check_X(X)
+        return np.sqrt(np.column_stack([((X - c) ** 2).sum(axis=1) for c in self.cluster_centers_]))
+
+    def score(self, X, y=None):
+        """Minus the inertia of X under the fitted centres (higher is better)."""
+        return -float(_assign(self._check_X(X), self.cluster_centers_)[1].sum())

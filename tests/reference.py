@@ -1,0 +1,102 @@
+"""Slow, obviously correct versions of what emlab computes fast.
+
+Nothing here calls emlab: these are the independent references the tests
+compare against (scipy.stats and explicit Python loops).
+"""
+
+import itertools
+import math
+
+import numpy as np
+from scipy.stats import multivariate_normal
+
+
+def log_gaussian(X, means, covariances):
+    """log N(x_i | mu_k, Sigma_k) by scipy.stats, shape (n, K)."""
+    return np.column_stack(
+        [multivariate_normal(m, c).logpdf(X).reshape(-1) for m, c in zip(means, covariances)]
+    )
+
+
+def log_normalize(log_prob):
+    """Row-wise log-sum-exp and normalised probabilities, one row at a time with math.fsum."""
+    n, k = log_prob.shape
+    log_norm = np.empty(n)
+    resp = np.empty((n, k))
+    for i in range(n):
+        top = max(log_prob[i])
+        if top == -math.inf:
+            log_norm[i] = -math.inf
+            resp[i] = 1.0 / k
+            continue
+        terms = [math.exp(v - top) for v in log_prob[i]]
+        s = math.fsum(terms)
+        log_norm[i] = top + math.log(s)
+        resp[i] = [t / s for t in terms]
+    return log_norm, resp
+
+
+def weighted_stats(X, resp):
+    """N_k, weighted means and centred scatter matrices by explicit loops (two passes)."""
+    n, d = X.shape
+    k = resp.shape[1]
+    nk = np.array([math.fsum(resp[:, j]) for j in range(k)])
+    means = np.zeros((k, d))
+    for j in range(k):
+        for a in range(d):
+            means[j, a] = math.fsum(resp[i, j] * X[i, a] for i in range(n)) / nk[j]
+    scatter = np.zeros((k, d, d))
+    for j in range(k):
+        for a in range(d):
+            for b in range(d):
+                scatter[j, a, b] = math.fsum(
+                    resp[i, j] * (X[i, a] - means[j, a]) * (X[i, b] - means[j, b]) for i in range(n)
+                )
+    return nk, means, scatter
+
+
+def em_step(X, weights, means, covariances, reg_covar):
+    """One EM step for a full-covariance mixture, straight from the textbook formulas.
+
+    Returns (mean log-likelihood of the input parameters, new weights, means, covariances).
+    """
+    n, d = X.shape
+    dens = np.column_stack(
+        [w * multivariate_normal(m, c).pdf(X).reshape(-1) for w, m, c in zip(weights, means, covariances)]
+    )
+    lik = dens.sum(axis=1)
+    resp = dens / lik[:, None]
+    nk = resp.sum(axis=0)
+    new_means = (resp.T @ X) / nk[:, None]
+    new_cov = np.empty((len(weights), d, d))
+    for k in range(len(weights)):
+        diff = X - new_means[k]
+        new_cov[k] = (resp[:, k, None] * diff).T @ diff / nk[k] + reg_covar * np.eye(d)
+    return np.log(lik).mean(), nk / n, new_means, new_cov
+
+
+def kmeans_assign(X, centers):
+    """Nearest centre (lowest index on ties) and squared distance, by loops."""
+    labels = np.empty(len(X), dtype=np.int64)
+    dist = np.empty(len(X))
+    for i, x in enumerate(X):
+        d2 = [math.fsum((x - c) ** 2) for c in centers]
+        labels[i] = int(np.argmin(d2))
+        dist[i] = d2[labels[i]]
+    return labels, dist
+
+
+def lloyd(X, centers, n_iter):
+    """Plain Lloyd iterations (no empty clusters expected)."""
+    centers = centers.copy()
+    for _ in range(n_iter):
+        labels, _ = kmeans_assign(X, centers)
+        centers = np.array([X[labels == k].mean(axis=0) for k in range(len(centers))])
+    return centers
+
+
+def best_permutation_errors(true, pred, k):
+    """Fewest mismatches over all relabelings of pred, by brute force."""
+    return min(
+        int(np.sum(np.asarray(perm)[pred] != true)) for perm in itertools.permutations(range(k))
+    )

@@ -1,0 +1,39 @@
+"""Every kernel takes its numba flags from emlab._config, and the choices hold."""
+
+import importlib
+import inspect
+import pkgutil
+
+from numba.core.dispatcher import Dispatcher
+
+import emlab._kernels
+from emlab import _config
+
+
+def kernels():
+    for info in pkgutil.iter_modules(emlab._kernels.__path__):
+        module = importlib.import_module(f"emlab._kernels.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == module.__name__:
+                yield f"{info.name}.{name}", obj
+
+
+def test_there_are_kernels():
+    names = {name for name, _ in kernels()}
+    assert {"gaussian.log_gaussian_full", "mixture.log_normalize", "mixture.weighted_scatter",
+            "kmeans.assign_accumulate"} <= names
+
+
+def test_every_kernel_uses_the_config_flags():
+    for name, kernel in kernels():
+        opts = kernel.targetoptions
+        cached = type(kernel._cache).__name__ != "NullCache"  # what cache=True installs
+        assert cached == _config.CACHE, name
+        assert opts.get("fastmath") == _config.FASTMATH, name
+        uses_prange = "prange(" in inspect.getsource(kernel.py_func)
+        assert opts.get("parallel", False) == (_config.PARALLEL and uses_prange), name
+
+
+def test_fastmath_keeps_ieee_infinities_and_nans():
+    # log-space EM needs log(0) = -inf to behave
+    assert not {"nnan", "ninf", "fast"} & set(_config.FASTMATH)

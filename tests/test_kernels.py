@@ -1,0 +1,191 @@
+"""Each kernel against its slow reference in tests/reference.py."""
+
+import numba
+import numpy as np
+import pytest
+from scipy.linalg import solve_triangular
+from scipy.stats import norm
+
+import reference
+from emlab import _config
+from emlab._kernels.gaussian import log_gaussian_full
+from emlab._kernels.kmeans import assign_accumulate
+from emlab._kernels.mixture import log_normalize, weighted_scatter
+
+SHAPES = [  # (n, d, K): one sample, one feature, one component, several chunks and blocks
+    (1, 1, 1),
+    (1, 3, 2),
+    (7, 1, 3),
+    (50, 2, 1),
+    (_config.CHUNK_ROWS + 1, 3, 4),
+    (3 * _config.CHUNK_ROWS + 17, 5, 3),
+]
+
+
+def prec_chol_t(covariances):
+    """Transposed (lower) precision Cholesky factors, computed independently of emlab."""
+    out = np.empty_like(covariances)
+    for k, c in enumerate(covariances):
+        lower = np.linalg.cholesky(c)
+        out[k] = solve_triangular(lower, np.eye(len(c)), lower=True)
+    return out
+
+
+def run_log_gaussian(X, means, covariances):
+    out = np.empty((X.shape[0], means.shape[0]))
+    log_gaussian_full(X, means, prec_chol_t(covariances), _config.CHUNK_ROWS, out)
+    return out
+
+
+@pytest.mark.parametrize("n, d, k", SHAPES)
+def test_log_gaussian_full_matches_scipy(n, d, k, rng, random_spd):
+    X = rng.standard_normal((n, d)) * 3
+    means = rng.standard_normal((k, d))
+    covariances = random_spd(k, d)
+    got = run_log_gaussian(X, means, covariances)
+    np.testing.assert_allclose(got, reference.log_gaussian(X, means, covariances), rtol=1e-12, atol=1e-12)
+
+
+def test_log_gaussian_tiny_variance_and_far_points(rng):
+    """Tiny variances give huge densities near the mean and hugely negative ones far away."""
+    X = np.array([[0.0, 0.0], [1e-5, -1e-5], [3.0, 4.0]])
+    means = np.zeros((2, 2))
+    covariances = np.array([1e-12 * np.eye(2), np.diag([1e-8, 1e4])])
+    got = run_log_gaussian(X, means, covariances)
+    # scipy.stats.multivariate_normal calls these matrices singular; for diagonal
+    # covariances the density is a product of univariate ones.
+    want = np.column_stack([
+        norm.logpdf(X, means[k], np.sqrt(np.diag(covariances[k]))).sum(axis=1) for k in range(2)
+    ])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert np.all(np.isfinite(got))
+
+
+@pytest.mark.parametrize("n, d, k", SHAPES)
+def test_log_normalize_matches_reference(n, d, k, rng):
+    log_prob = rng.normal(scale=30, size=(n, k)) - 500
+    log_norm, resp = np.empty(n), np.empty((n, k))
+    log_normalize(log_prob, _config.CHUNK_ROWS, log_norm, resp)
+    ref_norm, ref_resp = reference.log_normalize(log_prob)
+    np.testing.assert_allclose(log_norm, ref_norm, rtol=1e-13)
+    np.testing.assert_allclose(resp, ref_resp, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-13)
+
+
+def test_log_normalize_underflow_and_minus_inf():
+    """Probability space underflows at -800; log space does not. -inf entries are zero weights."""
+    log_prob = np.array([
+        [-800.0, -801.0, -np.inf],
+        [-np.inf, -np.inf, -np.inf],  # no component can explain this row
+        [0.0, -np.inf, 0.0],
+        [-1e308, -1e308, 0.0],
+    ])
+    log_norm, resp = np.empty(4), np.empty((4, 3))
+    log_normalize(log_prob, _config.CHUNK_ROWS, log_norm, resp)
+    ref_norm, ref_resp = reference.log_normalize(log_prob)
+    np.testing.assert_allclose(log_norm, ref_norm, rtol=1e-14)
+    np.testing.assert_allclose(resp, ref_resp, rtol=1e-14)
+    assert not np.isnan(resp).any()
+    assert np.isclose(log_norm[0], -800 + np.log1p(np.exp(-1)))
+    assert log_norm[1] == -np.inf and np.allclose(resp[1], 1 / 3)
+    assert resp[2, 1] == 0.0 and resp[2, 0] == 0.5
+
+
+def run_weighted_scatter(X, resp, centers, n_blocks=None):
+    n, d = X.shape
+    k = resp.shape[1]
+    if n_blocks is None:
+        n_blocks = _config.n_blocks(n, k * (1 + d + d * d))
+    nk, sums, scatter = np.empty(k), np.empty((k, d)), np.empty((k, d, d))
+    weighted_scatter(X, resp, centers, n_blocks, _config.CHUNK_ROWS, nk, sums, scatter)
+    return nk, sums, scatter
+
+
+@pytest.mark.parametrize("n, d, k", SHAPES)
+def test_weighted_scatter_matches_loops(n, d, k, rng):
+    X = rng.standard_normal((n, d)) + 10.0
+    resp = rng.dirichlet(np.ones(k), size=n)
+    if k > 1:
+        resp[:, 0] = 0.0  # a column of zero responsibility
+        resp /= resp.sum(axis=1, keepdims=True)
+    centers = rng.standard_normal((k, d)) + 10.0
+    nk, sums, scatter = run_weighted_scatter(X, resp, centers)
+    # What the kernel promises, written out about the centres:
+    want_sums = np.array([(resp[:, j, None] * (X - centers[j])).sum(axis=0) for j in range(k)])
+    want_scatter = np.array([
+        sum(resp[i, j] * np.outer(X[i] - centers[j], X[i] - centers[j]) for i in range(n))
+        for j in range(k)
+    ])
+    np.testing.assert_allclose(nk, resp.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sums, want_sums, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(scatter, want_scatter, rtol=1e-10, atol=1e-10)
+    assert np.array_equal(scatter, np.swapaxes(scatter, 1, 2))
+
+
+def test_centred_statistics_survive_a_large_offset(rng):
+    """Data at 1e8 with unit spread: the raw-moment formula loses every digit, ours keeps them."""
+    from emlab.mixture import sufficient_statistics
+
+    X = rng.standard_normal((2000, 2)) + 1e8
+    resp = rng.dirichlet(np.ones(2), size=2000)
+    nk, means, scatter = sufficient_statistics(X, resp, np.full((2, 2), 1e8))
+    ref_nk, ref_means, ref_scatter = reference.weighted_stats(X, resp)
+    np.testing.assert_allclose(means, ref_means, rtol=1e-14)
+    np.testing.assert_allclose(scatter, ref_scatter, rtol=1e-9)
+    raw = (resp[:, 0, None] * X).T @ X - nk[0] * np.outer(means[0], means[0])
+    assert not np.allclose(raw, ref_scatter[0], rtol=1e-3)  # the formula we avoid
+
+
+def test_reductions_do_not_depend_on_thread_count(rng):
+    X = rng.standard_normal((5000, 3))
+    resp = rng.dirichlet(np.ones(4), size=5000)
+    centers = rng.standard_normal((4, 3))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run_weighted_scatter(X, resp, centers)
+        numba.set_num_threads(before)
+        many = run_weighted_scatter(X, resp, centers)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, many):
+        assert np.array_equal(a, b)
+
+
+def test_block_count_changes_only_round_off(rng):
+    X = rng.standard_normal((3000, 2))
+    resp = rng.dirichlet(np.ones(3), size=3000)
+    centers = np.zeros((3, 2))
+    for a, b in zip(run_weighted_scatter(X, resp, centers, 1), run_weighted_scatter(X, resp, centers, 7)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_n_blocks_respects_limits():
+    assert _config.n_blocks(1, 10) == 1
+    assert _config.n_blocks(10**7, 10) == _config.MAX_BLOCKS
+    big = _config.ACCUMULATOR_BYTES // 8  # one block's worth of floats fills the budget
+    assert _config.n_blocks(10**7, big) == 1
+
+
+@pytest.mark.parametrize("n, d, k", SHAPES)
+def test_assign_accumulate_matches_loops(n, d, k, rng):
+    X = rng.standard_normal((n, d))
+    centers = rng.standard_normal((k, d))
+    labels, dist = np.empty(n, dtype=np.int64), np.empty(n)
+    counts, sums = np.empty(k), np.empty((k, d))
+    assign_accumulate(X, centers, _config.n_blocks(n, k * (d + 1)), _config.CHUNK_ROWS,
+                      labels, dist, counts, sums)
+    ref_labels, ref_dist = reference.kmeans_assign(X, centers)
+    assert np.array_equal(labels, ref_labels)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(counts, np.bincount(ref_labels, minlength=k))
+    want = np.array([X[ref_labels == j].sum(axis=0) for j in range(k)])
+    np.testing.assert_allclose(sums, want, rtol=1e-12, atol=1e-12)
+
+
+def test_assign_ties_go_to_the_lowest_index():
+    X = np.array([[0.0, 0.0]])
+    centers = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    labels, dist = np.empty(1, dtype=np.int64), np.empty(1)
+    assign_accumulate(X, centers, 1, _config.CHUNK_ROWS, labels, dist, np.empty(3), np.empty((3, 2)))
+    assert labels[0] == 0 and dist[0] == 1.0
