@@ -9,11 +9,12 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
 export MPLBACKEND := Agg
 
-.PHONY: help test book demo clean distclean constraints
+.PHONY: help test book lab demo clean distclean constraints
 
 help:
 	@echo "make book   - set up $(VENV) and build the book (every chapter executed)"
 	@echo "make test   - set up $(VENV) and run the tests, book chapters included"
+	@echo "make lab    - set up $(VENV) with JupyterLab and jupytext, and open the chapters"
 	@echo "make demo   - k-means versus EM on the two classic samples (writes two_samples.png)"
 	@echo "make clean  - remove the built book, caches and Numba's compiled kernels"
 
@@ -29,13 +30,23 @@ $(VENV)/.book.stamp: $(BIN)/python pyproject.toml $(CONSTRAINTS)
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[book]"
 	@touch $@
 
+$(VENV)/.lab.stamp: $(BIN)/python pyproject.toml $(CONSTRAINTS)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[lab]"
+	@touch $@
+
 test: $(VENV)/.dev.stamp
 	$(BIN)/python -m pytest
 
+# --all: Sphinx would otherwise re-execute only the chapters whose text changed, and a
+# change to emlab alone would re-test nothing.
 book: $(VENV)/.book.stamp
-	$(BIN)/jupyter-book build book -W -n --keep-going
+	$(BIN)/jupyter-book build book --all -W -n --keep-going
 	@echo
 	@echo "Book built: $(CURDIR)/book/_build/html/index.html"
+
+# Chapters are MyST markdown: in JupyterLab, right-click one and "Open With > Jupytext Notebook".
+lab: $(VENV)/.lab.stamp
+	$(BIN)/jupyter lab --notebook-dir=book $(if $(filter 0,$(shell id -u)),--allow-root)
 
 demo: $(VENV)/.dev.stamp
 	$(BIN)/emlab demo --data sample --out two_samples.png

@@ -10,6 +10,7 @@ from .em import EMResult, fit_em, run_em
 from .exceptions import (
     ConvergenceWarning,
     DegenerateCovarianceError,
+    DegenerateCovarianceWarning,
     EmptyComponentWarning,
     LikelihoodDecreaseError,
     LikelihoodDecreaseWarning,
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConvergenceWarning",
     "DegenerateCovarianceError",
+    "DegenerateCovarianceWarning",
     "EMResult",
     "EmptyComponentWarning",
     "GaussianMixture",

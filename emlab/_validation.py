@@ -80,17 +80,23 @@ def check_option(value, name, options):
 
 
 def check_random_state(random_state):
-    """Turn ``None``, an int or a Generator into a ``numpy.random.Generator``."""
-    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.SeedSequence)):
-        if isinstance(random_state, (bool, np.bool_)):
-            raise ValueError(f"random_state must be None, an int or a Generator; got {random_state!r}.")
-        return np.random.default_rng(random_state)
+    """Turn ``None``, an int, a SeedSequence or a Generator into a ``numpy.random.Generator``.
+
+    A Generator is used as it is (so consecutive fits sharing one draw
+    consecutive numbers); a legacy RandomState seeds a new Generator.
+    """
     if isinstance(random_state, np.random.Generator):
         return random_state
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2**32 - 1, dtype=np.int64))
+    valid_int = isinstance(random_state, numbers.Integral) and not isinstance(random_state, (bool, np.bool_))
+    if valid_int and random_state < 0:
+        raise ValueError(f"random_state must be a non-negative int; got {random_state}.")
+    if random_state is None or valid_int or isinstance(random_state, np.random.SeedSequence):
+        return np.random.default_rng(random_state)
     raise ValueError(
-        f"random_state must be None, an int, a numpy.random.Generator or RandomState; got {random_state!r}."
+        f"random_state must be None, an int, a numpy.random.Generator or RandomState; "
+        f"got {random_state!r}."
     )
 
 

@@ -28,3 +28,12 @@ class EmptyComponentWarning(UserWarning):
 
 class DegenerateCovarianceError(ArithmeticError):
     """A component's covariance is not positive definite, even after ``reg_covar``."""
+
+
+class DegenerateCovarianceWarning(UserWarning):
+    """A fitted covariance is held positive definite only by ``reg_covar``.
+
+    The component has collapsed onto (nearly) fewer points than dimensions, or a
+    feature is (nearly) constant within it; without ``reg_covar`` its covariance
+    would be singular and the likelihood unbounded.
+    """

@@ -2,6 +2,7 @@
 
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -22,7 +23,11 @@ from ._validation import (
     check_weights,
 )
 from .em import check_em_options, fit_em
-from .exceptions import DegenerateCovarianceError, EmptyComponentWarning
+from .exceptions import (
+    DegenerateCovarianceError,
+    DegenerateCovarianceWarning,
+    EmptyComponentWarning,
+)
 from .kmeans import KMeans, kmeans_plusplus
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -157,6 +162,41 @@ def sufficient_statistics(X, resp, centers):
     return nk, centers + shift, scatter
 
 
+class MStep(NamedTuple):
+    """What :func:`m_step` returns.
+
+    params : MixtureParams
+    empty : ndarray of int
+        Components with no responsibility, frozen with weight 0.
+    ridge_deficit : float
+        How far ``Q(params | previous)`` falls short of its maximum because of
+        ``reg_covar`` (a total over samples; 0 when ``reg_covar=0``).
+    """
+
+    params: MixtureParams
+    empty: np.ndarray
+    ridge_deficit: float
+
+
+def ridge_deficit(nk, scatter_eigenvalues, reg_covar):
+    """``max Q - Q`` caused by adding ``reg_covar`` to the maximising covariances.
+
+    For a component with ``N_k`` and eigenvalues ``lambda_j`` of its maximising
+    covariance ``S_k / N_k``, the covariance ``S_k / N_k + eps I`` has
+
+        Q deficit = N_k / 2 * sum_j [log(1 + eps / lambda_j) - eps / (lambda_j + eps)] >= 0,
+
+    infinite if some ``lambda_j <= 0`` (Q is then unbounded above).
+    """
+    if reg_covar == 0.0:
+        return 0.0
+    lam = scatter_eigenvalues
+    with np.errstate(divide="ignore"):
+        terms = np.where(lam > 0, np.log1p(reg_covar / np.where(lam > 0, lam, 1.0))
+                         - reg_covar / (lam + reg_covar), np.inf)
+    return float(np.sum(0.5 * nk * terms.sum(axis=1)))
+
+
 def m_step(X, resp, reg_covar, previous=None):
     """The closed-form M-step: weights, means and covariances from responsibilities.
 
@@ -166,10 +206,15 @@ def m_step(X, resp, reg_covar, previous=None):
     A component whose total responsibility ``N_k`` is zero (to round-off) keeps
     the mean and covariance of ``previous`` with weight 0: any mean and
     covariance maximise Q for it, and a weight of zero means it takes no part in
-    the model from then on. The indices of such components are returned.
+    the model from then on.
+
+    Returns
+    -------
+    MStep
     """
     n, d = X.shape
-    centers = previous.means if previous is not None else np.broadcast_to(X.mean(axis=0), (resp.shape[1], d))
+    k = resp.shape[1]
+    centers = previous.means if previous is not None else np.broadcast_to(X.mean(axis=0), (k, d))
     nk, means, scatter = sufficient_statistics(X, resp, centers)
     empty = np.flatnonzero(nk <= 10 * np.finfo(np.float64).eps * n)
     if empty.size and previous is None:
@@ -177,16 +222,20 @@ def m_step(X, resp, reg_covar, previous=None):
             f"the initialisation left component(s) {empty.tolist()} without data; "
             f"choose another init_params or random_state."
         )
-    safe_nk = np.where(nk > 0, nk, 1.0)
-    covariances = scatter / safe_nk[:, None, None]
-    covariances[:, np.arange(d), np.arange(d)] += reg_covar
+    live = np.setdiff1d(np.arange(k), empty)
+    covariances = np.empty_like(scatter)
+    covariances[live] = scatter[live] / nk[live, None, None]
+    deficit = 0.0
+    if reg_covar > 0 and live.size:
+        deficit = ridge_deficit(nk[live], np.linalg.eigvalsh(covariances[live]), reg_covar)
+    covariances[live[:, None], np.arange(d), np.arange(d)] += reg_covar
     weights = nk / nk.sum()
     if empty.size:
         weights[empty] = 0.0
         weights /= weights.sum()
         means[empty] = previous.means[empty]
         covariances[empty] = previous.covariances[empty]
-    return MixtureParams(weights, means, covariances), empty
+    return MStep(MixtureParams(weights, means, covariances), empty, deficit)
 
 
 # --------------------------------------------------------------------------- the EM model
@@ -235,7 +284,7 @@ class _FullMixtureEM:
         self.iteration = 0
         user = (self.weights_init, self.means_init, self.precisions_init)
         if any(p is None for p in user):
-            params, _ = m_step(X, self._initial_resp(X, rng), self.reg_covar)
+            params = m_step(X, self._initial_resp(X, rng), self.reg_covar).params
             weights, means, covariances = params.weights, params.means, params.covariances
         if self.weights_init is not None:
             weights = self.weights_init
@@ -257,32 +306,14 @@ class _FullMixtureEM:
             )
         return float(np.mean(log_norm)), resp
 
-    def explain_decrease(self, params):
-        """Name the components whose covariance sits at the ``reg_covar`` floor.
-
-        ``Sigma_k = S_k / N_k + reg_covar I`` maximises Q only when
-        ``reg_covar = 0``; the difference matters when an eigenvalue of
-        ``S_k / N_k`` is comparable to ``reg_covar``, that is when the component
-        is collapsing onto fewer points than dimensions.
-        """
-        smallest = np.linalg.eigvalsh(params.covariances)[:, 0]
-        floor = [k for k in range(len(smallest))
-                 if params.weights[k] > 0 and smallest[k] < 100 * max(self.reg_covar, 1e-300)]
-        if not floor:
-            return ""
-        names = ", ".join(f"{k} (smallest eigenvalue {smallest[k]:.3g})" for k in floor)
-        return (
-            f"The covariance of component(s) {names} is near the reg_covar={self.reg_covar:g} "
-            f"floor: the component is collapsing onto fewer points than dimensions, and the "
-            f"regularised M-step no longer maximises Q. Increase reg_covar or reduce n_components."
-        )
-
     def m_step(self, X, resp, params):
-        new, empty = m_step(X, resp, self.reg_covar, previous=params)
-        fresh = [int(k) for k in empty if params.weights[k] > 0]
+        step = m_step(X, resp, self.reg_covar, previous=params)
+        fresh = [int(k) for k in step.empty if params.weights[k] > 0]
         if fresh:
             self.empty_events.append((self.iteration, fresh))
-        return new
+        # The driver allows the next objective to fall by this much (see EMModel).
+        self.m_step_slack = step.ridge_deficit / X.shape[0]
+        return step.params
 
 
 # --------------------------------------------------------------------------- estimator
@@ -326,11 +357,11 @@ class GaussianMixture(ParamsMixin):
         more than round-off, which exact EM cannot do: a
         :class:`~emlab.exceptions.LikelihoodDecreaseWarning` naming the iteration,
         a :class:`~emlab.exceptions.LikelihoodDecreaseError`, or nothing.
-        With ``reg_covar > 0`` the M-step is exact only up to the added
-        ``reg_covar``, which matters when a component collapses onto fewer points
-        than dimensions: its covariance then sits at the ``reg_covar`` floor and
-        the likelihood can fall. The report names such components (scikit-learn's
-        EM falls there too, silently).
+        With ``reg_covar > 0`` the M-step does not quite maximise Q, and the
+        likelihood may fall, by at most the Q deficit that the ridge causes;
+        each M-step computes that deficit exactly and the check allows it
+        (scikit-learn's EM falls by the same amounts, unchecked). Only a fall
+        beyond it is reported.
 
     Attributes
     ----------
@@ -423,6 +454,7 @@ class GaussianMixture(ParamsMixin):
                 f"Consider fewer components.", EmptyComponentWarning, stacklevel=2,
             )
         params = result.params
+        self._warn_if_held_up_by_ridge(params)
         self.weights_ = params.weights
         self.means_ = params.means
         self.covariances_ = params.covariances
@@ -434,6 +466,29 @@ class GaussianMixture(ParamsMixin):
         self.lower_bound_ = float(result.lower_bounds[-1])
         self.n_features_in_ = X.shape[1]
         return log_prob_resp(X, params)[1].argmax(axis=1)
+
+    def _warn_if_held_up_by_ridge(self, params):
+        """Name the components whose covariance is nonsingular only thanks to ``reg_covar``.
+
+        That is, in some direction the ridge makes up at least a third of the
+        variance (the variance before the ridge is below ``2 * reg_covar``).
+        """
+        if self.reg_covar <= 0:
+            return
+        smallest = np.linalg.eigvalsh(params.covariances)[:, 0] - self.reg_covar
+        held = [k for k in range(params.n_components)
+                if params.weights[k] > 0 and smallest[k] < 2 * self.reg_covar]
+        if held:
+            details = ", ".join(f"{k} (weight {params.weights[k]:.3g}, smallest variance "
+                                f"{max(smallest[k], 0.0):.3g} before the ridge)" for k in held)
+            warnings.warn(
+                f"the covariance of component(s) {details} is kept positive definite by "
+                f"reg_covar={self.reg_covar:g}, which makes up at least a third of its variance in "
+                f"some direction: the component has (nearly) collapsed onto fewer "
+                f"points than dimensions or onto a constant feature, where the likelihood is "
+                f"unbounded. Increase reg_covar, reduce n_components, or use more restarts.",
+                DegenerateCovarianceWarning, stacklevel=3,
+            )
 
     def _check_X(self, X):
         check_is_fitted(self, "weights_")

@@ -11,7 +11,7 @@ so that, for any two parameter values (the identity of the chapter "Why EM climb
 
     log_likelihood(X, t') - log_likelihood(X, t) = q_function(X, t', t) - q_function(X, t, t) + kl_posteriors(X, t, t').
 
-All sums are totals over the samples (not means). Every function takes a
+``em_step`` performs one EM iteration. All sums are totals over the samples (not means). Every function takes a
 :class:`~emlab.mixture.MixtureParams` or a fitted
 :class:`~emlab.mixture.GaussianMixture`, and uses the same kernels as the
 estimator's E-step.
@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from ._validation import check_array
-from .mixture import MixtureParams, as_params, log_prob_resp, weighted_log_prob
+from .mixture import MixtureParams, as_params, log_prob_resp, m_step, weighted_log_prob
 
 
 def _prepare(X, params):
@@ -78,6 +78,18 @@ def kl_posteriors(X, params_a, params_b):
     with np.errstate(invalid="ignore"):
         terms = np.where(resp_a > 0, resp_a * (log_post_a - log_post_b), 0.0)
     return float(np.sum(terms))
+
+
+def em_step(X, params, reg_covar=0.0):
+    """One EM iteration from ``params``: the E-step's responsibilities, then the M-step.
+
+    The M-step is the closed-form maximiser of ``Q(. | params)`` (plus
+    ``reg_covar`` on the covariance diagonals, 0 by default), computed by the
+    same kernels as :class:`~emlab.mixture.GaussianMixture`. Returns the new
+    :class:`~emlab.mixture.MixtureParams`.
+    """
+    X, params = _prepare(X, params)
+    return m_step(X, log_prob_resp(X, params)[1], reg_covar, previous=params).params
 
 
 def random_params(X, n_components, random_state=None, scale=1.0):

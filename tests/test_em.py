@@ -106,3 +106,15 @@ def test_not_converging_is_reported():
 def test_driver_options_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
         fit_em(Coins(), np.array([1, 2, 3]), **kwargs)
+
+
+def test_random_state_forms():
+    from emlab._validation import check_random_state
+
+    shared = np.random.default_rng(0)
+    assert check_random_state(shared) is shared
+    assert check_random_state(5).integers(1000) == np.random.default_rng(5).integers(1000)
+    assert isinstance(check_random_state(np.random.RandomState(0)), np.random.Generator)
+    for bad in [True, -1, 1.5, "seed"]:
+        with pytest.raises(ValueError, match="random_state must be"):
+            check_random_state(bad)

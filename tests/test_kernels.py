@@ -189,3 +189,40 @@ def test_assign_ties_go_to_the_lowest_index():
     labels, dist = np.empty(1, dtype=np.int64), np.empty(1)
     assign_accumulate(X, centers, 1, _config.CHUNK_ROWS, labels, dist, np.empty(3), np.empty((3, 2)))
     assert labels[0] == 0 and dist[0] == 1.0
+
+
+# ------------------------------------------------------------------ properties (hypothesis)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+finite_logs = st.floats(min_value=-1e5, max_value=1e3, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 6)), elements=finite_logs))
+def test_log_normalize_properties(log_prob):
+    n, k = log_prob.shape
+    log_norm, resp = np.empty(n), np.empty((n, k))
+    log_normalize(log_prob, _config.CHUNK_ROWS, log_norm, resp)
+    ref_norm, ref_resp = reference.log_normalize(log_prob)
+    assert np.all(resp >= 0) and np.allclose(resp.sum(axis=1), 1.0, rtol=1e-13)
+    assert np.all(log_norm >= log_prob.max(axis=1))  # the sum is at least its largest term
+    np.testing.assert_allclose(log_norm, ref_norm, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(resp, ref_resp, rtol=1e-11, atol=1e-300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_scatter_matrices_are_positive_semidefinite(n, d, k, seed):
+    from emlab.mixture import sufficient_statistics
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * rng.uniform(0.1, 100)
+    resp = rng.dirichlet(np.ones(k), size=n)
+    nk, means, scatter = sufficient_statistics(X, resp, rng.standard_normal((k, d)))
+    ref_nk, ref_means, ref_scatter = reference.weighted_stats(X, resp)
+    np.testing.assert_allclose(means, ref_means, rtol=1e-9, atol=1e-9 * np.abs(X).max())
+    np.testing.assert_allclose(scatter, ref_scatter, rtol=1e-8, atol=1e-9 * (X**2).max())
+    assert np.all(np.linalg.eigvalsh(scatter) >= -1e-9 * (X**2).max() * n)
