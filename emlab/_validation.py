@@ -120,22 +120,6 @@ def check_means(means, n_components, n_features, name="means_init"):
     return np.ascontiguousarray(m)
 
 
-def check_precisions_full(precisions, n_components, n_features, name="precisions_init"):
-    p = np.asarray(precisions, dtype=np.float64)
-    if p.shape != (n_components, n_features, n_features):
-        raise ValueError(
-            f"{name} must have shape ({n_components}, {n_features}, {n_features}); got {p.shape}."
-        )
-    if not np.all(np.isfinite(p)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    for k in range(n_components):
-        if not np.allclose(p[k], p[k].T, rtol=1e-10, atol=1e-12 * np.abs(p[k]).max()):
-            raise ValueError(f"{name}[{k}] is not symmetric.")
-        if np.linalg.eigvalsh(p[k])[0] <= 0:
-            raise ValueError(f"{name}[{k}] is not positive definite.")
-    return p
-
-
 def check_is_fitted(estimator, attribute):
     if not hasattr(estimator, attribute):
         raise NotFittedError(

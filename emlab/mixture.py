@@ -1,100 +1,90 @@
-"""Gaussian mixtures fitted by EM (full covariance matrices)."""
+"""Gaussian mixtures fitted by EM, with full, tied, diagonal or spherical covariances."""
 
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from . import _config
 from ._base import ParamsMixin
-from ._kernels.gaussian import log_gaussian_full
-from ._kernels.mixture import log_normalize, weighted_scatter
+from ._covariance import MODELS
+from ._kernels.mixture import log_normalize
 from ._validation import (
     check_array,
     check_int,
     check_is_fitted,
     check_means,
     check_option,
-    check_precisions_full,
     check_random_state,
     check_scalar,
     check_weights,
 )
 from .em import check_em_options, fit_em
-from .exceptions import (
-    DegenerateCovarianceError,
-    DegenerateCovarianceWarning,
-    EmptyComponentWarning,
-)
+from .exceptions import DegenerateCovarianceError, DegenerateCovarianceWarning, EmptyComponentWarning
 from .kmeans import KMeans, kmeans_plusplus
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+COVARIANCE_TYPES = tuple(MODELS)
 
 
 # --------------------------------------------------------------------------- parameters
 
 
-def precision_cholesky(covariances):
-    """Upper-triangular ``U_k`` with ``inv(covariances[k]) = U_k @ U_k.T``, for each k.
-
-    Raises :class:`~emlab.exceptions.DegenerateCovarianceError` naming the first
-    component whose covariance is not (numerically) positive definite.
-    """
-    covariances = np.asarray(covariances, dtype=np.float64)
-    n_components, d, _ = covariances.shape
-    out = np.empty_like(covariances)
-    eye = np.eye(d)
-    for k in range(n_components):
-        try:
-            lower = np.linalg.cholesky(covariances[k])
-        except np.linalg.LinAlgError:
-            lower = None
-        if lower is None or not np.all(np.isfinite(lower)) or np.any(np.diag(lower) <= 0):
-            raise DegenerateCovarianceError(
-                f"the covariance of component {k} is not positive definite: the component "
-                f"has collapsed onto fewer than n_features + 1 = {d + 1} distinct points, or a "
-                f"feature is constant within it. Increase reg_covar, or reduce n_components."
-            )
-        out[k] = solve_triangular(lower, eye, lower=True).T
-    return out
-
-
 @dataclass(frozen=True)
 class MixtureParams:
-    """Parameters of a full-covariance Gaussian mixture.
+    """Parameters of a Gaussian mixture.
 
     Parameters
     ----------
     weights : ndarray of shape (n_components,)
     means : ndarray of shape (n_components, n_features)
-    covariances : ndarray of shape (n_components, n_features, n_features)
-    precisions_cholesky : ndarray of shape (n_components, n_features, n_features), optional
-        Computed from ``covariances`` when not given.
+    covariances : ndarray
+        Shaped by ``covariance_type`` as in scikit-learn: (K, d, d) 'full',
+        (d, d) 'tied', (K, d) 'diag', (K,) 'spherical'.
+    precisions_cholesky : ndarray, optional
+        Computed from ``covariances`` when not given; same shape.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
     """
 
     weights: np.ndarray
     means: np.ndarray
     covariances: np.ndarray
     precisions_cholesky: np.ndarray = None
+    covariance_type: str = "full"
 
     def __post_init__(self):
-        object.__setattr__(self, "weights", np.asarray(self.weights, dtype=np.float64))
-        object.__setattr__(self, "means", np.ascontiguousarray(self.means, dtype=np.float64))
-        object.__setattr__(self, "covariances", np.asarray(self.covariances, dtype=np.float64))
+        check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        set_ = object.__setattr__
+        set_(self, "weights", np.asarray(self.weights, dtype=np.float64))
+        set_(self, "means", np.ascontiguousarray(self.means, dtype=np.float64))
+        set_(self, "covariances", np.asarray(self.covariances, dtype=np.float64))
+        shape = self.model.shape(*self.means.shape)
+        if self.covariances.shape != shape:
+            raise ValueError(
+                f"{self.covariance_type} covariances must have shape {shape}; got {self.covariances.shape}."
+            )
         if self.precisions_cholesky is None:
-            object.__setattr__(self, "precisions_cholesky", precision_cholesky(self.covariances))
+            set_(self, "precisions_cholesky", self.model.precision_cholesky(self.covariances))
+
+    @property
+    def model(self):
+        return MODELS[self.covariance_type]
 
     @classmethod
     def from_model(cls, model):
         """The parameters of a fitted :class:`GaussianMixture`."""
         check_is_fitted(model, "weights_")
-        return cls(model.weights_, model.means_, model.covariances_, model.precisions_cholesky_)
+        return cls(model.weights_, model.means_, model.covariances_, model.precisions_cholesky_,
+                   model.covariance_type)
 
     @property
     def n_components(self):
         return self.weights.shape[0]
+
+    def full_covariances(self):
+        """The covariances as (K, d, d) matrices, whatever the covariance type."""
+        return self.model.as_full(self.covariances, *self.means.shape)
 
 
 def as_params(params):
@@ -104,24 +94,18 @@ def as_params(params):
     return MixtureParams.from_model(params)
 
 
+def _log_weights(weights):
+    with np.errstate(divide="ignore"):
+        return np.log(weights)
+
+
 # --------------------------------------------------------------------------- E-step pieces
-
-
-def log_gaussian(X, means, precisions_cholesky):
-    """``out[i, k] = log N(X[i] | means[k], inv(P_k))`` with ``P_k = U_k U_k^T``, shape (n, K)."""
-    prec_chol_t = np.ascontiguousarray(np.swapaxes(precisions_cholesky, 1, 2))
-    n, d = X.shape
-    out = np.empty((n, means.shape[0]))
-    with _config.threads_for(n * means.shape[0] * d * d):
-        log_gaussian_full(X, np.ascontiguousarray(means), prec_chol_t, _config.CHUNK_ROWS, out)
-    return out
 
 
 def weighted_log_prob(X, params):
     """``log w_k + log N(x_i | mu_k, Sigma_k)``, shape (n, K). A zero weight gives ``-inf``."""
-    with np.errstate(divide="ignore"):
-        log_w = np.log(params.weights)
-    return log_gaussian(X, params.means, params.precisions_cholesky) + log_w
+    log_dens = params.model.log_gaussian(X, params.means, params.precisions_cholesky)
+    return log_dens + _log_weights(params.weights)
 
 
 def log_prob_resp(X, params):
@@ -137,33 +121,29 @@ def log_prob_resp(X, params):
 # --------------------------------------------------------------------------- M-step
 
 
-def sufficient_statistics(X, resp, centers):
-    """``nk``, the weighted means and the centred weighted scatter matrices, in one pass.
+def sufficient_statistics(X, resp, centers, covariance_type="full"):
+    """``nk``, the weighted means and the centred second moments, in one pass over X.
 
-    Returns ``nk`` (K,), ``means`` (K, d) and ``scatter`` (K, d, d) with
-    ``scatter[k] = sum_i resp[i, k] (x_i - means[k])(x_i - means[k])^T``.
-    ``centers`` (K, d) is the shift the kernel accumulates about; the closer it
-    is to the new means, the smaller the correction (the current means are a
-    good choice).
+    The second moments are scatter matrices ``sum_i r_ik (x_i - m_k)(x_i - m_k)^T``
+    (K, d, d) for 'full' and 'tied', and their diagonals (K, d) for 'diag' and
+    'spherical', about the new means ``m_k``. ``centers`` (K, d) is the shift
+    the accumulation is made about; the closer to the new means, the smaller
+    the correction (the current means are a good choice).
     """
-    n, d = X.shape
-    k = resp.shape[1]
+    model = MODELS[covariance_type]
     centers = np.ascontiguousarray(centers, dtype=np.float64)
-    nk = np.empty(k)
-    sums = np.empty((k, d))
-    scatter = np.empty((k, d, d))
-    n_blocks = _config.n_blocks(n, k * (1 + d + d * d))
-    with _config.threads_for(n * k * d * d):
-        weighted_scatter(X, np.ascontiguousarray(resp), centers, n_blocks, _config.CHUNK_ROWS,
-                         nk, sums, scatter)
+    nk, sums, second = model.raw_stats(X, resp, centers)
+    return _centred(model, nk, sums, second, centers)
+
+
+def _centred(model, nk, sums, second, centers):
     with np.errstate(divide="ignore", invalid="ignore"):
-        shift = sums / nk[:, None]
-        scatter -= nk[:, None, None] * shift[:, :, None] * shift[:, None, :]
-    return nk, centers + shift, scatter
+        shift = np.where(nk[:, None] > 0, sums / nk[:, None], 0.0)
+    return nk, centers + shift, model.centre(nk, shift, second)
 
 
 class MStep(NamedTuple):
-    """What :func:`m_step` returns.
+    """What an M-step returns.
 
     params : MixtureParams
     empty : ndarray of int
@@ -178,75 +158,79 @@ class MStep(NamedTuple):
     ridge_deficit: float
 
 
-def ridge_deficit(nk, scatter_eigenvalues, reg_covar):
-    """``max Q - Q`` caused by adding ``reg_covar`` to the maximising covariances.
+def params_from_statistics(nk, means, second, reg_covar, covariance_type, previous=None):
+    """The closed-form M-step from centred statistics.
 
-    For a component with ``N_k`` and eigenvalues ``lambda_j`` of its maximising
-    covariance ``S_k / N_k``, the covariance ``S_k / N_k + eps I`` has
-
-        Q deficit = N_k / 2 * sum_j [log(1 + eps / lambda_j) - eps / (lambda_j + eps)] >= 0,
-
-    infinite if some ``lambda_j <= 0`` (Q is then unbounded above).
-    """
-    if reg_covar == 0.0:
-        return 0.0
-    lam = scatter_eigenvalues
-    with np.errstate(divide="ignore"):
-        terms = np.where(lam > 0, np.log1p(reg_covar / np.where(lam > 0, lam, 1.0))
-                         - reg_covar / (lam + reg_covar), np.inf)
-    return float(np.sum(0.5 * nk * terms.sum(axis=1)))
-
-
-def m_step(X, resp, reg_covar, previous=None):
-    """The closed-form M-step: weights, means and covariances from responsibilities.
-
-    ``w_k = N_k / N``, ``mu_k = sum_i r_ik x_i / N_k`` and
-    ``Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k + reg_covar I``.
+    ``w_k = N_k / N``, ``mu_k`` the weighted means, and the covariances of the
+    model (scatter / N_k for 'full'; pooled for 'tied'; per-feature variances for
+    'diag'; their mean over features for 'spherical'), plus ``reg_covar`` on the
+    diagonal.
 
     A component whose total responsibility ``N_k`` is zero (to round-off) keeps
     the mean and covariance of ``previous`` with weight 0: any mean and
     covariance maximise Q for it, and a weight of zero means it takes no part in
     the model from then on.
-
-    Returns
-    -------
-    MStep
     """
-    n, d = X.shape
-    k = resp.shape[1]
-    centers = previous.means if previous is not None else np.broadcast_to(X.mean(axis=0), (k, d))
-    nk, means, scatter = sufficient_statistics(X, resp, centers)
-    empty = np.flatnonzero(nk <= 10 * np.finfo(np.float64).eps * n)
+    model = MODELS[covariance_type]
+    k = nk.shape[0]
+    empty = np.flatnonzero(nk <= 10 * np.finfo(np.float64).eps * max(nk.sum(), 1.0))
     if empty.size and previous is None:
         raise ValueError(
             f"the initialisation left component(s) {empty.tolist()} without data; "
             f"choose another init_params or random_state."
         )
     live = np.setdiff1d(np.arange(k), empty)
-    covariances = np.empty_like(scatter)
-    covariances[live] = scatter[live] / nk[live, None, None]
-    deficit = 0.0
-    if reg_covar > 0 and live.size:
-        deficit = ridge_deficit(nk[live], np.linalg.eigvalsh(covariances[live]), reg_covar)
-    covariances[live[:, None], np.arange(d), np.arange(d)] += reg_covar
-    weights = nk / nk.sum()
+    prev_cov = None if previous is None else previous.covariances
+    covariances, deficit = model.covariances(nk, second, reg_covar, live, prev_cov)
+    weights = np.where(nk > 0, nk, 0.0) / nk.sum()
+    means = np.array(means, copy=True)
     if empty.size:
         weights[empty] = 0.0
         weights /= weights.sum()
         means[empty] = previous.means[empty]
-        covariances[empty] = previous.covariances[empty]
-    return MStep(MixtureParams(weights, means, covariances), empty, deficit)
+    return MStep(MixtureParams(weights, means, covariances, covariance_type=covariance_type),
+                 empty, deficit)
+
+
+def m_step(X, resp, reg_covar, previous=None, covariance_type=None):
+    """The M-step from responsibilities (one pass over X); returns :class:`MStep`.
+
+    ``covariance_type`` defaults to that of ``previous``, else 'full'.
+    """
+    if covariance_type is None:
+        covariance_type = previous.covariance_type if previous is not None else "full"
+    k = resp.shape[1]
+    centers = previous.means if previous is not None else np.broadcast_to(X.mean(axis=0), (k, X.shape[1]))
+    nk, means, second = sufficient_statistics(X, resp, centers, covariance_type)
+    return params_from_statistics(nk, means, second, reg_covar, covariance_type, previous)
+
+
+def fused_statistics(X, params):
+    """One pass over X: the total log-likelihood of ``params`` and the M-step's statistics.
+
+    Returns ``(loglik, nk, means, second)`` as :func:`sufficient_statistics`
+    would for the responsibilities of ``params``, which are never stored.
+    """
+    model = params.model
+    loglik, nk, sums, second = model.fused_step(X, params.means, params.precisions_cholesky,
+                                                _log_weights(params.weights))
+    return (loglik,) + _centred(model, nk, sums, second, params.means)
 
 
 # --------------------------------------------------------------------------- the EM model
 
 
-class _FullMixtureEM:
-    """The :class:`~emlab.em.EMModel` of a full-covariance Gaussian mixture."""
+class _MixtureEM:
+    """The :class:`~emlab.em.EMModel` of a Gaussian mixture.
 
-    def __init__(self, n_components, reg_covar, init_params, weights_init, means_init,
-                 precisions_init):
+    The E-step is one fused pass over X that returns the log-likelihood and the
+    sufficient statistics; the responsibilities are never stored.
+    """
+
+    def __init__(self, n_components, covariance_type, reg_covar, init_params, weights_init,
+                 means_init, precisions_init):
         self.n_components = n_components
+        self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.init_params_name = init_params
         self.weights_init = weights_init
@@ -254,6 +238,7 @@ class _FullMixtureEM:
         self.precisions_init = precisions_init
         self.empty_events = []
         self.iteration = 0
+        self.m_step_slack = 0.0
 
     def _initial_resp(self, X, rng):
         n, k = X.shape[0], self.n_components
@@ -282,32 +267,35 @@ class _FullMixtureEM:
 
     def init_params(self, X, rng):
         self.iteration = 0
+        model = MODELS[self.covariance_type]
         user = (self.weights_init, self.means_init, self.precisions_init)
         if any(p is None for p in user):
-            params = m_step(X, self._initial_resp(X, rng), self.reg_covar).params
+            params = m_step(X, self._initial_resp(X, rng), self.reg_covar,
+                            covariance_type=self.covariance_type).params
             weights, means, covariances = params.weights, params.means, params.covariances
         if self.weights_init is not None:
             weights = self.weights_init
         if self.means_init is not None:
             means = self.means_init
         if self.precisions_init is not None:
-            covariances = np.linalg.inv(self.precisions_init)
-            covariances = 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
-        return MixtureParams(weights, means, covariances)
+            covariances = model.from_precisions(self.precisions_init)
+        return MixtureParams(weights, means, covariances, covariance_type=self.covariance_type)
 
     def e_step(self, X, params):
         self.iteration += 1
-        log_norm, resp = log_prob_resp(X, params)
-        if not np.all(np.isfinite(log_norm)):
-            i = int(np.flatnonzero(~np.isfinite(log_norm))[0])
+        loglik, nk, means, second = fused_statistics(X, params)
+        if not np.isfinite(loglik):
             raise FloatingPointError(
-                f"sample {i} has zero density under every component at iteration "
+                f"a sample has zero density under every component at iteration "
                 f"{self.iteration}; the data's scale may be extreme (standardise X)."
             )
-        return float(np.mean(log_norm)), resp
+        return loglik / X.shape[0], (nk, means, second)
 
-    def m_step(self, X, resp, params):
-        step = m_step(X, resp, self.reg_covar, previous=params)
+    def m_step(self, X, stats, params):
+        try:
+            step = params_from_statistics(*stats, self.reg_covar, self.covariance_type, params)
+        except DegenerateCovarianceError as exc:
+            raise DegenerateCovarianceError(f"{exc} (EM iteration {self.iteration})") from None
         fresh = [int(k) for k in step.empty if params.weights[k] > 0]
         if fresh:
             self.empty_events.append((self.iteration, fresh))
@@ -320,15 +308,17 @@ class _FullMixtureEM:
 
 
 class GaussianMixture(ParamsMixin):
-    """Gaussian mixture with full covariance matrices, fitted by EM.
+    """Gaussian mixture fitted by EM.
 
     Parameters follow :class:`sklearn.mixture.GaussianMixture`.
 
     Parameters
     ----------
     n_components : int, default=1
-    covariance_type : {'full'}, default='full'
-        Only full covariances are implemented so far.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        'full': a covariance matrix per component; 'tied': one shared by all;
+        'diag': a diagonal matrix per component; 'spherical': a single
+        variance per component.
     tol : float, default=1e-3
         EM stops when the mean log-likelihood per sample changes by less than tol.
     reg_covar : float, default=1e-6
@@ -349,8 +339,9 @@ class GaussianMixture(ParamsMixin):
         its nearest seed gives a usable start and one that ``reg_covar=0`` survives.)
     weights_init : array-like of shape (n_components,), optional
     means_init : array-like of shape (n_components, n_features), optional
-    precisions_init : array-like of shape (n_components, n_features, n_features), optional
+    precisions_init : array-like, optional
         User-provided starting values; they replace what ``init_params`` gives.
+        ``precisions_init`` is shaped by ``covariance_type`` as ``covariances_``.
     random_state : None, int or numpy.random.Generator
     on_decrease : {'warn', 'raise', 'ignore'}, default='warn'
         What to do if the log-likelihood decreases between two iterations by
@@ -367,10 +358,13 @@ class GaussianMixture(ParamsMixin):
     ----------
     weights_ : ndarray of shape (n_components,)
     means_ : ndarray of shape (n_components, n_features)
-    covariances_ : ndarray of shape (n_components, n_features, n_features)
-    precisions_ : ndarray of shape (n_components, n_features, n_features)
-    precisions_cholesky_ : ndarray of shape (n_components, n_features, n_features)
-        Upper-triangular ``U_k`` with ``precisions_[k] = U_k @ U_k.T`` (scikit-learn's convention).
+    covariances_ : ndarray
+        (n_components, n_features, n_features) if 'full', (n_features, n_features)
+        if 'tied', (n_components, n_features) if 'diag', (n_components,) if 'spherical'.
+    precisions_ : ndarray, shaped as ``covariances_``
+    precisions_cholesky_ : ndarray, shaped as ``covariances_``
+        'full' and 'tied': upper-triangular ``U`` with ``precision = U @ U.T``
+        (scikit-learn's convention); 'diag' and 'spherical': ``1 / sigma``.
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
@@ -382,10 +376,14 @@ class GaussianMixture(ParamsMixin):
 
     Notes
     -----
-    The responsibilities are computed in log space with a max-shifted
-    log-sum-exp; covariances are kept as precision Cholesky factors, so a
-    log-determinant is a sum of log-diagonals; scatter matrices are accumulated
-    about the current means. A component that receives no responsibility keeps
+    Each EM iteration is one fused pass over X (Numba, parallel over fixed
+    blocks of rows, so results do not depend on the thread count): the
+    log-densities, a max-shifted log-sum-exp and the responsibilities of a
+    small tile of rows are computed and immediately added into the sufficient
+    statistics; no n_samples x n_components array is stored during ``fit``.
+    Covariances are kept as precision Cholesky factors, so a log-determinant
+    is a sum of log-diagonals; second moments are accumulated about the
+    current means. A component that receives no responsibility keeps
     its last mean and covariance with weight 0 and an
     :class:`~emlab.exceptions.EmptyComponentWarning` names it. The book chapter
     "Why EM climbs" proves that the log-likelihood cannot decrease, and the fit
@@ -424,25 +422,42 @@ class GaussianMixture(ParamsMixin):
         k = check_int(self.n_components, "n_components", low=1)
         if k > n:
             raise ValueError(f"n_components={k} must be <= n_samples={n}.")
-        if self.covariance_type != "full":
-            check_option(self.covariance_type, "covariance_type", ("full",))
+        check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         check_em_options(self.max_iter, self.tol, self.on_decrease)
         check_int(self.n_init, "n_init", low=1)
         reg = check_scalar(self.reg_covar, "reg_covar", low=0.0)
         check_option(self.init_params, "init_params", INIT_PARAMS)
         w = None if self.weights_init is None else check_weights(self.weights_init, k)
         m = None if self.means_init is None else check_means(self.means_init, k, d)
-        p = None if self.precisions_init is None else check_precisions_full(self.precisions_init, k, d)
-        return _FullMixtureEM(k, reg, self.init_params, w, m, p)
+        p = None if self.precisions_init is None else self._check_precisions_init(k, d)
+        return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p)
+
+    def _check_precisions_init(self, k, d):
+        model = MODELS[self.covariance_type]
+        p = np.asarray(self.precisions_init, dtype=np.float64)
+        shape = model.shape(k, d)
+        if p.shape != shape:
+            raise ValueError(
+                f"precisions_init must have shape {shape} for covariance_type="
+                f"{self.covariance_type!r}; got {p.shape}."
+            )
+        if not np.all(np.isfinite(p)):
+            raise ValueError("precisions_init contains NaN or infinite values.")
+        model.check_precisions(p, "precisions_init")
+        return p
 
     def fit(self, X, y=None):
         """Estimate the parameters by EM. ``y`` is ignored. Returns self."""
-        self.fit_predict(X)
+        self._fit(check_array(X, min_samples=2))
         return self
 
     def fit_predict(self, X, y=None):
         """Fit, then label X with the fitted model (the same as ``fit(X).predict(X)``)."""
         X = check_array(X, min_samples=2)
+        self._fit(X)
+        return self._predict(X)
+
+    def _fit(self, X):
         model = self._make_model(X)
         result = fit_em(model, X, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
                         random_state=check_random_state(self.random_state),
@@ -459,13 +474,12 @@ class GaussianMixture(ParamsMixin):
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
-        self.precisions_ = params.precisions_cholesky @ np.swapaxes(params.precisions_cholesky, 1, 2)
+        self.precisions_ = params.model.precisions(params.precisions_cholesky)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.lower_bounds_ = result.lower_bounds
         self.lower_bound_ = float(result.lower_bounds[-1])
         self.n_features_in_ = X.shape[1]
-        return log_prob_resp(X, params)[1].argmax(axis=1)
 
     def _warn_if_held_up_by_ridge(self, params):
         """Name the components whose covariance is nonsingular only thanks to ``reg_covar``.
@@ -475,18 +489,23 @@ class GaussianMixture(ParamsMixin):
         """
         if self.reg_covar <= 0:
             return
-        smallest = np.linalg.eigvalsh(params.covariances)[:, 0] - self.reg_covar
-        held = [k for k in range(params.n_components)
-                if params.weights[k] > 0 and smallest[k] < 2 * self.reg_covar]
+        model = params.model
+        smallest = model.smallest_variance(params.covariances, self.reg_covar)
+        weights = params.weights if smallest.size == params.n_components else np.ones(1)
+        held = [k for k in range(smallest.size) if weights[k] > 0 and smallest[k] < 2 * self.reg_covar]
         if held:
-            details = ", ".join(f"{k} (weight {params.weights[k]:.3g}, smallest variance "
-                                f"{max(smallest[k], 0.0):.3g} before the ridge)" for k in held)
+            details = ", ".join(
+                f"{model.held_up_label(k)} ("
+                + (f"weight {params.weights[k]:.3g}, " if smallest.size == params.n_components else "")
+                + f"smallest variance {max(smallest[k], 0.0):.3g} before the ridge)"
+                for k in held
+            )
             warnings.warn(
-                f"the covariance of component(s) {details} is kept positive definite by "
+                f"the covariance of {details} is kept positive definite by "
                 f"reg_covar={self.reg_covar:g}, which makes up at least a third of its variance in "
-                f"some direction: the component has (nearly) collapsed onto fewer "
-                f"points than dimensions or onto a constant feature, where the likelihood is "
-                f"unbounded. Increase reg_covar, reduce n_components, or use more restarts.",
+                f"some direction: it has (nearly) collapsed onto fewer points than dimensions or "
+                f"onto a constant feature, where the likelihood is unbounded. Increase reg_covar, "
+                f"reduce n_components, or use more restarts.",
                 DegenerateCovarianceWarning, stacklevel=3,
             )
 
@@ -508,4 +527,7 @@ class GaussianMixture(ParamsMixin):
 
     def predict(self, X):
         """The most probable component of each row, shape (n_samples,)."""
-        return self.predict_proba(X).argmax(axis=1)
+        return self._predict(self._check_X(X))
+
+    def _predict(self, X):
+        return weighted_log_prob(X, MixtureParams.from_model(self)).argmax(axis=1)

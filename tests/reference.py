@@ -55,10 +55,14 @@ def weighted_stats(X, resp):
     return nk, means, scatter
 
 
-def em_step(X, weights, means, covariances, reg_covar):
-    """One EM step for a full-covariance mixture, straight from the textbook formulas.
+def em_step(X, weights, means, covariances, reg_covar, covariance_type="full"):
+    """One EM step, straight from the textbook formulas.
 
-    Returns (mean log-likelihood of the input parameters, new weights, means, covariances).
+    Covariances come in and go out as (K, d, d) matrices whatever the model; the
+    M-step of each model restricts the full-covariance maximiser: 'tied' pools
+    the scatter matrices, 'diag' keeps their diagonals, 'spherical' the mean of
+    the diagonal. Returns (mean log-likelihood of the input parameters, new
+    weights, means, covariances).
     """
     n, d = X.shape
     dens = np.column_stack(
@@ -68,10 +72,19 @@ def em_step(X, weights, means, covariances, reg_covar):
     resp = dens / lik[:, None]
     nk = resp.sum(axis=0)
     new_means = (resp.T @ X) / nk[:, None]
-    new_cov = np.empty((len(weights), d, d))
+    scatter = np.empty((len(weights), d, d))
     for k in range(len(weights)):
         diff = X - new_means[k]
-        new_cov[k] = (resp[:, k, None] * diff).T @ diff / nk[k] + reg_covar * np.eye(d)
+        scatter[k] = (resp[:, k, None] * diff).T @ diff
+    if covariance_type == "full":
+        new_cov = scatter / nk[:, None, None]
+    elif covariance_type == "tied":
+        new_cov = np.broadcast_to(scatter.sum(axis=0) / n, scatter.shape).copy()
+    elif covariance_type == "diag":
+        new_cov = np.array([np.diag(np.diag(s)) for s in scatter]) / nk[:, None, None]
+    else:
+        new_cov = np.array([np.trace(s) / d * np.eye(d) for s in scatter]) / nk[:, None, None]
+    new_cov = new_cov + reg_covar * np.eye(d)
     return np.log(lik).mean(), nk / n, new_means, new_cov
 
 

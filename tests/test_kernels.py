@@ -226,3 +226,104 @@ def test_scatter_matrices_are_positive_semidefinite(n, d, k, seed):
     np.testing.assert_allclose(means, ref_means, rtol=1e-9, atol=1e-9 * np.abs(X).max())
     np.testing.assert_allclose(scatter, ref_scatter, rtol=1e-8, atol=1e-9 * (X**2).max())
     assert np.all(np.linalg.eigvalsh(scatter) >= -1e-9 * (X**2).max() * n)
+
+
+# ------------------------------------------------------------------ fused E+M passes and exp
+
+
+def test_exp_nonpos_matches_numpy():
+    from numba import njit
+
+    from emlab._kernels.elementary import exp_nonpos
+
+    @njit
+    def apply(x, out):
+        for i in range(x.size):
+            out[i] = exp_nonpos(x[i])
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([-rng.exponential(50, 100_000), -rng.uniform(0, 1, 10_000),
+                        [0.0, -0.0, -1e-300, -707.9, -708.1, -800.0, -np.inf]])
+    out = np.empty_like(x)
+    apply(x, out)
+    ref = np.exp(x)
+    ok = x >= -708.0
+    assert np.all(np.abs(out[ok] - ref[ok]) <= ref[ok] * (2.3e-16 + 3.5e-17 * np.abs(x[ok])))
+    assert np.all(out[~ok] == 0.0)  # flushed: nothing below exp(-708) ~ 3e-308 survives
+    assert out[-1] == 0.0 and out[-7] == 1.0
+
+
+FUSED_SHAPES = [(1, 1, 1), (5, 3, 2), (63, 2, 3), (65, 5, 4), (3 * _config.CHUNK_ROWS + 29, 7, 3)]
+
+
+def reference_pass(X, log_weights, log_dens, centers):
+    """log-likelihood and statistics about ``centers`` from the slow references."""
+    log_norm, resp = reference.log_normalize(log_dens + log_weights)
+    k = resp.shape[1]
+    nk = resp.sum(axis=0)
+    sums = np.array([(resp[:, j, None] * (X - centers[j])).sum(axis=0) for j in range(k)])
+    scatter = np.array([sum(resp[i, j] * np.outer(X[i] - centers[j], X[i] - centers[j]) for i in range(len(X)))
+                        for j in range(k)])
+    return log_norm.sum(), nk, sums, scatter
+
+
+@pytest.mark.parametrize("n, d, k", FUSED_SHAPES)
+def test_em_step_full_matches_the_references(n, d, k, rng, random_spd):
+    from emlab._kernels.mixture import em_step_full
+
+    X = rng.standard_normal((n, d)) * 2
+    means = rng.standard_normal((k, d))
+    covariances = random_spd(k, d)
+    log_weights = np.log(rng.dirichlet(np.ones(k)))
+    if k > 2:
+        log_weights[1] = -np.inf  # a component with weight 0
+    ll, nk, sums, scatter = np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d))
+    em_step_full(X, means, prec_chol_t(covariances), log_weights, _config.n_blocks(n, k * (1 + d + d * d)),
+                 ll, nk, sums, scatter)
+    want = reference_pass(X, log_weights, reference.log_gaussian(X, means, covariances), means)
+    assert np.isclose(ll[0], want[0], rtol=1e-13)
+    np.testing.assert_allclose(nk, want[1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sums, want[2], rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(scatter, want[3], rtol=1e-11, atol=1e-11)
+    if k > 2:
+        assert nk[1] == 0.0
+
+
+@pytest.mark.parametrize("n, d, k", FUSED_SHAPES)
+def test_em_step_diag_matches_the_references(n, d, k, rng):
+    from emlab._kernels.mixture import em_step_diag
+
+    X = rng.standard_normal((n, d)) * 2
+    means = rng.standard_normal((k, d))
+    variances = rng.uniform(0.1, 3.0, (k, d))
+    log_weights = np.log(rng.dirichlet(np.ones(k)))
+    ll, nk, sums, sq = np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d))
+    em_step_diag(X, means, 1 / np.sqrt(variances), log_weights, _config.n_blocks(n, k * (1 + 2 * d)),
+                 ll, nk, sums, sq)
+    dens = np.column_stack([norm.logpdf(X, means[j], np.sqrt(variances[j])).sum(axis=1) for j in range(k)])
+    want = reference_pass(X, log_weights, dens, means)
+    assert np.isclose(ll[0], want[0], rtol=1e-13)
+    np.testing.assert_allclose(nk, want[1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sums, want[2], rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(sq, np.diagonal(want[3], axis1=1, axis2=2), rtol=1e-11, atol=1e-11)
+
+
+def test_fused_pass_does_not_depend_on_thread_count(rng, random_spd):
+    from emlab._kernels.mixture import em_step_full
+
+    n, d, k = 20_000, 4, 3
+    X = rng.standard_normal((n, d))
+    args = (X, rng.standard_normal((k, d)), prec_chol_t(random_spd(k, d)), np.log(np.ones(k) / k),
+            _config.n_blocks(n, k * (1 + d + d * d)))
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, before):
+            numba.set_num_threads(threads)
+            out = (np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d)))
+            em_step_full(*args, *out)
+            results.append(out)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)

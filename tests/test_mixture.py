@@ -33,25 +33,45 @@ def init_kwargs(weights, means, covariances):
     return dict(weights_init=weights, means_init=means, precisions_init=np.linalg.inv(covariances))
 
 
+def starting_values(covariance_type, weights, means, full_covariances):
+    """precisions_init in the shape of ``covariance_type``, from full covariances."""
+    from emlab._covariance import MODELS
+
+    model = MODELS[covariance_type]
+    k, d = means.shape
+    if covariance_type == "tied":
+        cov = full_covariances.mean(axis=0)
+    elif covariance_type == "diag":
+        cov = np.array([np.diag(c) for c in full_covariances])
+    elif covariance_type == "spherical":
+        cov = np.array([np.trace(c) / d for c in full_covariances])
+    else:
+        cov = full_covariances
+    full = model.as_full(cov, k, d)
+    return dict(weights_init=weights, means_init=means, precisions_init=model.precisions(model.precision_cholesky(cov))), full
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("d, k", [(1, 2), (2, 3), (4, 3)])
-def test_em_steps_match_the_textbook_formulas(d, k, rng, random_spd):
+def test_em_steps_match_the_textbook_formulas(d, k, covariance_type, rng, random_spd):
     X = rng.standard_normal((120, d)) * 2 + rng.integers(0, 3, size=(120, 1))
     weights = rng.dirichlet(np.ones(k))
     means = X[rng.choice(120, k, replace=False)]
-    covariances = random_spd(k, d)
+    start, covariances = starting_values(covariance_type, weights, means, random_spd(k, d))
     n_steps = 4
-    gm = GaussianMixture(k, max_iter=n_steps, tol=0, **init_kwargs(weights, means, covariances))
+    gm = GaussianMixture(k, covariance_type=covariance_type, max_iter=n_steps, tol=0, **start)
     with pytest.warns(ConvergenceWarning):
         gm.fit(X)
     lower_bounds = []
     w, m, c = weights, means, covariances
     for _ in range(n_steps):
-        ll, w, m, c = reference.em_step(X, w, m, c, reg_covar=1e-6)
+        ll, w, m, c = reference.em_step(X, w, m, c, reg_covar=1e-6, covariance_type=covariance_type)
         lower_bounds.append(ll)
     np.testing.assert_allclose(gm.lower_bounds_, lower_bounds, rtol=1e-12)
     np.testing.assert_allclose(gm.weights_, w, rtol=1e-10)
     np.testing.assert_allclose(gm.means_, m, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(gm.covariances_, c, rtol=1e-10, atol=1e-12)
+    full = MixtureParams.from_model(gm).full_covariances()
+    np.testing.assert_allclose(full, c, rtol=1e-10, atol=1e-12)
     assert gm.n_iter_ == n_steps and not gm.converged_
 
 
@@ -118,11 +138,11 @@ def test_a_collapse_held_up_by_reg_covar_is_named_and_its_fall_allowed():
     deficit, so it is not a failure of EM; the collapse itself is reported by name.
     """
     X = load_iris(return_X_y=True)[0]
-    model = mixture_module._FullMixtureEM(3, 1e-6, "random", None, None, None)
+    model = mixture_module._MixtureEM(3, "full", 1e-6, "random", None, None, None)
     shared = np.random.default_rng(3)
     start = [model.init_params(X, shared) for _ in range(5)][-1]  # the 5th random start of seed 3
     gm = GaussianMixture(3, tol=1e-6, max_iter=500, **init_kwargs(start.weights, start.means, start.covariances))
-    with pytest.warns(DegenerateCovarianceWarning, match=r"component\(s\) 0 \(weight 0.0318, smallest variance 1.2e-06 "
+    with pytest.warns(DegenerateCovarianceWarning, match=r"covariance of component 0 \(weight 0.0318, smallest variance 1.2e-06 "
                       r"before the ridge\) is kept positive definite by reg_covar=1e-06, "):
         gm.fit(X)
     falls = -np.diff(gm.lower_bounds_)
@@ -183,7 +203,7 @@ def test_collapse_onto_one_point_is_named_without_regularisation(rng):
     start = init_kwargs(np.array([0.8, 0.2]), means, np.array([np.eye(2), np.eye(2)]))
     with pytest.raises(DegenerateCovarianceError, match="component 1 .*reg_covar"):
         GaussianMixture(2, reg_covar=0.0, **start).fit(X)
-    with pytest.warns(DegenerateCovarianceWarning, match=r"component\(s\) 1 \(weight 0.167, smallest variance 0 "):
+    with pytest.warns(DegenerateCovarianceWarning, match=r"covariance of component 1 \(weight 0.167, smallest variance 0 "):
         gm = GaussianMixture(2, **start).fit(X)  # the default reg_covar keeps it finite
     assert np.all(np.isfinite(gm.covariances_))
     assert np.allclose(gm.covariances_[1], 1e-6 * np.eye(2))
@@ -191,18 +211,18 @@ def test_collapse_onto_one_point_is_named_without_regularisation(rng):
 
 def test_a_decrease_is_reported_with_its_iteration(rng, monkeypatch):
     X, _, _ = three_blobs(rng)
-    true_m_step = mixture_module.m_step
+    true_m_step = mixture_module.params_from_statistics
     calls = {"n": 0}
 
-    def sabotaged(X, resp, reg_covar, previous=None):
-        step = true_m_step(X, resp, reg_covar, previous)
+    def sabotaged(*args):
+        step = true_m_step(*args)
         calls["n"] += 1
         if calls["n"] == 4:  # the 3rd EM iteration's M-step (the 1st call initialises)
             params = step.params
             step = step._replace(params=MixtureParams(params.weights, params.means + 3.0, params.covariances))
         return step
 
-    monkeypatch.setattr(mixture_module, "m_step", sabotaged)
+    monkeypatch.setattr(mixture_module, "params_from_statistics", sabotaged)
     with pytest.raises(LikelihoodDecreaseError, match="iteration 4"):
         GaussianMixture(3, random_state=0, on_decrease="raise", tol=0, max_iter=10).fit(X)
     calls["n"] = 0
@@ -223,7 +243,7 @@ def test_a_decrease_is_reported_with_its_iteration(rng, monkeypatch):
         ({"reg_covar": -1.0}, np.eye(3), "reg_covar"),
         ({"tol": np.nan}, np.eye(3), "tol"),
         ({"max_iter": 0}, np.eye(3), "max_iter must be >= 1"),
-        ({"covariance_type": "diag"}, np.eye(3), "covariance_type"),
+        ({"covariance_type": "diagonal"}, np.eye(3), "covariance_type must be one of"),
         ({"on_decrease": "shout"}, np.eye(3), "on_decrease"),
         ({"n_components": 2, "weights_init": [0.5, 0.6]}, np.eye(3), "weights_init must sum to 1"),
         ({"n_components": 2, "means_init": np.zeros((2, 2))}, np.eye(3), r"means_init must have shape \(2, 3\)"),
@@ -257,40 +277,76 @@ def test_params_round_trip():
 # ------------------------------------------------------------------ scikit-learn (dev only)
 
 
-def sklearn_trajectory_matches(X, k, seed):
+def sklearn_trajectory_matches(X, k, seed, covariance_type="full"):
     sk = pytest.importorskip("sklearn.mixture")
     rng = np.random.default_rng(seed)
     d = X.shape[1]
     weights = rng.dirichlet(np.full(k, 5.0))
     means = X[rng.choice(len(X), k, replace=False)]
-    covariances = np.array([np.cov(X, rowvar=False) + 0.1 * np.eye(d)] * k)
-    start = init_kwargs(weights, means, covariances)
+    full = np.array([np.cov(X, rowvar=False) + 0.1 * np.eye(d)] * k)
+    start, _ = starting_values(covariance_type, weights, means, full)
+    kwargs = dict(covariance_type=covariance_type, tol=0, max_iter=80, **start)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = GaussianMixture(k, tol=0, max_iter=80, **start).fit(X)
-        theirs = sk.GaussianMixture(k, tol=0, max_iter=80, **start).fit(X)
+        ours = GaussianMixture(k, **kwargs).fit(X)
+        theirs = sk.GaussianMixture(k, **kwargs).fit(X)
     theirs_lb = np.asarray(theirs.lower_bounds_)
     assert len(ours.lower_bounds_) == len(theirs_lb) == 80
     rel = np.abs(ours.lower_bounds_ - theirs_lb) / np.abs(theirs_lb)
     assert rel.max() < 1e-8, rel.max()
     np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ours.precisions_cholesky_, theirs.precisions_cholesky_, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(ours.weights_, theirs.weights_, rtol=1e-6)
     return rel.max()
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_trajectory_matches_sklearn_on_iris(seed):
-    sklearn_trajectory_matches(load_iris(return_X_y=True)[0], 3, seed)
+def test_trajectory_matches_sklearn_on_iris(seed, covariance_type):
+    sklearn_trajectory_matches(load_iris(return_X_y=True)[0], 3, seed, covariance_type)
 
 
-def test_trajectory_matches_sklearn_on_five_dimensions():
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_trajectory_matches_sklearn_on_five_dimensions(covariance_type):
     rng = np.random.default_rng(5)
     centres = rng.normal(scale=3.0, size=(3, 5))
     labels = rng.choice(3, size=2000, p=[0.5, 0.3, 0.2])
     mixing = rng.standard_normal((3, 5, 5)) * 0.5 + np.eye(5)
     X = centres[labels] + np.einsum("nij,nj->ni", mixing[labels], rng.standard_normal((2000, 5)))
-    sklearn_trajectory_matches(X, 3, 0)
+    sklearn_trajectory_matches(X, 3, 0, covariance_type)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_fused_pass_equals_responsibilities_then_statistics(covariance_type, rng):
+    from emlab import theory
+
+    X = rng.standard_normal((1000, 3)) * [1.0, 5.0, 0.2] + 100.0
+    params = theory.random_params(X, 4, 0)
+    full = params.full_covariances()
+    start, _ = starting_values(covariance_type, params.weights, params.means, full)
+    p = GaussianMixture(4, covariance_type=covariance_type, max_iter=1, **start)._make_model(X).init_params(X, rng)
+    loglik, nk, means, second = mixture_module.fused_statistics(X, p)
+    log_norm, resp = mixture_module.log_prob_resp(X, p)
+    ref_nk, ref_means, ref_second = mixture_module.sufficient_statistics(X, resp, p.means, covariance_type)
+    assert np.isclose(loglik, log_norm.sum(), rtol=1e-13)
+    np.testing.assert_allclose(nk, ref_nk, rtol=1e-11)
+    np.testing.assert_allclose(means, ref_means, rtol=1e-12)
+    np.testing.assert_allclose(second, ref_second, rtol=1e-9, atol=1e-9 * np.abs(ref_second).max())
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_every_covariance_type_fits_and_scores(covariance_type, rng):
+    X, _, means = three_blobs(rng, n=900, d=3)
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0, tol=1e-8, max_iter=500).fit(X)
+    assert gm.converged_ and np.all(np.diff(gm.lower_bounds_) >= -1e-12)
+    shapes = {"full": (3, 3, 3), "tied": (3, 3), "diag": (3, 3), "spherical": (3,)}
+    assert gm.covariances_.shape == gm.precisions_.shape == gm.precisions_cholesky_.shape == shapes[covariance_type]
+    full = MixtureParams.from_model(gm).full_covariances()
+    dens = np.exp(reference.log_gaussian(X, gm.means_, full)) @ gm.weights_
+    np.testing.assert_allclose(gm.score_samples(X), np.log(dens), rtol=1e-12)
+    order = [int(np.argmin(((gm.means_ - mu) ** 2).sum(axis=1))) for mu in means]
+    np.testing.assert_allclose(gm.means_[order], means, atol=0.2)
 
 
 def test_em_beats_kmeans_on_the_unbalanced_sample():

@@ -64,3 +64,29 @@ def log_gaussian_full(X, means, prec_chol_t, chunk_rows, out):
                         y += prec_chol_t[k, j, m] * diff[m]
                     q += y * y
                 out[i, k] = const + log_det[k] - 0.5 * q
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+def log_gaussian_diag(X, means, prec_chol, chunk_rows, out):
+    """Log-density of every row of X under every diagonal-covariance component.
+
+    ``prec_chol[k, j] = 1 / sigma_kj`` (a spherical model passes its one value
+    repeated over the features); ``out`` (n, K) as in ``log_gaussian_full``.
+    """
+    n, d = X.shape
+    n_components = means.shape[0]
+    log_det = np.zeros(n_components)
+    for k in range(n_components):
+        for j in range(d):
+            log_det[k] += math.log(prec_chol[k, j])
+    const = -0.5 * d * LOG_2PI
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        stop = min(n, (c + 1) * chunk_rows)
+        for i in range(c * chunk_rows, stop):
+            for k in range(n_components):
+                q = 0.0
+                for j in range(d):
+                    y = (X[i, j] - means[k, j]) * prec_chol[k, j]
+                    q += y * y
+                out[i, k] = const + log_det[k] - 0.5 * q

@@ -5,7 +5,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._config import CACHE, FASTMATH, PARALLEL
+from .._config import CACHE, CHUNK_ROWS, FASTMATH, PARALLEL
+from .elementary import exp_nonpos
+from .gaussian import LOG_2PI, log_det_cholesky
+
+CHUNK = CHUNK_ROWS  # read once here; see TILE below about numba's cache
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
@@ -104,3 +108,276 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
         for j in range(d):
             for m in range(j):
                 scatter[k, m, j] = scatter[k, j, m]
+
+
+# ----------------------------------------------------------------------------- fused EM steps
+#
+# One pass over X per EM iteration: each tile of TILE rows is copied transposed
+# (features x rows, so the innermost loops run across rows and vectorise), its
+# log-densities, log-sum-exp and responsibilities are computed, and its
+# sufficient statistics are added to the accumulators of its block. Nothing of
+# size n x K survives the tile. Blocks are the fixed partition of weighted_scatter.
+
+TILE = 64  # rows per tile; a change here changes this file, which invalidates numba's cache
+
+
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def _tile_responsibilities(lp, rows, n_components, top, s):
+    """In place: lp[k, r] -> responsibilities; returns the tile's sum of log p(x_r).
+
+    ``top`` and ``s`` are scratch vectors of length TILE. The log of a product
+    of the per-row sums (each in [1, K]) replaces one log per row.
+    """
+    for r in range(rows):
+        top[r] = lp[0, r]
+    for k in range(1, n_components):
+        for r in range(rows):
+            top[r] = max(top[r], lp[k, r])
+    for r in range(rows):
+        s[r] = 0.0
+    for k in range(n_components):
+        for r in range(rows):
+            e = exp_nonpos(lp[k, r] - top[r])
+            lp[k, r] = e
+            s[r] += e
+    total = 0.0
+    prod = 1.0
+    for r in range(rows):
+        if top[r] == -np.inf:  # no component can produce this row
+            return -np.inf
+        total += top[r]
+        prod *= s[r]
+        if prod > 1e280:
+            total += math.log(prod)
+            prod = 1.0
+        s[r] = 1.0 / s[r]
+    for k in range(n_components):
+        for r in range(rows):
+            lp[k, r] *= s[r]
+    return total + math.log(prod)
+
+
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def _tile_log_gaussian_full(dt, rows, chol_t, bias, y0, y1, lp_k):
+    """lp_k[r] = bias - 1/2 ||L dt[:, r]||^2 for the tile (L = chol_t, lower triangular).
+
+    Rows of L are taken two at a time, so each load of dt[m] feeds two
+    multiply-adds (measured: faster than one or four at a time).
+    """
+    d = chol_t.shape[0]
+    for r in range(rows):
+        lp_k[r] = 0.0
+    for j in range(0, d, 2):
+        j1 = j + 1
+        for r in range(rows):
+            y0[r] = 0.0
+            y1[r] = 0.0
+        for m in range(j + 1):
+            c0 = chol_t[j, m]
+            c1 = chol_t[j1, m] if j1 < d else 0.0
+            for r in range(rows):
+                v = dt[m, r]
+                y0[r] += c0 * v
+                y1[r] += c1 * v
+        if j1 < d:
+            c1 = chol_t[j1, j1]
+            for r in range(rows):
+                y1[r] += c1 * dt[j1, r]
+        for r in range(rows):
+            lp_k[r] += y0[r] * y0[r] + y1[r] * y1[r]
+    for r in range(rows):
+        lp_k[r] = bias - 0.5 * lp_k[r]
+
+
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def _tile_scatter_lower(rd, dt, rows, d, out):
+    """out[j, m] += sum_r rd[j, r] dt[m, r] for m <= j < d, in 2 x 2 blocks.
+
+    ``rd`` and ``dt`` have an even number of rows (a zero row pads an odd d);
+    each block loads four vectors for four multiply-adds.
+    """
+    for j in range(0, d, 2):
+        j1 = j + 1
+        for m in range(0, j + 1, 2):
+            m1 = m + 1
+            s00 = 0.0
+            s01 = 0.0
+            s10 = 0.0
+            s11 = 0.0
+            for r in range(rows):
+                a0 = rd[j, r]
+                a1 = rd[j1, r]
+                b0 = dt[m, r]
+                b1 = dt[m1, r]
+                s00 += a0 * b0
+                s01 += a0 * b1
+                s10 += a1 * b0
+                s11 += a1 * b1
+            out[j, m] += s00
+            if m1 <= j:
+                out[j, m1] += s01
+            if j1 < d:
+                out[j1, m] += s10
+                out[j1, m1] += s11
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+def em_step_full(X, means, prec_chol_t, log_weights, n_blocks, loglik, nk, sums, scatter):
+    """One fused E- and M-step pass for full covariances.
+
+    Parameters
+    ----------
+    X : (n, d) float64
+    means : (K, d) float64, the current means; also the centres the statistics
+        are accumulated about (see ``weighted_scatter``).
+    prec_chol_t : (K, d, d) float64, lower-triangular transposed precision Cholesky factors.
+    log_weights : (K,) float64, log of the mixing weights (``-inf`` allowed).
+    n_blocks : int, the fixed partition (see ``weighted_scatter``).
+    loglik : (1,) float64, filled with ``sum_i log p(x_i)`` under the current parameters.
+    nk, sums, scatter : (K,), (K, d), (K, d, d) float64, filled as by
+        ``weighted_scatter`` with the responsibilities of the current parameters.
+    """
+    n, d = X.shape
+    n_components = means.shape[0]
+    dp = d + (d % 2)  # tiles get an even number of feature rows; the pad row stays zero
+    log_det = np.empty(n_components)
+    log_det_cholesky(prec_chol_t, log_det)
+    const = -0.5 * d * LOG_2PI
+    bias = np.empty(n_components)
+    for k in range(n_components):
+        bias[k] = const + log_det[k] + log_weights[k]
+    acc_ll = np.zeros(n_blocks)
+    acc_n = np.zeros((n_blocks, n_components))
+    acc_s = np.zeros((n_blocks, n_components, d))
+    acc_ss = np.zeros((n_blocks, n_components, d, d))
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    for b in prange(n_blocks):
+        xt = np.empty((d, TILE))
+        dt = np.zeros((dp, TILE))
+        rd = np.zeros((dp, TILE))
+        y0 = np.empty(TILE)
+        y1 = np.empty(TILE)
+        lp = np.empty((n_components, TILE))
+        top = np.empty(TILE)
+        s = np.empty(TILE)
+        start = (b * n_chunks // n_blocks) * CHUNK
+        stop = min(n, ((b + 1) * n_chunks // n_blocks) * CHUNK)
+        for t0 in range(start, stop, TILE):
+            rows = min(TILE, stop - t0)
+            for r in range(rows):
+                for j in range(d):
+                    xt[j, r] = X[t0 + r, j]
+            # E-step: lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
+            for k in range(n_components):
+                for j in range(d):
+                    mu = means[k, j]
+                    for r in range(rows):
+                        dt[j, r] = xt[j, r] - mu
+                _tile_log_gaussian_full(dt, rows, prec_chol_t[k], bias[k], y0, y1, lp[k])
+            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s)
+            # M-step statistics about the current means
+            for k in range(n_components):
+                tot = 0.0
+                for r in range(rows):
+                    tot += lp[k, r]
+                acc_n[b, k] += tot
+                for j in range(d):
+                    mu = means[k, j]
+                    sj = 0.0
+                    for r in range(rows):
+                        dt[j, r] = xt[j, r] - mu
+                        rd[j, r] = lp[k, r] * dt[j, r]
+                        sj += rd[j, r]
+                    acc_s[b, k, j] += sj
+                _tile_scatter_lower(rd, dt, rows, d, acc_ss[b, k])
+    loglik[0] = 0.0
+    nk[:] = 0.0
+    sums[:] = 0.0
+    scatter[:] = 0.0
+    for b in range(n_blocks):
+        loglik[0] += acc_ll[b]
+        for k in range(n_components):
+            nk[k] += acc_n[b, k]
+            for j in range(d):
+                sums[k, j] += acc_s[b, k, j]
+                for m in range(j + 1):
+                    scatter[k, j, m] += acc_ss[b, k, j, m]
+    for k in range(n_components):
+        for j in range(d):
+            for m in range(j):
+                scatter[k, m, j] = scatter[k, j, m]
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+def em_step_diag(X, means, prec_chol, log_weights, n_blocks, loglik, nk, sums, sqsums):
+    """One fused E- and M-step pass for diagonal (and spherical) covariances.
+
+    As ``em_step_full``, with ``prec_chol[k, j] = 1 / sigma_kj`` and, instead of
+    scatter matrices, ``sqsums[k, j] = sum_i r_ik (x_ij - means[k, j])^2``.
+    """
+    n, d = X.shape
+    n_components = means.shape[0]
+    const = -0.5 * d * LOG_2PI
+    bias = np.empty(n_components)
+    for k in range(n_components):
+        log_det = 0.0
+        for j in range(d):
+            log_det += math.log(prec_chol[k, j])
+        bias[k] = const + log_det + log_weights[k]
+    acc_ll = np.zeros(n_blocks)
+    acc_n = np.zeros((n_blocks, n_components))
+    acc_s = np.zeros((n_blocks, n_components, d))
+    acc_ss = np.zeros((n_blocks, n_components, d))
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    for b in prange(n_blocks):
+        xt = np.empty((d, TILE))
+        q = np.empty(TILE)
+        lp = np.empty((n_components, TILE))
+        top = np.empty(TILE)
+        s = np.empty(TILE)
+        start = (b * n_chunks // n_blocks) * CHUNK
+        stop = min(n, ((b + 1) * n_chunks // n_blocks) * CHUNK)
+        for t0 in range(start, stop, TILE):
+            rows = min(TILE, stop - t0)
+            for r in range(rows):
+                for j in range(d):
+                    xt[j, r] = X[t0 + r, j]
+            for k in range(n_components):
+                for r in range(rows):
+                    q[r] = 0.0
+                for j in range(d):
+                    mu = means[k, j]
+                    p = prec_chol[k, j]
+                    for r in range(rows):
+                        y = (xt[j, r] - mu) * p
+                        q[r] += y * y
+                for r in range(rows):
+                    lp[k, r] = bias[k] - 0.5 * q[r]
+            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s)
+            for k in range(n_components):
+                tot = 0.0
+                for r in range(rows):
+                    tot += lp[k, r]
+                acc_n[b, k] += tot
+                for j in range(d):
+                    mu = means[k, j]
+                    s1 = 0.0
+                    s2 = 0.0
+                    for r in range(rows):
+                        dv = xt[j, r] - mu
+                        rdv = lp[k, r] * dv
+                        s1 += rdv
+                        s2 += rdv * dv
+                    acc_s[b, k, j] += s1
+                    acc_ss[b, k, j] += s2
+    loglik[0] = 0.0
+    nk[:] = 0.0
+    sums[:] = 0.0
+    sqsums[:] = 0.0
+    for b in range(n_blocks):
+        loglik[0] += acc_ll[b]
+        for k in range(n_components):
+            nk[k] += acc_n[b, k]
+            for j in range(d):
+                sums[k, j] += acc_s[b, k, j]
+                sqsums[k, j] += acc_ss[b, k, j]

@@ -1,0 +1,303 @@
+"""The four covariance models of a Gaussian mixture: 'full', 'tied', 'diag', 'spherical'.
+
+Everything that depends on the covariance model lives here, one class per
+model with the same methods, so the estimator and the EM loop never branch on
+the model's name. Shapes follow scikit-learn:
+
+============  =====================  ==========================================
+model         ``covariances``        ``precisions_cholesky``
+============  =====================  ==========================================
+'full'        (K, d, d)              (K, d, d), upper triangular U_k, P_k = U_k U_k^T
+'tied'        (d, d)                 (d, d), shared by every component
+'diag'        (K, d)                 (K, d), 1 / sigma_kj
+'spherical'   (K,)                   (K,), 1 / sigma_k
+============  =====================  ==========================================
+
+Second-moment statistics are always centred: accumulated about the current
+means and corrected about the new ones (see ``weighted_scatter``).
+"""
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from . import _config
+from ._kernels.gaussian import log_gaussian_diag, log_gaussian_full
+from ._kernels.mixture import em_step_diag, em_step_full, weighted_scatter
+from .exceptions import DegenerateCovarianceError
+
+COLLAPSE_HINT = "Increase reg_covar, or reduce n_components."
+
+
+def ridge_deficit(counts, eigenvalues, reg_covar):
+    """``max Q - Q`` caused by adding ``reg_covar`` to maximising covariances.
+
+    For a covariance shared by a total responsibility ``c`` whose maximiser has
+    eigenvalues ``lambda_j``, using ``lambda_j + eps`` instead costs
+
+        c / 2 * sum_j [log(1 + eps / lambda_j) - eps / (lambda_j + eps)] >= 0
+
+    of Q (infinite if some ``lambda_j <= 0``: Q is then unbounded above).
+    ``counts`` has one entry per row of ``eigenvalues``.
+    """
+    if reg_covar == 0.0 or len(counts) == 0:
+        return 0.0
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(lam > 0, np.log1p(reg_covar / np.where(lam > 0, lam, 1.0))
+                         - reg_covar / (lam + reg_covar), np.inf)
+    return float(np.sum(0.5 * np.asarray(counts) * terms.sum(axis=1)))
+
+
+def _cholesky_precision(cov, label):
+    """Upper-triangular U with inv(cov) = U U^T, or a DegenerateCovarianceError naming ``label``."""
+    d = cov.shape[0]
+    try:
+        lower = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        lower = None
+    if lower is None or not np.all(np.isfinite(lower)) or np.any(np.diag(lower) <= 0):
+        raise DegenerateCovarianceError(
+            f"the covariance of {label} is not positive definite: it has collapsed onto fewer "
+            f"than n_features + 1 = {d + 1} distinct points, or a feature is constant within "
+            f"it. {COLLAPSE_HINT}"
+        )
+    return solve_triangular(lower, np.eye(d), lower=True).T
+
+
+def _check_positive_variances(variances, label_of):
+    bad = np.flatnonzero(~(np.asarray(variances) > 0).all(axis=-1).reshape(-1))
+    if bad.size:
+        raise DegenerateCovarianceError(
+            f"the variance of {label_of(int(bad[0]))} is not positive: it has collapsed onto a "
+            f"single point, or a feature is constant within it. {COLLAPSE_HINT}"
+        )
+
+
+def _fused(kernel, X, means, factors, log_weights, second_shape):
+    n, d = X.shape
+    k = means.shape[0]
+    loglik = np.empty(1)
+    nk = np.empty(k)
+    sums = np.empty((k, d))
+    second = np.empty(second_shape)
+    floats = k * (1 + d + int(np.prod(second_shape[1:])))
+    with _config.threads_for(n * k * max(d, int(np.prod(second_shape[1:])))):
+        kernel(X, np.ascontiguousarray(means), factors, log_weights,
+               _config.n_blocks(n, floats), loglik, nk, sums, second)
+    return loglik[0], nk, sums, second
+
+
+class Full:
+    """One full covariance matrix per component."""
+
+    name = "full"
+
+    def shape(self, k, d):
+        return (k, d, d)
+
+    def precision_cholesky(self, cov):
+        return np.array([_cholesky_precision(c, f"component {i}") for i, c in enumerate(cov)])
+
+    def precisions(self, pc):
+        return pc @ np.swapaxes(pc, -1, -2)
+
+    def from_precisions(self, precisions):
+        cov = np.linalg.inv(precisions)
+        return 0.5 * (cov + np.swapaxes(cov, -1, -2))
+
+    def check_precisions(self, p, name):
+        if not np.allclose(p, np.swapaxes(p, -1, -2), rtol=1e-10, atol=1e-12 * np.abs(p).max()):
+            raise ValueError(f"{name} must be symmetric.")
+        eig = np.linalg.eigvalsh(p.reshape((-1,) + p.shape[-2:]))[:, 0]
+        if np.any(eig <= 0):
+            where = f"[{int(np.argmax(eig <= 0))}]" if p.ndim == 3 else ""
+            raise ValueError(f"{name}{where} is not positive definite.")
+
+    def _lower(self, pc, k):
+        return np.ascontiguousarray(np.swapaxes(pc, -1, -2))
+
+    def log_gaussian(self, X, means, pc):
+        n, d = X.shape
+        k = means.shape[0]
+        out = np.empty((n, k))
+        with _config.threads_for(n * k * d * d):
+            log_gaussian_full(X, np.ascontiguousarray(means), self._lower(pc, k),
+                              _config.CHUNK_ROWS, out)
+        return out
+
+    def fused_step(self, X, means, pc, log_weights):
+        k, d = means.shape
+        ll, nk, sums, scatter = _fused(em_step_full, X, means, self._lower(pc, k), log_weights,
+                                       (k, d, d))
+        return ll, nk, sums, scatter
+
+    def raw_stats(self, X, resp, centers):
+        n, d = X.shape
+        k = resp.shape[1]
+        nk, sums, scatter = np.empty(k), np.empty((k, d)), np.empty((k, d, d))
+        with _config.threads_for(n * k * d * d):
+            weighted_scatter(X, np.ascontiguousarray(resp), np.ascontiguousarray(centers),
+                             _config.n_blocks(n, k * (1 + d + d * d)), _config.CHUNK_ROWS,
+                             nk, sums, scatter)
+        return nk, sums, scatter
+
+    def centre(self, nk, shift, second):
+        """Second moments about ``centers + shift`` from those about ``centers``."""
+        return second - nk[:, None, None] * shift[:, :, None] * shift[:, None, :]
+
+    def covariances(self, nk, second, reg, live, previous):
+        """Maximising covariances plus ``reg``; returns (covariances, ridge deficit)."""
+        d = second.shape[-1]
+        cov = np.array(previous, dtype=np.float64, copy=True) if previous is not None \
+            else np.zeros_like(second)
+        exact = second[live] / nk[live, None, None]
+        deficit = ridge_deficit(nk[live], np.linalg.eigvalsh(exact), reg) if live.size else 0.0
+        cov[live] = exact + reg * np.eye(d)
+        return cov, deficit
+
+    def smallest_variance(self, cov, reg):
+        return np.linalg.eigvalsh(cov)[:, 0] - reg
+
+    def held_up_label(self, k):
+        return f"component {k}"
+
+    def as_full(self, cov, k, d):
+        return np.asarray(cov)
+
+
+class Tied(Full):
+    """One full covariance matrix shared by all components."""
+
+    name = "tied"
+
+    def shape(self, k, d):
+        return (d, d)
+
+    def precision_cholesky(self, cov):
+        return _cholesky_precision(cov, "the tied covariance")
+
+    def check_precisions(self, p, name):
+        super().check_precisions(p, name)
+
+    def _lower(self, pc, k):
+        return np.ascontiguousarray(np.broadcast_to(pc.T, (k,) + pc.shape))
+
+    def covariances(self, nk, second, reg, live, previous):
+        d = second.shape[-1]
+        total = nk[live].sum()
+        exact = second[live].sum(axis=0) / total
+        deficit = ridge_deficit([total], np.linalg.eigvalsh(exact)[None], reg)
+        return exact + reg * np.eye(d), deficit
+
+    def smallest_variance(self, cov, reg):
+        return np.linalg.eigvalsh(cov)[:1] - reg
+
+    def held_up_label(self, k):
+        return "the tied covariance"
+
+    def as_full(self, cov, k, d):
+        return np.broadcast_to(cov, (k, d, d)).copy()
+
+
+class Diag:
+    """One diagonal covariance matrix per component (a variance per feature)."""
+
+    name = "diag"
+
+    def shape(self, k, d):
+        return (k, d)
+
+    def precision_cholesky(self, cov):
+        _check_positive_variances(cov, lambda k: f"component {k}")
+        return 1.0 / np.sqrt(cov)
+
+    def precisions(self, pc):
+        return pc**2
+
+    def from_precisions(self, precisions):
+        return 1.0 / precisions
+
+    def check_precisions(self, p, name):
+        if np.any(p <= 0):
+            raise ValueError(f"{name} must be positive.")
+
+    def _factors(self, pc, k, d):
+        return np.ascontiguousarray(pc, dtype=np.float64)
+
+    def log_gaussian(self, X, means, pc):
+        n, d = X.shape
+        k = means.shape[0]
+        out = np.empty((n, k))
+        with _config.threads_for(n * k * d):
+            log_gaussian_diag(X, np.ascontiguousarray(means), self._factors(pc, k, d),
+                              _config.CHUNK_ROWS, out)
+        return out
+
+    def fused_step(self, X, means, pc, log_weights):
+        k, d = means.shape
+        return _fused(em_step_diag, X, means, self._factors(pc, k, d), log_weights, (k, d))
+
+    def raw_stats(self, X, resp, centers):
+        k = resp.shape[1]
+        nk = resp.sum(axis=0)
+        sums = np.empty((k, X.shape[1]))
+        sq = np.empty_like(sums)
+        for j in range(k):  # once per fit (initialisation), so plain NumPy
+            diff = X - centers[j]
+            sums[j] = resp[:, j] @ diff
+            sq[j] = resp[:, j] @ (diff * diff)
+        return nk, sums, sq
+
+    def centre(self, nk, shift, second):
+        return second - nk[:, None] * shift**2
+
+    def covariances(self, nk, second, reg, live, previous):
+        cov = np.array(previous, dtype=np.float64, copy=True) if previous is not None \
+            else np.zeros_like(second)
+        exact = second[live] / nk[live, None]
+        deficit = ridge_deficit(nk[live], exact, reg)
+        cov[live] = exact + reg
+        return cov, deficit
+
+    def smallest_variance(self, cov, reg):
+        return np.min(cov, axis=1) - reg
+
+    def held_up_label(self, k):
+        return f"component {k}"
+
+    def as_full(self, cov, k, d):
+        return np.array([np.diag(c) for c in cov])
+
+
+class Spherical(Diag):
+    """One variance per component, the same for every feature."""
+
+    name = "spherical"
+
+    def shape(self, k, d):
+        return (k,)
+
+    def precision_cholesky(self, cov):
+        _check_positive_variances(np.asarray(cov)[:, None], lambda k: f"component {k}")
+        return 1.0 / np.sqrt(cov)
+
+    def _factors(self, pc, k, d):
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(pc, dtype=np.float64)[:, None], (k, d)))
+
+    def covariances(self, nk, second, reg, live, previous):
+        d = second.shape[1]
+        cov = np.array(previous, dtype=np.float64, copy=True) if previous is not None \
+            else np.zeros(second.shape[0])
+        exact = second[live].sum(axis=1) / (d * nk[live])
+        deficit = ridge_deficit(d * nk[live], exact[:, None], reg)
+        cov[live] = exact + reg
+        return cov, deficit
+
+    def smallest_variance(self, cov, reg):
+        return np.asarray(cov) - reg
+
+    def as_full(self, cov, k, d):
+        return np.asarray(cov)[:, None, None] * np.eye(d)
+
+
+MODELS = {m.name: m for m in (Full(), Tied(), Diag(), Spherical())}
