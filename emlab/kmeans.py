@@ -19,19 +19,25 @@ from ._validation import (
 from .exceptions import ConvergenceWarning
 
 
-def _assign(X, centers):
-    """Labels, squared distances, counts and sums for one Lloyd step (one pass over X)."""
+def _assign(X, centers, labels=None):
+    """One Lloyd assignment pass over X.
+
+    Returns the labels, squared distances, cluster counts and sums, and how
+    many labels differ from ``labels`` (updated in place when given).
+    """
     n, d = X.shape
     k = centers.shape[0]
     n_blocks = _config.n_blocks(n, k * (d + 1))
-    labels = np.empty(n, dtype=np.int64)
+    if labels is None:
+        labels = np.full(n, -1, dtype=np.int64)
     min_dist = np.empty(n)
     counts = np.empty(k)
     sums = np.empty((k, d))
+    changed = np.empty(1, dtype=np.int64)
     with _config.threads_for(n * k * d):
-        assign_accumulate(X, np.ascontiguousarray(centers), n_blocks, _config.CHUNK_ROWS,
-                          labels, min_dist, counts, sums)
-    return labels, min_dist, counts, sums
+        assign_accumulate(X, np.ascontiguousarray(centers), n_blocks, labels, min_dist, counts,
+                          sums, changed)
+    return labels, min_dist, counts, sums, int(changed[0])
 
 
 def _too_few_distinct(n_clusters):
@@ -111,23 +117,23 @@ def lloyd(X, centers, max_iter, tol):
     shifts, an absolute value).
     """
     n_clusters = centers.shape[0]
-    prev_labels = None
+    labels = None
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        labels, min_dist, counts, sums = _assign(X, centers)
-        if prev_labels is not None and np.array_equal(labels, prev_labels):
+        labels, min_dist, counts, sums, changed = _assign(X, centers, labels)
+        if n_iter > 1 and changed == 0:
             converged = True
             break
-        _relocate_empty(X, labels, min_dist, counts, sums, n_clusters)
+        if _relocate_empty(X, labels, min_dist, counts, sums, n_clusters):
+            labels = None  # relocation edited the labels: compare afresh next time
         new_centers = sums / counts[:, None]
         shift = float(((new_centers - centers) ** 2).sum())
         centers = new_centers
-        prev_labels = labels
         if shift <= tol:
             converged = True
             break
-    labels, min_dist, _, _ = _assign(X, centers)
+    labels, min_dist = _assign(X, centers)[:2]
     return centers, labels, float(min_dist.sum()), n_iter, converged
 
 

@@ -167,27 +167,36 @@ def test_n_blocks_respects_limits():
     assert _config.n_blocks(10**7, big) == 1
 
 
+def run_assign(X, centers, labels=None):
+    n, d = X.shape
+    k = centers.shape[0]
+    labels = np.full(n, -1, dtype=np.int64) if labels is None else labels
+    dist, counts, sums, changed = np.empty(n), np.empty(k), np.empty((k, d)), np.empty(1, dtype=np.int64)
+    assign_accumulate(X, centers, _config.n_blocks(n, k * (d + 1)), labels, dist, counts, sums, changed)
+    return labels, dist, counts, sums, int(changed[0])
+
+
 @pytest.mark.parametrize("n, d, k", SHAPES)
 def test_assign_accumulate_matches_loops(n, d, k, rng):
     X = rng.standard_normal((n, d))
     centers = rng.standard_normal((k, d))
-    labels, dist = np.empty(n, dtype=np.int64), np.empty(n)
-    counts, sums = np.empty(k), np.empty((k, d))
-    assign_accumulate(X, centers, _config.n_blocks(n, k * (d + 1)), _config.CHUNK_ROWS,
-                      labels, dist, counts, sums)
+    labels, dist, counts, sums, changed = run_assign(X, centers)
     ref_labels, ref_dist = reference.kmeans_assign(X, centers)
-    assert np.array_equal(labels, ref_labels)
+    assert np.array_equal(labels, ref_labels) and changed == n
     np.testing.assert_allclose(dist, ref_dist, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(counts, np.bincount(ref_labels, minlength=k))
     want = np.array([X[ref_labels == j].sum(axis=0) for j in range(k)])
     np.testing.assert_allclose(sums, want, rtol=1e-12, atol=1e-12)
+    # against the previous labels, only the rows that moved count as changed
+    previous = ref_labels.copy()
+    previous[::3] = (previous[::3] + 1) % k
+    assert run_assign(X, centers, previous)[4] == (0 if k == 1 else len(range(0, n, 3)))
 
 
 def test_assign_ties_go_to_the_lowest_index():
     X = np.array([[0.0, 0.0]])
     centers = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
-    labels, dist = np.empty(1, dtype=np.int64), np.empty(1)
-    assign_accumulate(X, centers, 1, _config.CHUNK_ROWS, labels, dist, np.empty(3), np.empty((3, 2)))
+    labels, dist = run_assign(X, centers)[:2]
     assert labels[0] == 0 and dist[0] == 1.0
 
 

@@ -3,23 +3,27 @@
 import numpy as np
 from numba import njit, prange
 
-from .._config import CACHE, FASTMATH, PARALLEL
+from .._config import CACHE, CHUNK_ROWS, FASTMATH, PARALLEL
+
+CHUNK = CHUNK_ROWS  # the fixed row partition (see mixture.weighted_scatter)
+TILE = 64  # rows per tile, laid out features x rows so the distance loop vectorises
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
-def assign_accumulate(X, centers, n_blocks, chunk_rows, labels, min_dist, counts, sums):
+def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_changed):
     """Assign each row to its nearest centre and sum the rows of each cluster.
 
     Parameters
     ----------
     X : (n, d) float64
     centers : (K, d) float64
-    n_blocks, chunk_rows : ints, the fixed partition (see ``weighted_scatter``).
-    labels : (n,) int64, filled with the index of the nearest centre (ties go to
-        the lowest index).
+    n_blocks : int, the fixed partition (see ``mixture.weighted_scatter``).
+    labels : (n,) int64, on entry the previous labels (any values on the first
+        call); on exit the index of the nearest centre (ties go to the lowest index).
     min_dist : (n,) float64, filled with the squared distance to that centre.
     counts : (K,) float64, filled with the number of rows per cluster.
     sums : (K, d) float64, filled with the sum of the rows of each cluster.
+    n_changed : (1,) int64, filled with the number of rows whose label changed.
 
     Distances are computed as ``sum_j (x_j - c_j)^2``, never through the
     expansion ``|x|^2 - 2 x.c + |c|^2``, which cancels catastrophically for
@@ -29,29 +33,51 @@ def assign_accumulate(X, centers, n_blocks, chunk_rows, labels, min_dist, counts
     n_clusters = centers.shape[0]
     acc_n = np.zeros((n_blocks, n_clusters))
     acc_s = np.zeros((n_blocks, n_clusters, d))
-    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    acc_changed = np.zeros(n_blocks, dtype=np.int64)
+    n_chunks = (n + CHUNK - 1) // CHUNK
     for b in prange(n_blocks):
-        start = (b * n_chunks // n_blocks) * chunk_rows
-        stop = min(n, ((b + 1) * n_chunks // n_blocks) * chunk_rows)
-        for i in range(start, stop):
-            best = np.inf
-            best_k = 0
-            for k in range(n_clusters):
-                s = 0.0
+        xt = np.empty((d, TILE))
+        dist = np.empty(TILE)
+        best = np.empty(TILE)
+        best_k = np.empty(TILE, dtype=np.int64)
+        start = (b * n_chunks // n_blocks) * CHUNK
+        stop = min(n, ((b + 1) * n_chunks // n_blocks) * CHUNK)
+        for t0 in range(start, stop, TILE):
+            rows = min(TILE, stop - t0)
+            for r in range(rows):
                 for j in range(d):
-                    t = X[i, j] - centers[k, j]
-                    s += t * t
-                if s < best:
-                    best = s
-                    best_k = k
-            labels[i] = best_k
-            min_dist[i] = best
-            acc_n[b, best_k] += 1.0
-            for j in range(d):
-                acc_s[b, best_k, j] += X[i, j]
+                    xt[j, r] = X[t0 + r, j]
+            for r in range(rows):
+                best[r] = np.inf
+                best_k[r] = 0
+            for k in range(n_clusters):
+                for r in range(rows):
+                    dist[r] = 0.0
+                for j in range(d):
+                    c = centers[k, j]
+                    for r in range(rows):
+                        t = xt[j, r] - c
+                        dist[r] += t * t
+                for r in range(rows):
+                    closer = dist[r] < best[r]
+                    best[r] = dist[r] if closer else best[r]
+                    best_k[r] = k if closer else best_k[r]
+            changed = 0
+            for r in range(rows):
+                i = t0 + r
+                k = best_k[r]
+                changed += labels[i] != k
+                labels[i] = k
+                min_dist[i] = best[r]
+                acc_n[b, k] += 1.0
+                for j in range(d):
+                    acc_s[b, k, j] += X[i, j]
+            acc_changed[b] += changed
     counts[:] = 0.0
     sums[:] = 0.0
+    n_changed[0] = 0
     for b in range(n_blocks):
+        n_changed[0] += acc_changed[b]
         for k in range(n_clusters):
             counts[k] += acc_n[b, k]
             for j in range(d):
