@@ -40,7 +40,7 @@ PARALLEL = True
 CHUNK_ROWS = 256
 PARALLEL_MIN_WORK = 1_000_000
 MAX_BLOCKS = 64
-ACCUMULATOR_BYTES = 32 * 2**20
+ACCUMULATOR_BYTES = 8 * 2**20
 
 
 def n_blocks(n_rows, floats_per_block):

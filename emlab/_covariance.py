@@ -18,10 +18,9 @@ means and corrected about the new ones (see ``weighted_scatter``).
 """
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from . import _config
-from ._kernels.gaussian import log_gaussian_diag, log_gaussian_full
+from ._kernels.gaussian import invert_lower, log_gaussian_diag, log_gaussian_full
 from ._kernels.mixture import em_step_diag, em_step_full, weighted_scatter
 from .exceptions import DegenerateCovarianceError
 
@@ -61,7 +60,9 @@ def _cholesky_precision(cov, label):
             f"than n_features + 1 = {d + 1} distinct points, or a feature is constant within "
             f"it. {COLLAPSE_HINT}"
         )
-    return solve_triangular(lower, np.eye(d), lower=True).T
+    inverse = np.empty_like(lower)
+    invert_lower(np.ascontiguousarray(lower), inverse)
+    return inverse.T
 
 
 def _check_positive_variances(variances, label_of):

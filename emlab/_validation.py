@@ -40,8 +40,10 @@ def check_array(X, name="X", *, min_samples=1, n_features=None):
             f"{name} has {d} features, but the model was fitted with {n_features}."
         )
     arr = np.ascontiguousarray(arr, dtype=np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
+    # checked in slices, so the check costs no memory in proportion to X
+    step = max(1, 2**20 // d)
+    if not all(np.isfinite(arr[i:i + step]).all() for i in range(0, n, step)):
+        bad = ~np.isfinite(arr)
         n_nan = int(np.isnan(arr).sum())
         n_inf = int(bad.sum()) - n_nan
         rows = np.flatnonzero(bad.any(axis=1))

@@ -336,3 +336,14 @@ def test_fused_pass_does_not_depend_on_thread_count(rng, random_spd):
         numba.set_num_threads(before)
     for a, b in zip(*results):
         assert np.array_equal(a, b)
+
+
+def test_invert_lower_matches_scipy(rng, random_spd):
+    from emlab._kernels.gaussian import invert_lower
+
+    for d in (1, 2, 5, 17):
+        lower = np.linalg.cholesky(random_spd(1, d)[0])
+        out = np.full((d, d), np.nan)
+        invert_lower(lower, out)
+        np.testing.assert_allclose(out, solve_triangular(lower, np.eye(d), lower=True), rtol=1e-12, atol=1e-14)
+        assert np.all(np.triu(out, 1) == 0.0)

@@ -90,3 +90,23 @@ def log_gaussian_diag(X, means, prec_chol, chunk_rows, out):
                     y = (X[i, j] - means[k, j]) * prec_chol[k, j]
                     q += y * y
                 out[i, k] = const + log_det[k] - 0.5 * q
+
+
+@njit(fastmath=FASTMATH, cache=CACHE)
+def invert_lower(lower, out):
+    """``out = inv(lower)`` for a lower-triangular matrix with a positive diagonal.
+
+    Forward substitution, column by column. A d x d inverse needs d^3/6
+    multiply-adds: too small for BLAS, whose threads would only compete with
+    numba's (measured: 3-14x slower EM iterations with scipy's solver).
+    """
+    d = lower.shape[0]
+    for c in range(d):
+        for i in range(c):
+            out[i, c] = 0.0
+        out[c, c] = 1.0 / lower[c, c]
+        for i in range(c + 1, d):
+            s = 0.0
+            for m in range(c, i):
+                s += lower[i, m] * out[m, c]
+            out[i, c] = -s / lower[i, i]
