@@ -9,12 +9,13 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
 export MPLBACKEND := Agg
 
-.PHONY: help test book lab demo clean distclean constraints
+.PHONY: help test book lab bench demo clean distclean constraints
 
 help:
 	@echo "make book   - set up $(VENV) and build the book (every chapter executed)"
 	@echo "make test   - set up $(VENV) and run the tests, book chapters included"
 	@echo "make lab    - set up $(VENV) with JupyterLab and jupytext, and open the chapters"
+	@echo "make bench  - emlab against scikit-learn, side by side (15-30 min; benchmarks/README.md)"
 	@echo "make demo   - k-means versus EM on the two classic samples (writes two_samples.png)"
 	@echo "make clean  - remove the built book, caches and Numba's compiled kernels"
 
@@ -47,6 +48,9 @@ book: $(VENV)/.book.stamp
 # Chapters are MyST markdown: in JupyterLab, right-click one and "Open With > Jupytext Notebook".
 lab: $(VENV)/.lab.stamp
 	$(BIN)/jupyter lab --notebook-dir=book $(if $(filter 0,$(shell id -u)),--allow-root)
+
+bench: $(VENV)/.dev.stamp
+	$(BIN)/python -m benchmarks
 
 demo: $(VENV)/.dev.stamp
 	$(BIN)/emlab demo --data sample --out two_samples.png

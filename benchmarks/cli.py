@@ -1,0 +1,92 @@
+"""Command line: ``python -m benchmarks [--quick] [--cases NAME ...] ...``."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cases import default_cases, quick_cases, select_cases
+from .report import format_report, write_json
+from .runner import Settings, log, run
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: Sizes of the reference measurements and repeat counts: full run, then --quick.
+FULL = {"repeats": 5, "iterations": (2, 8), "gemm_size": 3000, "bandwidth_mib": 256,
+        "cold_start_repeats": 3}
+QUICK = {"repeats": 3, "iterations": (2, 6), "gemm_size": 1200, "bandwidth_mib": 64,
+         "cold_start_repeats": 1}
+
+
+def build_parser():
+    """The argument parser (its ``--help`` lists the known case names)."""
+    known = ", ".join(c.name for c in default_cases())
+    quick = ", ".join(c.name for c in quick_cases())
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Run emlab and its peers side by side (same process, same data, same "
+                    "start) and report seconds per iteration, GFLOP/s against GEMM, peak "
+                    "memory and cold start, with PASS/FAIL per target.",
+        epilog=f"Default grid: {known}. Quick grid: {quick}. Any name of the form "
+               f"gmm-<full|tied|diag|spherical>-N<n>-d<d>-K<k> or kmeans-N<n>-d<d>-K<k> "
+               f"(n like 1e6 or 250000) is accepted by --cases.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes for a smoke test (under a minute); writes "
+                             "results/quick.json and quick.png unless --out/--plot are given")
+    parser.add_argument("--cases", nargs="+", metavar="NAME",
+                        help="run only these cases (default: the whole grid)")
+    parser.add_argument("--repeats", type=int, help="timed repeats per case (median reported)")
+    parser.add_argument("--iterations", type=int, nargs=2, metavar=("M1", "M2"),
+                        help="the two iteration counts whose times are differenced")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for Numba, BLAS and OpenMP (default 2)")
+    parser.add_argument("--gemm-size", type=int, help="order of the GEMM reference matrices")
+    parser.add_argument("--out", type=Path, help="JSON file to write")
+    parser.add_argument("--plot", type=Path, help="PNG file to write")
+    parser.add_argument("--no-memory", action="store_true", help="skip peak-memory workers")
+    parser.add_argument("--no-peer", action="store_true", help="run emlab alone")
+    parser.add_argument("--no-cold-start", action="store_true", help="skip cold-start runs")
+    return parser
+
+
+def settings_from_args(args, argv):
+    """The :class:`~benchmarks.runner.Settings` that parsed arguments ask for."""
+    sizes = dict(QUICK if args.quick else FULL)
+    for key in ("repeats", "iterations", "gemm_size"):
+        if getattr(args, key) is not None:
+            sizes[key] = tuple(args.iterations) if key == "iterations" else getattr(args, key)
+    m1, m2 = sizes["iterations"]
+    if not 1 <= m1 < m2:
+        raise ValueError(f"--iterations needs 1 <= M1 < M2; got {m1} {m2}")
+    if sizes["repeats"] < 1 or args.threads < 1:
+        raise ValueError("--repeats and --threads must be at least 1")
+    return Settings(cases=select_cases(args.cases, quick=args.quick), threads=args.threads,
+                    memory=not args.no_memory, peer=not args.no_peer,
+                    cold_start=not args.no_cold_start, quick=args.quick,
+                    command=["python", "-m", "benchmarks"] + list(argv), **sizes)
+
+
+def main(argv=None):
+    """Run the benchmarks, write the JSON and the plot, print the report. Returns 0."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args, argv)
+    except ValueError as exc:
+        parser.error(str(exc))
+    stem = "quick" if args.quick else "latest"
+    out = args.out or RESULTS / f"{stem}.json"
+    plot_path = args.plot or RESULTS / f"{stem}.png"
+    results = run(settings)
+    write_json(results, out)
+    log(f"wrote {out}")
+    try:
+        from .plot import save_figure
+
+        save_figure(results, plot_path)
+        log(f"wrote {plot_path}")
+    except Exception as exc:  # the numbers matter more than the picture
+        log(f"could not draw the plot: {type(exc).__name__}: {exc}")
+    print(format_report(results))
+    return 0

@@ -1,0 +1,232 @@
+"""Metrics, targets, the printed tables and the JSON file."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .cases import Target
+
+#: Import plus first small fit, warm Numba cache, in seconds (the issue's cold-start target).
+COLD_START_TARGET = Target("cold_start_warm_s", "<=", 2.0)
+
+PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "n/a"
+
+
+def case_metrics(libraries, reference, peer, gemm_gflops):
+    """The ratios a case's targets are stated in.
+
+    Parameters
+    ----------
+    libraries : dict
+        ``{name: library result}`` as stored in the JSON (``seconds_per_iter``,
+        ``gflops``, ``memory`` ...).
+    reference, peer : str
+        Names of emlab and of the peer (``peer`` may be missing from ``libraries``).
+    gemm_gflops : float
+        The GEMM rate with the same threads.
+
+    Returns
+    -------
+    dict
+        ``speedup`` (peer seconds / emlab seconds per iteration),
+        ``gemm_fraction`` (emlab's useful GFLOP/s over the GEMM rate) and
+        ``memory_ratio`` (emlab's memory growth over the peer's); None where
+        not measured.
+    """
+    ours = libraries.get(reference, {})
+    theirs = libraries.get(peer, {})
+    return {
+        "speedup": _ratio(theirs.get("seconds_per_iter"), ours.get("seconds_per_iter")),
+        "gemm_fraction": _ratio(ours.get("gflops"), gemm_gflops),
+        "memory_ratio": _ratio(_growth(ours), _growth(theirs)),
+    }
+
+
+def _growth(library_result):
+    memory = library_result.get("memory") or {}
+    return memory.get("growth_mib")
+
+
+def _ratio(numerator, denominator):
+    if numerator is None or denominator is None:
+        return None
+    if not (math.isfinite(numerator) and math.isfinite(denominator)) or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def evaluate(targets, values):
+    """One row per target: its text, the measured value and PASS / FAIL / n/a.
+
+    Parameters
+    ----------
+    targets : iterable of benchmarks.cases.Target
+    values : dict
+        ``{metric: value or None}``.
+
+    Returns
+    -------
+    list of dict
+    """
+    rows = []
+    for target in targets:
+        value = values.get(target.metric)
+        met = target.met_by(value)
+        verdict = NOT_MEASURED if met is None else (PASS if met else FAIL)
+        rows.append({"target": target.describe(), "metric": target.metric, "op": target.op,
+                     "threshold": target.threshold, "value": value, "verdict": verdict})
+    return rows
+
+
+def summarise(results):
+    """Counts of PASS, FAIL and n/a over every target in ``results``."""
+    rows = [row for case in results["cases"] for row in case.get("targets", [])]
+    rows += results.get("cold_start_targets", [])
+    return {verdict: sum(row["verdict"] == verdict for row in rows)
+            for verdict in (PASS, FAIL, NOT_MEASURED)}
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _fmt(value, spec=".3g", suffix=""):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:{spec}}{suffix}"
+
+
+def _table(header, rows):
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def measurements_table(results):
+    """The per-case numbers, one row per case."""
+    header = ["case", "emlab s/it", "peer s/it", "speed-up", "emlab GF/s", "peer GF/s",
+              "emlab/GEMM", "emlab MiB", "peer MiB", "mem ratio", "traj diff"]
+    rows = []
+    for case in results["cases"]:
+        if case["status"] != "ok":
+            rows.append([case["name"], case["status"]] + [""] * (len(header) - 2))
+            continue
+        ours = case["libraries"].get("emlab", {})
+        theirs = case["libraries"].get(case["peer"], {})
+        rows.append([
+            case["name"],
+            _fmt(ours.get("seconds_per_iter"), ".4g"),
+            _fmt(theirs.get("seconds_per_iter"), ".4g"),
+            _fmt(case["speedup"], ".3g", "x"),
+            _fmt(ours.get("gflops"), ".3g"),
+            _fmt(theirs.get("gflops"), ".3g"),
+            _fmt(case["gemm_fraction"], ".1%"),
+            _fmt(_growth(ours), ".1f"),
+            _fmt(_growth(theirs), ".1f"),
+            _fmt(case["memory_ratio"], ".1%"),
+            _fmt(case["trajectory_rel_diff"], ".1e"),
+        ])
+    return _table(header, rows)
+
+
+def targets_table(results):
+    """One row per (case, target) with the measured value and PASS / FAIL / n/a."""
+    header = ["case", "target", "value", "verdict"]
+    rows = []
+    for case in results["cases"]:
+        if case["status"] != "ok":
+            rows.append([case["name"], "-", case.get("message", "")[:60], case["status"]])
+        for row in case.get("targets", []):
+            rows.append([case["name"], row["target"], _fmt(row["value"], ".3g"), row["verdict"]])
+    for row in results.get("cold_start_targets", []):
+        rows.append(["cold start", row["target"], _fmt(row["value"], ".3g"), row["verdict"]])
+    return _table(header, rows)
+
+
+def cold_start_lines(results):
+    """One line per library and cache state."""
+    lines = []
+    for name, runs in (results.get("cold_start") or {}).items():
+        for state, run in runs.items():
+            if "error" in run:
+                lines.append(f"  {name:8s} {state:12s} error: {run['error']}")
+                continue
+            lines.append(f"  {name:8s} {state:12s} import {run['import_s']:.2f} s + first fit "
+                         f"{run['fit_s']:.2f} s = {run['total_s']:.2f} s "
+                         f"(whole process {run['process_s']:.2f} s)")
+    return lines
+
+
+def case_notes(results):
+    """Lines about anything that qualifies a case's numbers: early stops and warnings."""
+    notes = []
+    for case in results["cases"]:
+        m2 = str(case.get("iterations", [0, 0])[1])
+        for name, lib in case.get("libraries", {}).items():
+            ran = lib.get("n_iter", {}).get(m2)
+            if ran is not None and ran != int(m2):
+                notes.append(f"note: {case['name']}: {name} stopped after {ran} of {m2} "
+                             f"iterations (seconds per iteration use the iterations run)")
+            if lib.get("warnings"):
+                notes.append(f"note: {case['name']}: {name} warned {', '.join(lib['warnings'])}")
+            error = (lib.get("memory") or {}).get("error")
+            if error:
+                notes.append(f"note: {case['name']}: {name} memory not measured: {error}")
+    return notes
+
+
+def format_report(results):
+    """The text printed at the end of a run."""
+    gemm = results["gemm"]
+    threads = results["settings"]["threads"]
+    lines = [
+        f"emlab benchmarks on {results['machine']['cpu_model']} with {threads} threads "
+        f"(numba layer {results['machine']['numba']['threading_layer']}); "
+        f"GEMM {gemm['threads'][str(threads)]['gflops']:.1f} GFLOP/s "
+        f"({gemm['threads']['1']['gflops']:.1f} on 1 thread), memory bandwidth "
+        f"{results['bandwidth']['gb_per_s']:.1f} GB/s",
+        f"seconds per iteration: median of {results['settings']['repeats']} repeats of "
+        f"(t(m2) - t(m1)) / (m2 - m1), (m1, m2) = {tuple(results['settings']['iterations'])}",
+        "",
+        measurements_table(results),
+    ]
+    lines += case_notes(results) + [""]
+    cold = cold_start_lines(results)
+    if cold:
+        lines += ["cold start (fresh interpreter: import + first fit on Iris)"] + cold + [""]
+    lines += [targets_table(results), ""]
+    counts = summarise(results)
+    lines.append(f"targets: {counts[PASS]} PASS, {counts[FAIL]} FAIL, "
+                 f"{counts[NOT_MEASURED]} not measured")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def jsonable(value):
+    """``value`` in JSON's types: NumPy scalars and arrays become Python ones, NaN and inf None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def write_json(results, path):
+    """Write ``results`` to ``path`` (strict JSON, parents created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsonable(results), indent=1, allow_nan=False) + "\n")
+    return path
