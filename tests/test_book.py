@@ -36,3 +36,7 @@ def test_chapter_executes(chapter):
     client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(BOOK)}})
     client.execute()  # raises CellExecutionError with the failing cell's traceback
+    if "matplotlib" in chapter.read_text():
+        images = [o for cell in notebook.cells if cell.cell_type == "code"
+                  for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert images, f"{chapter.name} uses matplotlib but shows no figure"
