@@ -17,6 +17,15 @@ class ParamsMixin:
         return sorted(p.name for p in sig.parameters.values()
                       if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
+    #: scikit-learn's estimator type ('density_estimator', 'clusterer', ...)
+    _estimator_type = None
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags; only scikit-learn calls this, so it imports it lazily."""
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type=self._estimator_type, target_tags=TargetTags(required=False))
+
     def get_params(self, deep=True):
         return {name: getattr(self, name) for name in self._param_names()}
 

@@ -96,6 +96,10 @@ class Full:
     def shape(self, k, d):
         return (k, d, d)
 
+    def n_parameters(self, k, d):
+        """Free parameters of the covariances."""
+        return k * d * (d + 1) // 2
+
     def precision_cholesky(self, cov):
         return np.array([_cholesky_precision(c, f"component {i}") for i, c in enumerate(cov)])
 
@@ -174,6 +178,9 @@ class Tied(Full):
     def shape(self, k, d):
         return (d, d)
 
+    def n_parameters(self, k, d):
+        return d * (d + 1) // 2
+
     def precision_cholesky(self, cov):
         return _cholesky_precision(cov, "the tied covariance")
 
@@ -207,6 +214,9 @@ class Diag:
 
     def shape(self, k, d):
         return (k, d)
+
+    def n_parameters(self, k, d):
+        return k * d
 
     def precision_cholesky(self, cov):
         _check_positive_variances(cov, lambda k: f"component {k}")
@@ -277,6 +287,9 @@ class Spherical(Diag):
 
     def shape(self, k, d):
         return (k,)
+
+    def n_parameters(self, k, d):
+        return k
 
     def precision_cholesky(self, cov):
         _check_positive_variances(np.asarray(cov)[:, None], lambda k: f"component {k}")

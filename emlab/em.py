@@ -10,6 +10,7 @@ which by Dempster, Laird and Rubin's theorem cannot decrease from one iteration
 to the next. The guard checks that at **every** iteration.
 """
 
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -85,7 +86,8 @@ def check_em_options(max_iter, tol, on_decrease):
     return max_iter, tol
 
 
-def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decrease_rtol=1e-10):
+def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decrease_rtol=1e-10,
+           verbose=0):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
 
     Parameters
@@ -108,12 +110,17 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
         ``EMResult.decreases``. A decrease is never taken as convergence.
     decrease_rtol : float, default=1e-10
         Relative size of a fall still attributed to round-off.
+    verbose : int, default=0
+        0: silent; 1: one line at the end of the run; 2: also one line per
+        iteration (objective, change, elapsed seconds). Lines are printed, so
+        they read the same in a terminal and in a notebook.
 
     Returns
     -------
     EMResult
     """
     max_iter, tol = check_em_options(max_iter, tol, on_decrease)
+    started = time.perf_counter()
     lower_bounds = []
     decreases = []
     prev = -np.inf
@@ -144,16 +151,24 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
         params = model.m_step(X, expectations, params)
         slack = float(getattr(model, "m_step_slack", 0.0))
         lower_bounds.append(objective)
+        if verbose >= 2:
+            shown = "" if n_iter == 1 else f"{change:+.3e}"
+            print(f"  iteration {n_iter:4d}  objective {objective:+.10f}  change {shown:>11s}  "
+                  f"{time.perf_counter() - started:8.2f} s", flush=True)
         # A decrease beyond round-off is reported above and never read as convergence.
         if not fell and abs(change) < tol:
             converged = True
             break
         prev = objective
+    if verbose >= 1:
+        state = "converged" if converged else "did not converge"
+        print(f"EM {state} after {n_iter} iteration(s): objective {lower_bounds[-1]:+.10f}, "
+              f"{time.perf_counter() - started:.2f} s", flush=True)
     return EMResult(params, np.asarray(lower_bounds), converged, n_iter, decreases)
 
 
 def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
-           on_decrease="warn", decrease_rtol=1e-10, init=None):
+           on_decrease="warn", decrease_rtol=1e-10, init=None, verbose=0):
     """Fit ``model`` by EM from ``n_init`` starts and keep the best.
 
     Parameters
@@ -162,7 +177,7 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
     X : array-like
     n_init : int, default=1
         Number of starts; the run with the highest final objective is kept.
-    max_iter, tol, on_decrease, decrease_rtol
+    max_iter, tol, on_decrease, decrease_rtol, verbose
         As in :func:`run_em`.
     random_state : None, int or numpy.random.Generator
         Seeds ``model.init_params``.
@@ -199,13 +214,16 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
     True
     """
     n_init = check_int(n_init, "n_init", low=1)
+    check_int(verbose, "verbose", low=0)
     check_em_options(max_iter, tol, on_decrease)
     rng = check_random_state(random_state)
     best = None
     for i in range(n_init):
+        if verbose and n_init > 1:
+            print(f"start {i + 1} of {n_init}", flush=True)
         params = init if (init is not None and i == 0) else model.init_params(X, rng)
-        result = run_em(model, X, params, max_iter=max_iter, tol=tol,
-                        on_decrease=on_decrease, decrease_rtol=decrease_rtol)
+        result = run_em(model, X, params, max_iter=max_iter, tol=tol, on_decrease=on_decrease,
+                        decrease_rtol=decrease_rtol, verbose=verbose)
         if best is None or result.lower_bounds[-1] > best.lower_bounds[-1]:
             best = result
     if not best.converged:

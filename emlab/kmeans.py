@@ -182,6 +182,8 @@ class KMeans(ParamsMixin):
     [2, 2]
     """
 
+    _estimator_type = "clusterer"
+
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
                  tol=1e-4, random_state=None):
         self.n_clusters = n_clusters

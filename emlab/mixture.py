@@ -343,6 +343,15 @@ class GaussianMixture(ParamsMixin):
         User-provided starting values; they replace what ``init_params`` gives.
         ``precisions_init`` is shaped by ``covariance_type`` as ``covariances_``.
     random_state : None, int or numpy.random.Generator
+        Seeds the initialisation (and :meth:`sample`). The same seed gives
+        bit-for-bit the same fit, whatever the number of threads.
+    warm_start : bool, default=False
+        If True and the model is already fitted, ``fit`` starts from the fitted
+        parameters (one run; ``n_init`` and the ``*_init`` values are ignored),
+        as in scikit-learn.
+    verbose : int, default=0
+        0: silent; 1: a line per run; 2: also a line per iteration (objective,
+        change, elapsed time).
     on_decrease : {'warn', 'raise', 'ignore'}, default='warn'
         What to do if the log-likelihood decreases between two iterations by
         more than round-off, which exact EM cannot do: a
@@ -401,9 +410,12 @@ class GaussianMixture(ParamsMixin):
     True
     """
 
+    _estimator_type = "density_estimator"
+
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
-                 means_init=None, precisions_init=None, random_state=None, on_decrease="warn"):
+                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
+                 verbose=0, on_decrease="warn"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -415,10 +427,15 @@ class GaussianMixture(ParamsMixin):
         self.means_init = means_init
         self.precisions_init = precisions_init
         self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
         self.on_decrease = on_decrease
 
     def _make_model(self, X):
         n, d = X.shape
+        check_int(self.verbose, "verbose", low=0)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
         k = check_int(self.n_components, "n_components", low=1)
         if k > n:
             raise ValueError(f"n_components={k} must be <= n_samples={n}.")
@@ -459,9 +476,18 @@ class GaussianMixture(ParamsMixin):
 
     def _fit(self, X):
         model = self._make_model(X)
-        result = fit_em(model, X, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
+        warm = None
+        if self.warm_start and hasattr(self, "weights_"):
+            if self.n_features_in_ != X.shape[1] or self.covariance_type != self._fitted_type:
+                raise ValueError(
+                    "warm_start needs X with the fitted number of features and the fitted "
+                    "covariance_type; set warm_start=False to start afresh."
+                )
+            warm = MixtureParams.from_model(self)
+        result = fit_em(model, X, n_init=1 if warm is not None else self.n_init,
+                        max_iter=self.max_iter, tol=self.tol, init=warm,
                         random_state=check_random_state(self.random_state),
-                        on_decrease=self.on_decrease)
+                        on_decrease=self.on_decrease, verbose=self.verbose)
         for iteration, comps in model.empty_events:
             warnings.warn(
                 f"component(s) {comps} received no responsibility at iteration {iteration}; "
@@ -480,6 +506,7 @@ class GaussianMixture(ParamsMixin):
         self.lower_bounds_ = result.lower_bounds
         self.lower_bound_ = float(result.lower_bounds[-1])
         self.n_features_in_ = X.shape[1]
+        self._fitted_type = params.covariance_type
 
     def _warn_if_held_up_by_ridge(self, params):
         """Name the components whose covariance is nonsingular only thanks to ``reg_covar``.
@@ -531,3 +558,125 @@ class GaussianMixture(ParamsMixin):
 
     def _predict(self, X):
         return weighted_log_prob(X, MixtureParams.from_model(self)).argmax(axis=1)
+
+    # ----------------------------------------------------------------------- model selection
+
+    def _n_parameters(self):
+        """Free parameters: weights (K - 1), means (K d) and the covariances."""
+        check_is_fitted(self, "weights_")
+        k, d = self.means_.shape
+        return (k - 1) + k * d + MODELS[self.covariance_type].n_parameters(k, d)
+
+    def bic(self, X):
+        """Bayesian information criterion, ``-2 log L + p log n``: lower is better.
+
+        ``log L`` is the total log-likelihood of X and ``p`` the number of free
+        parameters (scikit-learn's convention and sign).
+        """
+        X = self._check_X(X)
+        return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+
+    def aic(self, X):
+        """Akaike information criterion, ``-2 log L + 2 p``: lower is better."""
+        X = self._check_X(X)
+        return -2.0 * self.score(X) * X.shape[0] + 2.0 * self._n_parameters()
+
+    # ----------------------------------------------------------------------- sampling
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Grouped by component, as in scikit-learn.
+        y : ndarray of shape (n_samples,)
+            The component of each sample.
+        """
+        check_is_fitted(self, "weights_")
+        n_samples = check_int(n_samples, "n_samples", low=1)
+        rng = check_random_state(self.random_state)
+        params = MixtureParams.from_model(self)
+        counts = rng.multinomial(n_samples, params.weights)
+        chol = np.linalg.cholesky(params.full_covariances())
+        d = params.means.shape[1]
+        X = np.vstack([params.means[k] + rng.standard_normal((c, d)) @ chol[k].T
+                       for k, c in enumerate(counts)])
+        y = np.repeat(np.arange(params.n_components), counts)
+        return X, y
+
+    # ----------------------------------------------------------------------- persistence
+
+    _FORMAT = "emlab.GaussianMixture/1"
+    _SCALAR_PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
+                      "init_params", "warm_start", "verbose", "on_decrease")
+
+    def save(self, path):
+        """Write the fitted model to a ``.npz`` file: arrays and JSON text, no pickle.
+
+        Loading it (:meth:`load`) therefore never executes code. ``random_state``
+        is kept when it is None or an int; a Generator is not saved.
+        """
+        import json
+
+        check_is_fitted(self, "weights_")
+        settings = {name: getattr(self, name) for name in self._SCALAR_PARAMS}
+        seed = self.random_state
+        settings["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) else None
+        fitted = {"converged_": bool(self.converged_), "n_iter_": int(self.n_iter_),
+                  "n_features_in_": int(self.n_features_in_)}
+        arrays = {"weights_": self.weights_, "means_": self.means_, "covariances_": self.covariances_,
+                  "precisions_cholesky_": self.precisions_cholesky_,
+                  "lower_bounds_": self.lower_bounds_}
+        for name in ("weights_init", "means_init", "precisions_init"):
+            if getattr(self, name) is not None:
+                arrays[name] = np.asarray(getattr(self, name), dtype=np.float64)
+        header = json.dumps({"format": self._FORMAT, "settings": settings, "fitted": fitted})
+        np.savez(path, header=np.array(header), **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save` (``allow_pickle=False``), checking its contents."""
+        import json
+
+        with np.load(path, allow_pickle=False) as data:
+            try:
+                header = json.loads(str(data["header"]))
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"{path} is not a saved emlab GaussianMixture: {exc}") from None
+            if header.get("format") != cls._FORMAT:
+                raise ValueError(f"{path} holds format {header.get('format')!r}, not {cls._FORMAT!r}.")
+            try:
+                arrays = {name: np.array(data[name]) for name in data.files if name != "header"}
+            except ValueError as exc:  # numpy: "Object arrays cannot be loaded when allow_pickle=False"
+                raise ValueError(
+                    f"{path} holds a pickled object array, which a saved model never does; "
+                    f"refusing to load it ({exc})."
+                ) from None
+        settings = header["settings"]
+        inits = {name: arrays.pop(name) for name in ("weights_init", "means_init", "precisions_init")
+                 if name in arrays}
+        model = cls(**settings, **inits)
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bounds_"):
+            if name not in arrays:
+                raise ValueError(f"{path} lacks {name}.")
+        # rebuilding the parameters checks shapes and positive definiteness
+        params = MixtureParams(arrays["weights_"], arrays["means_"], arrays["covariances_"],
+                               covariance_type=settings["covariance_type"])
+        if not np.allclose(params.precisions_cholesky, arrays["precisions_cholesky_"], rtol=1e-8, atol=0):
+            raise ValueError(f"{path}: precisions_cholesky_ does not match covariances_.")
+        check_weights(params.weights, params.n_components, "weights_")
+        model.weights_ = params.weights
+        model.means_ = params.means
+        model.covariances_ = params.covariances
+        model.precisions_cholesky_ = params.precisions_cholesky
+        model.precisions_ = params.model.precisions(params.precisions_cholesky)
+        model.lower_bounds_ = arrays["lower_bounds_"]
+        model.lower_bound_ = float(model.lower_bounds_[-1])
+        model.converged_ = bool(header["fitted"]["converged_"])
+        model.n_iter_ = int(header["fitted"]["n_iter_"])
+        model.n_features_in_ = int(header["fitted"]["n_features_in_"])
+        if model.n_features_in_ != params.means.shape[1]:
+            raise ValueError(f"{path}: n_features_in_ does not match means_.")
+        model._fitted_type = params.covariance_type
+        return model

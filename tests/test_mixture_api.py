@@ -1,0 +1,144 @@
+"""GaussianMixture beyond EM itself: model selection, sampling, persistence, warm start,
+progress output, and scikit-learn interoperability (dev-only)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from emlab import ConvergenceWarning, GaussianMixture, MixtureParams
+from emlab.datasets import load_iris
+
+X_IRIS = load_iris(return_X_y=True)[0]
+TYPES = ["full", "tied", "diag", "spherical"]
+# free parameters for K=3 components in d=4, counted by hand: weights 2, means 12, covariances
+COVARIANCE_PARAMETERS = {"full": 3 * 10, "tied": 10, "diag": 3 * 4, "spherical": 3}
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_bic_and_aic_follow_their_definitions(covariance_type):
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X_IRIS)
+    p = 2 + 12 + COVARIANCE_PARAMETERS[covariance_type]
+    log_lik = gm.score_samples(X_IRIS).sum()
+    assert np.isclose(gm.bic(X_IRIS), -2 * log_lik + p * np.log(150), rtol=1e-13)
+    assert np.isclose(gm.aic(X_IRIS), -2 * log_lik + 2 * p, rtol=1e-13)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_bic_equals_sklearn_for_the_same_parameters(covariance_type):
+    sk = pytest.importorskip("sklearn.mixture")
+    ours = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X_IRIS)
+    start = dict(weights_init=ours.weights_, means_init=ours.means_, precisions_init=ours.precisions_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sk.GaussianMixture(3, covariance_type=covariance_type, max_iter=1, **start).fit(X_IRIS)
+        mine = GaussianMixture(3, covariance_type=covariance_type, max_iter=1, **start).fit(X_IRIS)
+    assert np.isclose(mine.bic(X_IRIS), theirs.bic(X_IRIS), rtol=1e-9)
+    assert np.isclose(mine.aic(X_IRIS), theirs.aic(X_IRIS), rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_samples_follow_the_fitted_mixture(covariance_type):
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X_IRIS)
+    X, y = gm.sample(200_000)
+    assert X.shape == (200_000, 4) and np.all(np.diff(y) >= 0)
+    np.testing.assert_allclose(np.bincount(y, minlength=3) / 200_000, gm.weights_, atol=0.005)
+    full = MixtureParams.from_model(gm).full_covariances()
+    for k in range(3):
+        rows = X[y == k]
+        np.testing.assert_allclose(rows.mean(axis=0), gm.means_[k], atol=0.02)
+        np.testing.assert_allclose(np.cov(rows.T), full[k], atol=0.02)
+    again = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X_IRIS).sample(5)
+    assert np.array_equal(again[0], gm.sample(5)[0])  # the seed decides the sample
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_save_and_load_round_trip(covariance_type, tmp_path):
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=4, tol=1e-4).fit(X_IRIS)
+    path = tmp_path / "model.npz"
+    gm.save(path)
+    back = GaussianMixture.load(path)
+    assert back.get_params() == gm.get_params()
+    for name in ["weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_", "lower_bounds_"]:
+        np.testing.assert_array_equal(getattr(back, name), getattr(gm, name))
+    assert (back.converged_, back.n_iter_, back.lower_bound_) == (gm.converged_, gm.n_iter_, gm.lower_bound_)
+    np.testing.assert_array_equal(back.predict_proba(X_IRIS), gm.predict_proba(X_IRIS))
+
+
+def test_load_refuses_pickles_and_tampering(tmp_path):
+    gm = GaussianMixture(2, random_state=0).fit(X_IRIS)
+    good = tmp_path / "good.npz"
+    gm.save(good)
+    data = dict(np.load(good, allow_pickle=False))
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, **{**data, "means_": np.array([object()], dtype=object)})
+    with pytest.raises(ValueError, match="pickled"):  # numpy refuses object arrays without pickle
+        GaussianMixture.load(evil)
+    bent = tmp_path / "bent.npz"
+    np.savez(bent, **{**data, "covariances_": -data["covariances_"]})
+    with pytest.raises(ArithmeticError, match="not positive definite"):
+        GaussianMixture.load(bent)
+    other = tmp_path / "other.npz"
+    np.savez(other, header=np.array('{"format": "something/9"}'))
+    with pytest.raises(ValueError, match="holds format 'something/9'"):
+        GaussianMixture.load(other)
+
+
+def test_warm_start_continues_from_the_fitted_parameters():
+    gm = GaussianMixture(3, random_state=0, max_iter=3, tol=0, warm_start=True)
+    with pytest.warns(ConvergenceWarning):
+        gm.fit(X_IRIS)
+    first = gm.lower_bounds_.copy()
+    reference = GaussianMixture(3, random_state=0, max_iter=6, tol=0)
+    with pytest.warns(ConvergenceWarning):
+        gm.fit(X_IRIS)
+        reference.fit(X_IRIS)
+    # three iterations, then three more from where they stopped, are six iterations
+    np.testing.assert_allclose(np.concatenate([first, gm.lower_bounds_]), reference.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(gm.means_, reference.means_, rtol=1e-12)
+
+
+def test_verbose_reports_each_iteration(capsys):
+    GaussianMixture(2, random_state=0, verbose=2, tol=1e-6).fit(X_IRIS)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("  iteration    1  objective")
+    assert lines[-1].startswith("EM converged after")
+    assert len(lines) == int(lines[-1].split()[3]) + 1
+    with pytest.raises(ValueError, match="verbose must be >= 0"):
+        GaussianMixture(verbose=-1).fit(X_IRIS)
+
+
+def test_float32_and_lists_are_accepted():
+    a = GaussianMixture(2, random_state=0).fit(X_IRIS.astype(np.float32))
+    b = GaussianMixture(2, random_state=0).fit(X_IRIS.astype(np.float32).astype(np.float64).tolist())
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_works_with_sklearn_clone_pipeline_and_grid_search():
+    base = pytest.importorskip("sklearn.base")
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    pipeline = pytest.importorskip("sklearn.pipeline")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    gm = GaussianMixture(3, covariance_type="diag", random_state=0)
+    copy = base.clone(gm)
+    assert copy is not gm and copy.get_params() == gm.get_params()
+    pipe = pipeline.make_pipeline(preprocessing.StandardScaler(), GaussianMixture(3, random_state=0))
+    labels = pipe.fit(X_IRIS).predict(X_IRIS)
+    assert labels.shape == (150,) and set(labels) == {0, 1, 2}
+    folds = model_selection.KFold(3, shuffle=True, random_state=0)  # Iris is sorted by species
+    search = model_selection.GridSearchCV(GaussianMixture(random_state=0), {"n_components": [1, 2, 3]}, cv=folds)
+    search.fit(X_IRIS)
+    scores = search.cv_results_["mean_test_score"]  # held-out mean log-likelihood, from GaussianMixture.score
+    assert search.best_params_["n_components"] == 1 + int(np.argmax(scores)) != 1
+
+
+def test_kmeans_works_with_sklearn_clone_and_pipeline():
+    base = pytest.importorskip("sklearn.base")
+    pipeline = pytest.importorskip("sklearn.pipeline")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    from emlab import KMeans
+
+    km = KMeans(3, random_state=0)
+    assert base.clone(km).get_params() == km.get_params()
+    labels = pipeline.make_pipeline(preprocessing.StandardScaler(), km).fit_predict(X_IRIS)
+    assert set(labels) == {0, 1, 2}
