@@ -24,6 +24,7 @@ from ._kernels.gaussian import invert_lower, log_gaussian_diag, log_gaussian_ful
 from ._kernels.mixture import em_step_diag, em_step_full, weighted_scatter
 from .exceptions import DegenerateCovarianceError
 
+NO_WEIGHTS = np.empty(0)  # what the fused kernels take for "no sample weights"
 COLLAPSE_HINT = "Increase reg_covar, or reduce n_components."
 
 
@@ -74,7 +75,7 @@ def _check_positive_variances(variances, label_of):
         )
 
 
-def _fused(kernel, X, means, factors, log_weights, second_shape):
+def _fused(kernel, X, means, factors, log_weights, sample_weight, second_shape):
     n, d = X.shape
     k = means.shape[0]
     loglik = np.empty(1)
@@ -84,6 +85,7 @@ def _fused(kernel, X, means, factors, log_weights, second_shape):
     floats = k * (1 + d + int(np.prod(second_shape[1:])))
     with _config.threads_for(n * k * max(d, int(np.prod(second_shape[1:])))):
         kernel(X, np.ascontiguousarray(means), factors, log_weights,
+               NO_WEIGHTS if sample_weight is None else sample_weight,
                _config.n_blocks(n, floats), loglik, nk, sums, second)
     return loglik[0], nk, sums, second
 
@@ -130,11 +132,10 @@ class Full:
                               _config.CHUNK_ROWS, out)
         return out
 
-    def fused_step(self, X, means, pc, log_weights):
+    def fused_step(self, X, means, pc, log_weights, sample_weight=None):
         k, d = means.shape
-        ll, nk, sums, scatter = _fused(em_step_full, X, means, self._lower(pc, k), log_weights,
-                                       (k, d, d))
-        return ll, nk, sums, scatter
+        return _fused(em_step_full, X, means, self._lower(pc, k), log_weights, sample_weight,
+                      (k, d, d))
 
     def raw_stats(self, X, resp, centers):
         n, d = X.shape
@@ -244,9 +245,10 @@ class Diag:
                               _config.CHUNK_ROWS, out)
         return out
 
-    def fused_step(self, X, means, pc, log_weights):
+    def fused_step(self, X, means, pc, log_weights, sample_weight=None):
         k, d = means.shape
-        return _fused(em_step_diag, X, means, self._factors(pc, k, d), log_weights, (k, d))
+        return _fused(em_step_diag, X, means, self._factors(pc, k, d), log_weights, sample_weight,
+                      (k, d))
 
     def raw_stats(self, X, resp, centers):
         k = resp.shape[1]

@@ -122,6 +122,25 @@ def check_means(means, n_components, n_features, name="means_init"):
     return np.ascontiguousarray(m)
 
 
+def check_sample_weight(sample_weight, n_samples):
+    """None, or a C-contiguous float64 vector of ``n_samples`` finite non-negative weights."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.dtype == object or not (np.issubdtype(w.dtype, np.number) or w.dtype == bool):
+        raise ValueError(f"sample_weight must be numeric; got dtype {w.dtype}.")
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), one weight per row of X; got {w.shape}.")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or infinite values.")
+    if np.any(w < 0):
+        raise ValueError(f"sample_weight must be non-negative; {int((w < 0).sum())} weight(s) are negative.")
+    if not np.any(w > 0):
+        raise ValueError("sample_weight is zero everywhere; at least one row must have a positive weight.")
+    return w
+
+
 def check_is_fitted(estimator, attribute):
     if not hasattr(estimator, attribute):
         raise NotFittedError(

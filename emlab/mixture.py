@@ -17,6 +17,7 @@ from ._validation import (
     check_means,
     check_option,
     check_random_state,
+    check_sample_weight,
     check_scalar,
     check_weights,
 )
@@ -205,15 +206,16 @@ def m_step(X, resp, reg_covar, previous=None, covariance_type=None):
     return params_from_statistics(nk, means, second, reg_covar, covariance_type, previous)
 
 
-def fused_statistics(X, params):
+def fused_statistics(X, params, sample_weight=None):
     """One pass over X: the total log-likelihood of ``params`` and the M-step's statistics.
 
     Returns ``(loglik, nk, means, second)`` as :func:`sufficient_statistics`
-    would for the responsibilities of ``params``, which are never stored.
+    would for the responsibilities of ``params`` (each row's multiplied by its
+    ``sample_weight``), which are never stored.
     """
     model = params.model
     loglik, nk, sums, second = model.fused_step(X, params.means, params.precisions_cholesky,
-                                                _log_weights(params.weights))
+                                                _log_weights(params.weights), sample_weight)
     return (loglik,) + _centred(model, nk, sums, second, params.means)
 
 
@@ -228,8 +230,9 @@ class _MixtureEM:
     """
 
     def __init__(self, n_components, covariance_type, reg_covar, init_params, weights_init,
-                 means_init, precisions_init):
+                 means_init, precisions_init, sample_weight=None):
         self.n_components = n_components
+        self.sample_weight = sample_weight
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.init_params_name = init_params
@@ -241,18 +244,26 @@ class _MixtureEM:
         self.m_step_slack = 0.0
 
     def _initial_resp(self, X, rng):
+        """Initial responsibilities (times the sample weights)."""
         n, k = X.shape[0], self.n_components
+        w = self.sample_weight
         name = self.init_params_name
         if name == "random":
             resp = rng.uniform(size=(n, k))
-            return resp / resp.sum(axis=1, keepdims=True)
+            resp /= resp.sum(axis=1, keepdims=True)
+            return resp if w is None else resp * w[:, None]
+        # seeds come from the rows that count (positive weight)
+        seen = X if w is None else X[w > 0]
+        if seen.shape[0] < k:
+            raise ValueError(f"only {seen.shape[0]} rows have a positive sample_weight, fewer than "
+                             f"n_components={k}.")
         if name == "kmeans":
-            labels = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X).labels_
+            labels = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(seen).predict(X)
         else:
             if name == "k-means++":
-                seeds = kmeans_plusplus(X, k, rng)[0]
+                seeds = kmeans_plusplus(seen, k, rng)[0]
             else:  # random_from_data: k distinct rows
-                distinct = np.unique(X, axis=0)
+                distinct = np.unique(seen, axis=0)
                 if distinct.shape[0] < k:
                     raise ValueError(
                         f"X has {distinct.shape[0]} distinct rows, fewer than n_components={k}."
@@ -262,7 +273,7 @@ class _MixtureEM:
             d2 = np.column_stack([((X - s) ** 2).sum(axis=1) for s in seeds])
             labels = d2.argmin(axis=1)
         resp = np.zeros((n, k))
-        resp[np.arange(n), labels] = 1.0
+        resp[np.arange(n), labels] = 1.0 if w is None else w
         return resp
 
     def init_params(self, X, rng):
@@ -283,13 +294,16 @@ class _MixtureEM:
 
     def e_step(self, X, params):
         self.iteration += 1
-        loglik, nk, means, second = fused_statistics(X, params)
+        loglik, nk, means, second = fused_statistics(X, params, self.sample_weight)
         if not np.isfinite(loglik):
             raise FloatingPointError(
                 f"a sample has zero density under every component at iteration "
                 f"{self.iteration}; the data's scale may be extreme (standardise X)."
             )
-        return loglik / X.shape[0], (nk, means, second)
+        return loglik / self.total_weight(X), (nk, means, second)
+
+    def total_weight(self, X):
+        return X.shape[0] if self.sample_weight is None else float(self.sample_weight.sum())
 
     def m_step(self, X, stats, params):
         try:
@@ -300,7 +314,7 @@ class _MixtureEM:
         if fresh:
             self.empty_events.append((self.iteration, fresh))
         # The driver allows the next objective to fall by this much (see EMModel).
-        self.m_step_slack = step.ridge_deficit / X.shape[0]
+        self.m_step_slack = step.ridge_deficit / self.total_weight(X)
         return step.params
 
 
@@ -431,8 +445,9 @@ class GaussianMixture(ParamsMixin):
         self.verbose = verbose
         self.on_decrease = on_decrease
 
-    def _make_model(self, X):
+    def _make_model(self, X, sample_weight=None):
         n, d = X.shape
+        sample_weight = check_sample_weight(sample_weight, n)
         check_int(self.verbose, "verbose", low=0)
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
@@ -447,7 +462,7 @@ class GaussianMixture(ParamsMixin):
         w = None if self.weights_init is None else check_weights(self.weights_init, k)
         m = None if self.means_init is None else check_means(self.means_init, k, d)
         p = None if self.precisions_init is None else self._check_precisions_init(k, d)
-        return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p)
+        return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight)
 
     def _check_precisions_init(self, k, d):
         model = MODELS[self.covariance_type]
@@ -463,19 +478,30 @@ class GaussianMixture(ParamsMixin):
         model.check_precisions(p, "precisions_init")
         return p
 
-    def fit(self, X, y=None):
-        """Estimate the parameters by EM. ``y`` is ignored. Returns self."""
-        self._fit(check_array(X, min_samples=2))
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters by EM. ``y`` is ignored. Returns self.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights (zero allowed, not all zero). A row of weight
+            ``m`` counts as ``m`` copies of it: integer weights give the fit of
+            the repeated rows, and scaling all weights changes nothing.
+            ``lower_bounds_`` is then the weighted mean log-likelihood.
+        """
+        self._fit(check_array(X, min_samples=2), sample_weight)
         return self
 
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then label X with the fitted model (the same as ``fit(X).predict(X)``)."""
         X = check_array(X, min_samples=2)
-        self._fit(X)
+        self._fit(X, sample_weight)
         return self._predict(X)
 
-    def _fit(self, X):
-        model = self._make_model(X)
+    def _fit(self, X, sample_weight=None):
+        model = self._make_model(X, sample_weight)
         warm = None
         if self.warm_start and hasattr(self, "weights_"):
             if self.n_features_in_ != X.shape[1] or self.covariance_type != self._fitted_type:

@@ -265,9 +265,12 @@ def test_exp_nonpos_matches_numpy():
 FUSED_SHAPES = [(1, 1, 1), (5, 3, 2), (63, 2, 3), (65, 5, 4), (3 * _config.CHUNK_ROWS + 29, 7, 3)]
 
 
-def reference_pass(X, log_weights, log_dens, centers):
+def reference_pass(X, log_weights, log_dens, centers, sample_weight=None):
     """log-likelihood and statistics about ``centers`` from the slow references."""
     log_norm, resp = reference.log_normalize(log_dens + log_weights)
+    if sample_weight is not None:
+        log_norm = log_norm * sample_weight
+        resp = resp * sample_weight[:, None]
     k = resp.shape[1]
     nk = resp.sum(axis=0)
     sums = np.array([(resp[:, j, None] * (X - centers[j])).sum(axis=0) for j in range(k)])
@@ -276,8 +279,9 @@ def reference_pass(X, log_weights, log_dens, centers):
     return log_norm.sum(), nk, sums, scatter
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n, d, k", FUSED_SHAPES)
-def test_em_step_full_matches_the_references(n, d, k, rng, random_spd):
+def test_em_step_full_matches_the_references(n, d, k, weighted, rng, random_spd):
     from emlab._kernels.mixture import em_step_full
 
     X = rng.standard_normal((n, d)) * 2
@@ -286,10 +290,11 @@ def test_em_step_full_matches_the_references(n, d, k, rng, random_spd):
     log_weights = np.log(rng.dirichlet(np.ones(k)))
     if k > 2:
         log_weights[1] = -np.inf  # a component with weight 0
+    w = rng.uniform(0, 3, n) * (rng.uniform(size=n) > 0.2) if weighted else None
     ll, nk, sums, scatter = np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d))
-    em_step_full(X, means, prec_chol_t(covariances), log_weights, _config.n_blocks(n, k * (1 + d + d * d)),
-                 ll, nk, sums, scatter)
-    want = reference_pass(X, log_weights, reference.log_gaussian(X, means, covariances), means)
+    em_step_full(X, means, prec_chol_t(covariances), log_weights, np.empty(0) if w is None else w,
+                 _config.n_blocks(n, k * (1 + d + d * d)), ll, nk, sums, scatter)
+    want = reference_pass(X, log_weights, reference.log_gaussian(X, means, covariances), means, w)
     assert np.isclose(ll[0], want[0], rtol=1e-13)
     np.testing.assert_allclose(nk, want[1], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(sums, want[2], rtol=1e-11, atol=1e-11)
@@ -298,19 +303,21 @@ def test_em_step_full_matches_the_references(n, d, k, rng, random_spd):
         assert nk[1] == 0.0
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n, d, k", FUSED_SHAPES)
-def test_em_step_diag_matches_the_references(n, d, k, rng):
+def test_em_step_diag_matches_the_references(n, d, k, weighted, rng):
     from emlab._kernels.mixture import em_step_diag
 
     X = rng.standard_normal((n, d)) * 2
     means = rng.standard_normal((k, d))
     variances = rng.uniform(0.1, 3.0, (k, d))
     log_weights = np.log(rng.dirichlet(np.ones(k)))
+    w = rng.uniform(0, 3, n) if weighted else None
     ll, nk, sums, sq = np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d))
-    em_step_diag(X, means, 1 / np.sqrt(variances), log_weights, _config.n_blocks(n, k * (1 + 2 * d)),
-                 ll, nk, sums, sq)
+    em_step_diag(X, means, 1 / np.sqrt(variances), log_weights, np.empty(0) if w is None else w,
+                 _config.n_blocks(n, k * (1 + 2 * d)), ll, nk, sums, sq)
     dens = np.column_stack([norm.logpdf(X, means[j], np.sqrt(variances[j])).sum(axis=1) for j in range(k)])
-    want = reference_pass(X, log_weights, dens, means)
+    want = reference_pass(X, log_weights, dens, means, w)
     assert np.isclose(ll[0], want[0], rtol=1e-13)
     np.testing.assert_allclose(nk, want[1], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(sums, want[2], rtol=1e-11, atol=1e-11)
@@ -323,7 +330,7 @@ def test_fused_pass_does_not_depend_on_thread_count(rng, random_spd):
     n, d, k = 20_000, 4, 3
     X = rng.standard_normal((n, d))
     args = (X, rng.standard_normal((k, d)), prec_chol_t(random_spd(k, d)), np.log(np.ones(k) / k),
-            _config.n_blocks(n, k * (1 + d + d * d)))
+            np.empty(0), _config.n_blocks(n, k * (1 + d + d * d)))
     results = []
     before = numba.get_num_threads()
     try:

@@ -142,3 +142,69 @@ def test_kmeans_works_with_sklearn_clone_and_pipeline():
     assert base.clone(km).get_params() == km.get_params()
     labels = pipeline.make_pipeline(preprocessing.StandardScaler(), km).fit_predict(X_IRIS)
     assert set(labels) == {0, 1, 2}
+
+
+# ------------------------------------------------------------------ sample weights
+
+
+def fitted_from(start, covariance_type, X, sample_weight=None, max_iter=25):
+    gm = GaussianMixture(3, covariance_type=covariance_type, tol=0, max_iter=max_iter, **start)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return gm.fit(X, sample_weight=sample_weight)
+
+
+def iris_start(covariance_type):
+    seed = GaussianMixture(3, covariance_type=covariance_type, random_state=1, max_iter=2, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        seed.fit(X_IRIS)
+    return dict(weights_init=seed.weights_, means_init=seed.means_, precisions_init=seed.precisions_)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_integer_weights_equal_repeated_rows(covariance_type):
+    counts = np.random.default_rng(0).integers(0, 4, size=150)
+    start = iris_start(covariance_type)
+    weighted = fitted_from(start, covariance_type, X_IRIS, sample_weight=counts)
+    repeated = fitted_from(start, covariance_type, np.repeat(X_IRIS, counts, axis=0))
+    np.testing.assert_allclose(weighted.lower_bounds_, repeated.lower_bounds_, rtol=1e-12)
+    for name in ["weights_", "means_", "covariances_"]:
+        np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_scaling_the_weights_changes_nothing(covariance_type):
+    w = np.random.default_rng(1).uniform(0.1, 2.0, size=150)
+    start = iris_start(covariance_type)
+    a = fitted_from(start, covariance_type, X_IRIS, sample_weight=w)
+    b = fitted_from(start, covariance_type, X_IRIS, sample_weight=1000.0 * w)
+    c = fitted_from(start, covariance_type, X_IRIS, sample_weight=np.ones(150))
+    d = fitted_from(start, covariance_type, X_IRIS)
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-10)
+    np.testing.assert_allclose(c.lower_bounds_, d.lower_bounds_, rtol=1e-13)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random_from_data", "random"])
+def test_rows_of_zero_weight_take_no_part(init_params):
+    far = np.vstack([X_IRIS, np.full((5, 4), 1e3)])  # outliers that would get their own component
+    w = np.r_[np.ones(150), np.zeros(5)]
+    gm = GaussianMixture(3, init_params=init_params, random_state=0, tol=1e-6, max_iter=500).fit(far, sample_weight=w)
+    assert np.all(np.abs(gm.means_) < 10)  # no component sits at the ignored rows
+    start = dict(weights_init=gm.weights_, means_init=gm.means_, precisions_init=gm.precisions_)
+    a = fitted_from(start, "full", far, sample_weight=w, max_iter=3)
+    b = fitted_from(start, "full", X_IRIS, max_iter=3)
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("weights, message", [
+    (-np.ones(150), "sample_weight must be non-negative; 150 weight"),
+    (np.zeros(150), "sample_weight is zero everywhere"),
+    (np.ones(149), r"sample_weight must have shape \(150,\)"),
+    (np.r_[np.nan, np.ones(149)], "sample_weight contains NaN or infinite"),
+    (np.array(["a"] * 150), "sample_weight must be numeric"),
+])
+def test_bad_sample_weights_are_named(weights, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2).fit(X_IRIS, sample_weight=weights)

@@ -122,11 +122,13 @@ TILE = 64  # rows per tile; a change here changes this file, which invalidates n
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
-def _tile_responsibilities(lp, rows, n_components, top, s):
-    """In place: lp[k, r] -> responsibilities; returns the tile's sum of log p(x_r).
+def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0):
+    """In place: lp[k, r] -> (weighted) responsibilities; returns the tile's sum of log p(x_r).
 
-    ``top`` and ``s`` are scratch vectors of length TILE. The log of a product
-    of the per-row sums (each in [1, K]) replaces one log per row.
+    ``top`` and ``s`` are scratch vectors of length TILE. Unweighted (an empty
+    ``sample_weight``), the log of a product of the per-row sums (each in
+    [1, K]) replaces one log per row. Weighted, row r's responsibilities and
+    log-likelihood are multiplied by ``sample_weight[t0 + r]``.
     """
     for r in range(rows):
         top[r] = lp[0, r]
@@ -142,15 +144,22 @@ def _tile_responsibilities(lp, rows, n_components, top, s):
             s[r] += e
     total = 0.0
     prod = 1.0
+    weighted = sample_weight.size > 0
     for r in range(rows):
         if top[r] == -np.inf:  # no component can produce this row
             return -np.inf
-        total += top[r]
-        prod *= s[r]
-        if prod > 1e280:
-            total += math.log(prod)
-            prod = 1.0
-        s[r] = 1.0 / s[r]
+        if weighted:
+            w = sample_weight[t0 + r]
+            if w > 0.0:
+                total += w * (top[r] + math.log(s[r]))
+            s[r] = w / s[r]
+        else:
+            total += top[r]
+            prod *= s[r]
+            if prod > 1e280:
+                total += math.log(prod)
+                prod = 1.0
+            s[r] = 1.0 / s[r]
     for k in range(n_components):
         for r in range(rows):
             lp[k, r] *= s[r]
@@ -222,7 +231,8 @@ def _tile_scatter_lower(rd, dt, rows, d, out):
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
-def em_step_full(X, means, prec_chol_t, log_weights, n_blocks, loglik, nk, sums, scatter):
+def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, loglik, nk, sums,
+                 scatter):
     """One fused E- and M-step pass for full covariances.
 
     Parameters
@@ -232,8 +242,10 @@ def em_step_full(X, means, prec_chol_t, log_weights, n_blocks, loglik, nk, sums,
         are accumulated about (see ``weighted_scatter``).
     prec_chol_t : (K, d, d) float64, lower-triangular transposed precision Cholesky factors.
     log_weights : (K,) float64, log of the mixing weights (``-inf`` allowed).
+    sample_weight : (n,) float64 of non-negative weights, or an empty array for
+        none; every row's contributions below are multiplied by its weight.
     n_blocks : int, the fixed partition (see ``weighted_scatter``).
-    loglik : (1,) float64, filled with ``sum_i log p(x_i)`` under the current parameters.
+    loglik : (1,) float64, filled with ``sum_i w_i log p(x_i)`` under the current parameters.
     nk, sums, scatter : (K,), (K, d), (K, d, d) float64, filled as by
         ``weighted_scatter`` with the responsibilities of the current parameters.
     """
@@ -274,7 +286,7 @@ def em_step_full(X, means, prec_chol_t, log_weights, n_blocks, loglik, nk, sums,
                     for r in range(rows):
                         dt[j, r] = xt[j, r] - mu
                 _tile_log_gaussian_full(dt, rows, prec_chol_t[k], bias[k], y0, y1, lp[k])
-            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s)
+            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0)
             # M-step statistics about the current means
             for k in range(n_components):
                 tot = 0.0
@@ -309,7 +321,8 @@ def em_step_full(X, means, prec_chol_t, log_weights, n_blocks, loglik, nk, sums,
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
-def em_step_diag(X, means, prec_chol, log_weights, n_blocks, loglik, nk, sums, sqsums):
+def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, loglik, nk, sums,
+                 sqsums):
     """One fused E- and M-step pass for diagonal (and spherical) covariances.
 
     As ``em_step_full``, with ``prec_chol[k, j] = 1 / sigma_kj`` and, instead of
@@ -353,7 +366,7 @@ def em_step_diag(X, means, prec_chol, log_weights, n_blocks, loglik, nk, sums, s
                         q[r] += y * y
                 for r in range(rows):
                     lp[k, r] = bias[k] - 0.5 * q[r]
-            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s)
+            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0)
             for k in range(n_components):
                 tot = 0.0
                 for r in range(rows):
