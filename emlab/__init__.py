@@ -18,6 +18,7 @@ from .exceptions import (
 )
 from .kmeans import KMeans, kmeans_plusplus
 from .mixture import GaussianMixture, MixtureParams
+from .selection import Selection, select
 
 __version__ = "0.1.0"
 
@@ -33,9 +34,11 @@ __all__ = [
     "LikelihoodDecreaseWarning",
     "MixtureParams",
     "NotFittedError",
+    "Selection",
     "datasets",
     "fit_em",
     "kmeans_plusplus",
     "run_em",
+    "select",
     "theory",
 ]

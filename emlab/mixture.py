@@ -607,6 +607,19 @@ class GaussianMixture(ParamsMixin):
         X = self._check_X(X)
         return -2.0 * self.score(X) * X.shape[0] + 2.0 * self._n_parameters()
 
+    def icl(self, X):
+        """Integrated completed likelihood (Biernacki, Celeux and Govaert, 2000): lower is better.
+
+        ``BIC + 2 EN``, where ``EN = -sum_i sum_k r_ik log r_ik`` is the entropy of
+        the responsibilities: ICL also penalises components that overlap, so it
+        prefers well-separated clusters to the best density.
+        """
+        X = self._check_X(X)
+        resp = self.predict_proba(X)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy = -float(np.sum(np.where(resp > 0, resp * np.log(resp), 0.0)))
+        return self.bic(X) + 2.0 * entropy
+
     # ----------------------------------------------------------------------- sampling
 
     def sample(self, n_samples=1):

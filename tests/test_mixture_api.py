@@ -6,7 +6,14 @@ import warnings
 import numpy as np
 import pytest
 
-from emlab import ConvergenceWarning, GaussianMixture, MixtureParams
+from emlab import (
+    ConvergenceWarning,
+    DegenerateCovarianceWarning,
+    EmptyComponentWarning,
+    GaussianMixture,
+    LikelihoodDecreaseWarning,
+    MixtureParams,
+)
 from emlab.datasets import load_iris
 
 X_IRIS = load_iris(return_X_y=True)[0]
@@ -208,3 +215,96 @@ def test_rows_of_zero_weight_take_no_part(init_params):
 def test_bad_sample_weights_are_named(weights, message):
     with pytest.raises(ValueError, match=message):
         GaussianMixture(2).fit(X_IRIS, sample_weight=weights)
+
+
+# ------------------------------------------------------------------ properties (hypothesis)
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.integers(1, 4), st.sampled_from(TYPES),
+       st.sampled_from(["kmeans", "k-means++", "random", "random_from_data"]))
+def test_em_properties_on_random_problems(seed, d, k, covariance_type, init_params):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5 * k, 200))
+    X = rng.standard_normal((n, d)) * rng.uniform(0.1, 10, d) + rng.normal(0, 5, d)
+    X[: n // 3] += rng.normal(0, 4, d)  # some structure
+    gm = GaussianMixture(k, covariance_type=covariance_type, init_params=init_params, random_state=seed,
+                         tol=1e-8, max_iter=200)
+    with warnings.catch_warnings():
+        # running out of iterations, a collapse held up by reg_covar or an emptied component
+        # are legitimate outcomes on random problems; a likelihood decrease beyond what the
+        # ridge explains is not: it is raised as an error
+        for category in (ConvergenceWarning, DegenerateCovarianceWarning, EmptyComponentWarning):
+            warnings.simplefilter("ignore", category)
+        warnings.simplefilter("error", LikelihoodDecreaseWarning)
+        gm.fit(X)
+    assert np.all(np.isfinite(gm.lower_bounds_))
+    proba = gm.predict_proba(X)
+    assert np.all(proba >= 0) and np.allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    full = MixtureParams.from_model(gm).full_covariances()
+    assert np.allclose(full, np.swapaxes(full, 1, 2))
+    assert np.all(np.linalg.eigvalsh(full) > 0)
+    assert np.isclose(gm.weights_.sum(), 1.0)
+
+
+# ------------------------------------------------------------------ model selection
+
+
+def test_icl_adds_twice_the_entropy_of_the_responsibilities():
+    gm = GaussianMixture(3, random_state=0).fit(X_IRIS)
+    r = gm.predict_proba(X_IRIS)
+    entropy = -np.sum(r[r > 0] * np.log(r[r > 0]))
+    assert np.isclose(gm.icl(X_IRIS), gm.bic(X_IRIS) + 2 * entropy, rtol=1e-13)
+    assert gm.icl(X_IRIS) >= gm.bic(X_IRIS)
+
+
+def test_select_fills_the_table_and_keeps_the_best():
+    from emlab import select
+    from emlab.datasets import two_samples
+
+    _, sample_2 = two_samples(n=500, random_state=0)
+    choice = select(sample_2.data, n_components=[1, 2, 3, 4], covariance_types=["full", "spherical"],
+                    random_state=0, n_init=2)
+    assert choice.table.shape == (4, 2) and not np.isnan(choice.table).any()
+    i, j = np.unravel_index(np.argmin(choice.table), choice.table.shape)
+    assert (choice.best_n_components, choice.best_covariance_type) == (choice.n_components[i], choice.covariance_types[j])
+    assert (choice.best_n_components, choice.best_covariance_type) == (2, "full")  # the truth
+    model = choice.best_model_
+    assert np.isclose(model.bic(sample_2.data), choice.table[i, j])
+    refit = GaussianMixture(2, covariance_type="spherical", random_state=0, n_init=2).fit(sample_2.data)
+    assert np.isclose(refit.bic(sample_2.data), choice.table[1, 1])
+    text = str(choice)
+    assert text.startswith("BIC (lower is better)") and text.count("*") == 2  # the mark and its legend
+
+
+def test_select_records_failed_fits_and_checks_its_options():
+    from emlab import select
+
+    # three distinct points: one Gaussian fits them, but any split leaves a component on one or
+    # two points, whose covariance is singular without reg_covar
+    X = np.repeat([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], 5, axis=0)
+    choice = select(X, n_components=[1, 2, 3], covariance_types=["full"], reg_covar=0.0, random_state=0)
+    assert np.isfinite(choice.table[0, 0]) and np.isnan(choice.table[1:, 0]).all()
+    assert "not positive definite" in choice.failures[(2, "full")] and choice.best_n_components == 1
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        select(X_IRIS, criterion="bicc")
+    with pytest.raises(ValueError, match="covariance_types"):
+        select(X_IRIS, covariance_types=["ful"])
+
+
+def test_selection_plot_draws_a_line_per_covariance_type():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emlab import select
+
+    choice = select(X_IRIS, n_components=[1, 2, 3], covariance_types=["full", "diag"], random_state=0)
+    fig, ax = plt.subplots()
+    choice.plot(ax)
+    assert len(ax.get_lines()) == 3 and ax.get_legend() is not None
+    plt.close(fig)
