@@ -18,6 +18,7 @@ means and corrected about the new ones (see ``weighted_scatter``).
 """
 
 import numpy as np
+from scipy.special import gammaln, multigammaln
 
 from . import _config
 from ._kernels.gaussian import invert_lower, log_gaussian_diag, log_gaussian_full
@@ -151,6 +152,24 @@ class Full:
         """Second moments about ``centers + shift`` from those about ``centers``."""
         return second - nk[:, None, None] * shift[:, :, None] * shift[:, None, :]
 
+    # -- the conjugate prior (normal-inverse-Wishart; see mixture.resolve_prior) --
+
+    def add_outer(self, second, vectors, coefs):
+        """``second[k] + coefs[k] * v_k v_k^T``."""
+        return second + coefs[:, None, None] * vectors[:, :, None] * vectors[:, None, :]
+
+    def default_scale(self, data_cov, k, d):
+        return data_cov / k ** (2.0 / d)
+
+    def prior_terms(self, nk, second, scale, dof, live):
+        """Counts and second moments whose ML covariances are the MAP covariances."""
+        d = second.shape[-1]
+        return nk + dof + d + 2, second + scale
+
+    def log_prior_covariances(self, cov, pc, scale, dof, live):
+        """Sum over the live components of log IW(Sigma_k | scale, dof)."""
+        return sum(_log_inverse_wishart(pc[k], scale, dof) for k in np.flatnonzero(live))
+
     def covariances(self, nk, second, reg, live, previous):
         """Maximising covariances plus ``reg``; returns (covariances, ridge deficit)."""
         d = second.shape[-1]
@@ -190,6 +209,16 @@ class Tied(Full):
 
     def _lower(self, pc, k):
         return np.ascontiguousarray(np.broadcast_to(pc.T, (k,) + pc.shape))
+
+    def prior_terms(self, nk, second, scale, dof, live):
+        # one inverse-Wishart for the shared covariance, one normal prior per mean: spread the
+        # prior's scale and extra counts over the live components, whose sum the M-step takes
+        d = second.shape[-1]
+        m = max(live.size, 1)
+        return nk + (m + dof + d + 1) / m, second + scale / m
+
+    def log_prior_covariances(self, cov, pc, scale, dof, live):
+        return _log_inverse_wishart(pc, scale, dof)
 
     def covariances(self, nk, second, reg, live, previous):
         d = second.shape[-1]
@@ -264,6 +293,20 @@ class Diag:
     def centre(self, nk, shift, second):
         return second - nk[:, None] * shift**2
 
+    def add_outer(self, second, vectors, coefs):
+        return second + coefs[:, None] * vectors**2
+
+    def default_scale(self, data_cov, k, d):
+        return np.diag(data_cov) / k ** (2.0 / d)
+
+    def prior_terms(self, nk, second, scale, dof, live):
+        # an inverse-gamma(dof / 2, scale_j / 2) prior on each variance
+        return nk + dof + 3, second + scale
+
+    def log_prior_covariances(self, cov, pc, scale, dof, live):
+        terms = _log_inverse_gamma(np.asarray(cov), dof / 2.0, np.asarray(scale) / 2.0)
+        return float(np.sum(terms[live]))
+
     def covariances(self, nk, second, reg, live, previous):
         cov = np.array(previous, dtype=np.float64, copy=True) if previous is not None \
             else np.zeros_like(second)
@@ -300,6 +343,15 @@ class Spherical(Diag):
     def _factors(self, pc, k, d):
         return np.ascontiguousarray(np.broadcast_to(np.asarray(pc, dtype=np.float64)[:, None], (k, d)))
 
+    def default_scale(self, data_cov, k, d):
+        return np.trace(data_cov) / d / k ** (2.0 / d)
+
+    def prior_terms(self, nk, second, scale, dof, live):
+        # an inverse-gamma(dof / 2, scale / 2) prior on each variance; the M-step divides the
+        # summed second moments by d * counts
+        d = second.shape[1]
+        return nk + 1 + (dof + 2) / d, second + scale / d
+
     def covariances(self, nk, second, reg, live, previous):
         d = second.shape[1]
         cov = np.array(previous, dtype=np.float64, copy=True) if previous is not None \
@@ -314,6 +366,20 @@ class Spherical(Diag):
 
     def as_full(self, cov, k, d):
         return np.asarray(cov)[:, None, None] * np.eye(d)
+
+
+def _log_inverse_wishart(pc, scale, dof):
+    """log IW(Sigma | scale, dof) from the precision Cholesky factor U of Sigma (inv(Sigma) = U U^T)."""
+    d = scale.shape[0]
+    log_det_sigma = -2.0 * np.sum(np.log(np.diag(pc)))
+    trace = float(np.sum((scale @ pc) * pc))  # tr(scale U U^T)
+    return (0.5 * dof * np.linalg.slogdet(scale)[1] - 0.5 * dof * d * np.log(2.0)
+            - multigammaln(0.5 * dof, d) - 0.5 * (dof + d + 1) * log_det_sigma - 0.5 * trace)
+
+
+def _log_inverse_gamma(x, shape, scale):
+    """log density of the inverse-gamma distribution (shape alpha, scale beta) at x."""
+    return shape * np.log(scale) - gammaln(shape) - (shape + 1) * np.log(x) - scale / x
 
 
 MODELS = {m.name: m for m in (Full(), Tied(), Diag(), Spherical())}

@@ -143,6 +143,87 @@ def _centred(model, nk, sums, second, centers):
     return nk, centers + shift, model.centre(nk, shift, second)
 
 
+PRIOR_KEYS = ("shrinkage", "mean", "dof", "scale")
+
+
+def resolve_prior(prior, X, sample_weight, n_components, covariance_type):
+    """The conjugate prior's hyperparameters, with data-driven defaults (as R's mclust).
+
+    ``prior`` is None (maximum likelihood), ``'conjugate'`` (the defaults), or a
+    dict overriding some of them:
+
+    * ``shrinkage`` (kappa_p, default 0.01): the prior's weight on the mean, in samples;
+    * ``mean`` (mu_p, default the mean of X): the prior mean of every component mean;
+    * ``dof`` (nu_p, default d + 2): degrees of freedom of the covariance prior;
+    * ``scale`` (default the covariance of X divided by K^(2/d); its diagonal for
+      'diag', its mean variance for 'spherical'): the scale of the covariance prior.
+
+    Means get ``N(mu_p, Sigma_k / kappa_p)``; covariances an inverse-Wishart
+    ('full', 'tied'; one shared for 'tied') or inverse-gamma ('diag' per
+    variance, 'spherical') prior. Fraley and Raftery (2007), "Bayesian
+    regularization for normal mixture estimation and model-based clustering".
+    """
+    if prior is None:
+        return None
+    if isinstance(prior, str):
+        check_option(prior, "prior", ("conjugate",))
+        prior = {}
+    if not isinstance(prior, dict):
+        raise ValueError(f"prior must be None, 'conjugate' or a dict; got {prior!r}.")
+    unknown = sorted(set(prior) - set(PRIOR_KEYS))
+    if unknown:
+        raise ValueError(f"unknown prior key(s) {unknown}; the keys are {list(PRIOR_KEYS)}.")
+    n, d = X.shape
+    model = MODELS[covariance_type]
+    w = np.ones(n) if sample_weight is None else sample_weight
+    data_mean = np.average(X, axis=0, weights=w)
+    data_cov = np.atleast_2d(np.cov(X, rowvar=False, aweights=w, bias=True)) if n > 1 else np.eye(d)
+    out = {"shrinkage": check_scalar(prior.get("shrinkage", 0.01), "prior['shrinkage']", low=0.0),
+           "dof": check_scalar(prior.get("dof", d + 2.0), "prior['dof']", low=0.0)}
+    if out["shrinkage"] <= 0:
+        raise ValueError("prior['shrinkage'] must be positive.")
+    if out["dof"] <= d - 1:
+        raise ValueError(f"prior['dof'] must exceed n_features - 1 = {d - 1}; got {out['dof']}.")
+    mean = prior.get("mean", data_mean)
+    out["mean"] = np.asarray(mean, dtype=np.float64)
+    if out["mean"].shape != (d,) or not np.all(np.isfinite(out["mean"])):
+        raise ValueError(f"prior['mean'] must be {d} finite numbers; got {mean!r}.")
+    scale = prior.get("scale")
+    if scale is None:
+        scale = model.default_scale(data_cov, n_components, d)
+        if np.min(np.linalg.eigvalsh(np.atleast_2d(data_cov))) <= 0:
+            scale = scale + 1e-6 * max(np.trace(np.atleast_2d(data_cov)) / d, 1.0) * (
+                np.eye(d) if np.ndim(scale) == 2 else 1.0)
+    scale = np.asarray(scale, dtype=np.float64)
+    expected = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[covariance_type]
+    if scale.shape != expected or not np.all(np.isfinite(scale)):
+        raise ValueError(f"prior['scale'] must have shape {expected} for covariance_type="
+                         f"{covariance_type!r}; got {scale.shape}.")
+    positive = np.linalg.eigvalsh(scale).min() > 0 if scale.ndim == 2 else np.all(scale > 0)
+    if not positive:
+        raise ValueError("prior['scale'] must be positive (definite).")
+    out["scale"] = scale
+    return out
+
+
+def log_prior(params, prior):
+    """``sum_k log p(mu_k, Sigma_k)`` under the conjugate prior (0 without one).
+
+    Every component carries its term, whatever its weight: the MAP M-step
+    updates all of them.
+    """
+    if prior is None:
+        return 0.0
+    model = params.model
+    kappa = prior["shrinkage"]
+    live = np.ones(params.n_components, dtype=bool)
+    # log N(mu_k | mu_p, Sigma_k / kappa) = log N(mu_p | mu_k, Sigma_k / kappa)
+    mean_terms = model.log_gaussian(prior["mean"][None, :], params.means,
+                                    params.precisions_cholesky * np.sqrt(kappa))[0]
+    return float(np.sum(mean_terms[live])) + model.log_prior_covariances(
+        params.covariances, params.precisions_cholesky, prior["scale"], prior["dof"], live)
+
+
 class MStep(NamedTuple):
     """What an M-step returns.
 
@@ -159,7 +240,8 @@ class MStep(NamedTuple):
     ridge_deficit: float
 
 
-def params_from_statistics(nk, means, second, reg_covar, covariance_type, previous=None):
+def params_from_statistics(nk, means, second, reg_covar, covariance_type, previous=None,
+                           prior=None):
     """The closed-form M-step from centred statistics.
 
     ``w_k = N_k / N``, ``mu_k`` the weighted means, and the covariances of the
@@ -167,25 +249,42 @@ def params_from_statistics(nk, means, second, reg_covar, covariance_type, previo
     'diag'; their mean over features for 'spherical'), plus ``reg_covar`` on the
     diagonal.
 
+    With a conjugate ``prior`` (see :func:`resolve_prior`) this is the MAP
+    M-step: the maximiser of Q plus the log-prior, with means shrunk towards
+    the prior mean, ``mu_k = (N_k xbar_k + kappa mu_p) / (N_k + kappa)``, and
+    covariances ``(B_k + scale) / (N_k + dof + d + 2)`` for 'full' (the other
+    models alike), where ``B_k`` adds ``kappa N_k / (N_k + kappa) (xbar_k -
+    mu_p)(xbar_k - mu_p)^T`` to the scatter matrix.
+
     A component whose total responsibility ``N_k`` is zero (to round-off) keeps
     the mean and covariance of ``previous`` with weight 0: any mean and
-    covariance maximise Q for it, and a weight of zero means it takes no part in
-    the model from then on.
+    covariance maximise Q for it (the prior alone would move it to the prior
+    mean), and a weight of zero means it takes no part in the model from then
+    on.
     """
     model = MODELS[covariance_type]
     k = nk.shape[0]
     empty = np.flatnonzero(nk <= 10 * np.finfo(np.float64).eps * max(nk.sum(), 1.0))
-    if empty.size and previous is None:
+    if empty.size and previous is None and prior is None:
         raise ValueError(
             f"the initialisation left component(s) {empty.tolist()} without data; "
             f"choose another init_params or random_state."
         )
-    live = np.setdiff1d(np.arange(k), empty)
+    # With a prior every component has a MAP update (an empty one goes to the prior's
+    # mode), so none is frozen and the penalised Q is maximised over all of them.
+    live = np.arange(k) if prior is not None else np.setdiff1d(np.arange(k), empty)
     prev_cov = None if previous is None else previous.covariances
-    covariances, deficit = model.covariances(nk, second, reg_covar, live, prev_cov)
-    weights = np.where(nk > 0, nk, 0.0) / nk.sum()
+    counts = nk
     means = np.array(means, copy=True)
-    if empty.size:
+    if prior is not None:
+        kappa, mu_p = prior["shrinkage"], prior["mean"]
+        offset = means - mu_p
+        second = model.add_outer(second, offset, kappa * nk / (nk + kappa))
+        means = (nk[:, None] * means + kappa * mu_p) / (nk[:, None] + kappa)
+        counts, second = model.prior_terms(nk, second, prior["scale"], prior["dof"], live)
+    covariances, deficit = model.covariances(counts, second, reg_covar, live, prev_cov)
+    weights = np.where(nk > 0, nk, 0.0) / nk.sum()
+    if empty.size and prior is None:
         weights[empty] = 0.0
         weights /= weights.sum()
         means[empty] = previous.means[empty]
@@ -193,7 +292,7 @@ def params_from_statistics(nk, means, second, reg_covar, covariance_type, previo
                  empty, deficit)
 
 
-def m_step(X, resp, reg_covar, previous=None, covariance_type=None):
+def m_step(X, resp, reg_covar, previous=None, covariance_type=None, prior=None):
     """The M-step from responsibilities (one pass over X); returns :class:`MStep`.
 
     ``covariance_type`` defaults to that of ``previous``, else 'full'.
@@ -203,7 +302,7 @@ def m_step(X, resp, reg_covar, previous=None, covariance_type=None):
     k = resp.shape[1]
     centers = previous.means if previous is not None else np.broadcast_to(X.mean(axis=0), (k, X.shape[1]))
     nk, means, second = sufficient_statistics(X, resp, centers, covariance_type)
-    return params_from_statistics(nk, means, second, reg_covar, covariance_type, previous)
+    return params_from_statistics(nk, means, second, reg_covar, covariance_type, previous, prior)
 
 
 def fused_statistics(X, params, sample_weight=None):
@@ -230,9 +329,10 @@ class _MixtureEM:
     """
 
     def __init__(self, n_components, covariance_type, reg_covar, init_params, weights_init,
-                 means_init, precisions_init, sample_weight=None):
+                 means_init, precisions_init, sample_weight=None, prior=None):
         self.n_components = n_components
         self.sample_weight = sample_weight
+        self.prior = prior
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.init_params_name = init_params
@@ -240,6 +340,7 @@ class _MixtureEM:
         self.means_init = means_init
         self.precisions_init = precisions_init
         self.empty_events = []
+        self.reported_empty = set()
         self.iteration = 0
         self.m_step_slack = 0.0
 
@@ -278,11 +379,12 @@ class _MixtureEM:
 
     def init_params(self, X, rng):
         self.iteration = 0
+        self.reported_empty = set()
         model = MODELS[self.covariance_type]
         user = (self.weights_init, self.means_init, self.precisions_init)
         if any(p is None for p in user):
             params = m_step(X, self._initial_resp(X, rng), self.reg_covar,
-                            covariance_type=self.covariance_type).params
+                            covariance_type=self.covariance_type, prior=self.prior).params
             weights, means, covariances = params.weights, params.means, params.covariances
         if self.weights_init is not None:
             weights = self.weights_init
@@ -300,18 +402,20 @@ class _MixtureEM:
                 f"a sample has zero density under every component at iteration "
                 f"{self.iteration}; the data's scale may be extreme (standardise X)."
             )
-        return loglik / self.total_weight(X), (nk, means, second)
+        return (loglik + log_prior(params, self.prior)) / self.total_weight(X), (nk, means, second)
 
     def total_weight(self, X):
         return X.shape[0] if self.sample_weight is None else float(self.sample_weight.sum())
 
     def m_step(self, X, stats, params):
         try:
-            step = params_from_statistics(*stats, self.reg_covar, self.covariance_type, params)
+            step = params_from_statistics(*stats, self.reg_covar, self.covariance_type, params,
+                                          self.prior)
         except DegenerateCovarianceError as exc:
             raise DegenerateCovarianceError(f"{exc} (EM iteration {self.iteration})") from None
-        fresh = [int(k) for k in step.empty if params.weights[k] > 0]
+        fresh = [int(k) for k in step.empty if k not in self.reported_empty]
         if fresh:
+            self.reported_empty.update(fresh)
             self.empty_events.append((self.iteration, fresh))
         # The driver allows the next objective to fall by this much (see EMModel).
         self.m_step_slack = step.ridge_deficit / self.total_weight(X)
@@ -356,6 +460,16 @@ class GaussianMixture(ParamsMixin):
     precisions_init : array-like, optional
         User-provided starting values; they replace what ``init_params`` gives.
         ``precisions_init`` is shaped by ``covariance_type`` as ``covariances_``.
+    prior : None, 'conjugate' or dict, default=None
+        None: maximum likelihood. 'conjugate': maximum a posteriori under a
+        normal-inverse-Wishart prior with data-driven defaults (as R's
+        mclust ``priorControl``), which keeps every covariance positive
+        definite, a collapse onto a point or a constant feature included, and
+        whose effect vanishes as the data grow. A dict overrides the defaults
+        (keys 'shrinkage', 'mean', 'dof', 'scale'; see
+        :func:`~emlab.mixture.resolve_prior`). With a prior, EM maximises the
+        log-posterior, ``lower_bounds_`` records it per sample, and the
+        monotonicity check applies to it.
     random_state : None, int or numpy.random.Generator
         Seeds the initialisation (and :meth:`sample`). The same seed gives
         bit-for-bit the same fit, whatever the number of threads.
@@ -428,8 +542,8 @@ class GaussianMixture(ParamsMixin):
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
-                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, on_decrease="warn"):
+                 means_init=None, precisions_init=None, prior=None, random_state=None,
+                 warm_start=False, verbose=0, on_decrease="warn"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -440,6 +554,7 @@ class GaussianMixture(ParamsMixin):
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
+        self.prior = prior
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
@@ -462,7 +577,8 @@ class GaussianMixture(ParamsMixin):
         w = None if self.weights_init is None else check_weights(self.weights_init, k)
         m = None if self.means_init is None else check_means(self.means_init, k, d)
         p = None if self.precisions_init is None else self._check_precisions_init(k, d)
-        return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight)
+        prior = resolve_prior(self.prior, X, sample_weight, k, self.covariance_type)
+        return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight, prior)
 
     def _check_precisions_init(self, k, d):
         model = MODELS[self.covariance_type]
@@ -515,10 +631,12 @@ class GaussianMixture(ParamsMixin):
                         random_state=check_random_state(self.random_state),
                         on_decrease=self.on_decrease, verbose=self.verbose)
         for iteration, comps in model.empty_events:
+            fate = ("their mean and covariance went to the prior's mode" if self.prior is not None
+                    else "their mean and covariance are frozen")
             warnings.warn(
                 f"component(s) {comps} received no responsibility at iteration {iteration}; "
-                f"their weight is now 0 and their mean and covariance are frozen. "
-                f"Consider fewer components.", EmptyComponentWarning, stacklevel=2,
+                f"their weight is now 0 and {fate}. Consider fewer components.",
+                EmptyComponentWarning, stacklevel=2,
             )
         params = result.params
         self._warn_if_held_up_by_ridge(params)
@@ -660,6 +778,9 @@ class GaussianMixture(ParamsMixin):
 
         check_is_fitted(self, "weights_")
         settings = {name: getattr(self, name) for name in self._SCALAR_PARAMS}
+        prior = self.prior
+        settings["prior"] = ({key: np.asarray(value).tolist() for key, value in prior.items()}
+                             if isinstance(prior, dict) else prior)
         seed = self.random_state
         settings["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) else None
         fitted = {"converged_": bool(self.converged_), "n_iter_": int(self.n_iter_),
