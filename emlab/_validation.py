@@ -10,8 +10,13 @@ import numpy as np
 from .exceptions import NotFittedError
 
 
-def check_array(X, name="X", *, min_samples=1, n_features=None):
-    """Return X as a C-contiguous 2-d float64 array, or raise a ValueError that names it."""
+def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False, nan_hint=""):
+    """Return X as a C-contiguous 2-d float64 array, or raise a ValueError that names it.
+
+    With ``allow_nan`` NaN marks a missing value (infinities are still
+    refused, and so is a row with no observed value); ``nan_hint`` is appended
+    to the error about NaN otherwise.
+    """
     if X is None:
         raise ValueError(f"{name} is None; expected an array of shape (n_samples, n_features).")
     try:
@@ -43,15 +48,21 @@ def check_array(X, name="X", *, min_samples=1, n_features=None):
     # checked in slices, so the check costs no memory in proportion to X
     step = max(1, 2**20 // d)
     if not all(np.isfinite(arr[i:i + step]).all() for i in range(0, n, step)):
-        bad = ~np.isfinite(arr)
-        n_nan = int(np.isnan(arr).sum())
-        n_inf = int(bad.sum()) - n_nan
+        nan = np.isnan(arr)
+        inf = np.isinf(arr)
+        if allow_nan and not inf.any():
+            empty = np.flatnonzero(nan.all(axis=1))
+            if empty.size:
+                raise ValueError(f"{name} has {empty.size} row(s) with no observed value, e.g. row "
+                                 f"{empty[0]}; drop them.")
+            return arr
+        bad = (nan | inf) if not allow_nan else inf
         rows = np.flatnonzero(bad.any(axis=1))
         where = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
-        raise ValueError(
-            f"{name} contains {n_nan} NaN and {n_inf} infinite value(s), in row(s) {where}; "
-            f"remove or impute them first."
-        )
+        what = (f"{int(inf.sum())} infinite value(s)" if allow_nan
+                else f"{int(nan.sum())} NaN and {int(inf.sum())} infinite value(s)")
+        hint = nan_hint if (nan.any() and not allow_nan) else ""
+        raise ValueError(f"{name} contains {what}, in row(s) {where}; remove or impute them first{hint}.")
     return arr
 
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _config
+from . import _config, _missing
 from ._base import ParamsMixin
 from ._covariance import MODELS
 from ._kernels.mixture import log_normalize
@@ -26,6 +26,7 @@ from .exceptions import DegenerateCovarianceError, DegenerateCovarianceWarning, 
 from .kmeans import KMeans, kmeans_plusplus
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+MISSING = ("error", "marginalize")
 COVARIANCE_TYPES = tuple(MODELS)
 
 
@@ -305,6 +306,11 @@ def m_step(X, resp, reg_covar, previous=None, covariance_type=None, prior=None):
     return params_from_statistics(nk, means, second, reg_covar, covariance_type, previous, prior)
 
 
+def raw_is_diagonal(params):
+    """Whether the model's second moments are diagonals (K, d) rather than matrices."""
+    return params.covariance_type in ("diag", "spherical")
+
+
 def fused_statistics(X, params, sample_weight=None):
     """One pass over X: the total log-likelihood of ``params`` and the M-step's statistics.
 
@@ -329,8 +335,9 @@ class _MixtureEM:
     """
 
     def __init__(self, n_components, covariance_type, reg_covar, init_params, weights_init,
-                 means_init, precisions_init, sample_weight=None, prior=None):
+                 means_init, precisions_init, sample_weight=None, prior=None, groups=None):
         self.n_components = n_components
+        self.groups = groups  # patterns of missing values, or None for complete data
         self.sample_weight = sample_weight
         self.prior = prior
         self.covariance_type = covariance_type
@@ -380,6 +387,8 @@ class _MixtureEM:
     def init_params(self, X, rng):
         self.iteration = 0
         self.reported_empty = set()
+        if self.groups is not None:  # start from the data with column means filled in
+            X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         model = MODELS[self.covariance_type]
         user = (self.weights_init, self.means_init, self.precisions_init)
         if any(p is None for p in user):
@@ -396,7 +405,12 @@ class _MixtureEM:
 
     def e_step(self, X, params):
         self.iteration += 1
-        loglik, nk, means, second = fused_statistics(X, params, self.sample_weight)
+        if self.groups is None:
+            loglik, nk, means, second = fused_statistics(X, params, self.sample_weight)
+        else:
+            loglik, nk, sums, raw = _missing.expected_statistics(
+                X, params, self.sample_weight, self.groups, diagonal=raw_is_diagonal(params))
+            _, means, second = _centred(params.model, nk, sums, raw, params.means)
         if not np.isfinite(loglik):
             raise FloatingPointError(
                 f"a sample has zero density under every component at iteration "
@@ -470,6 +484,14 @@ class GaussianMixture(ParamsMixin):
         :func:`~emlab.mixture.resolve_prior`). With a prior, EM maximises the
         log-posterior, ``lower_bounds_`` records it per sample, and the
         monotonicity check applies to it.
+    missing : {'error', 'marginalize'}, default='error'
+        What a NaN in X means. 'error': a ValueError that counts them and says
+        where. 'marginalize': a missing value (Ghahramani and Jordan, 1994): the
+        E-step uses the marginal density of each row's observed coordinates, the
+        M-step the conditional expectations of the missing ones given the
+        observed (the initialisation sees column means in their place). This
+        path is plain NumPy, grouped by pattern of missing values; complete data
+        take the fused kernels.
     random_state : None, int or numpy.random.Generator
         Seeds the initialisation (and :meth:`sample`). The same seed gives
         bit-for-bit the same fit, whatever the number of threads.
@@ -542,8 +564,8 @@ class GaussianMixture(ParamsMixin):
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
-                 means_init=None, precisions_init=None, prior=None, random_state=None,
-                 warm_start=False, verbose=0, on_decrease="warn"):
+                 means_init=None, precisions_init=None, prior=None, missing="error",
+                 random_state=None, warm_start=False, verbose=0, on_decrease="warn"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -555,6 +577,7 @@ class GaussianMixture(ParamsMixin):
         self.means_init = means_init
         self.precisions_init = precisions_init
         self.prior = prior
+        self.missing = missing
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
@@ -577,8 +600,11 @@ class GaussianMixture(ParamsMixin):
         w = None if self.weights_init is None else check_weights(self.weights_init, k)
         m = None if self.means_init is None else check_means(self.means_init, k, d)
         p = None if self.precisions_init is None else self._check_precisions_init(k, d)
-        prior = resolve_prior(self.prior, X, sample_weight, k, self.covariance_type)
-        return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight, prior)
+        groups = _missing.patterns(X) if np.isnan(X).any() else None
+        Xc = X if groups is None else np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+        prior = resolve_prior(self.prior, Xc, sample_weight, k, self.covariance_type)
+        return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight, prior,
+                          groups)
 
     def _check_precisions_init(self, k, d):
         model = MODELS[self.covariance_type]
@@ -607,14 +633,22 @@ class GaussianMixture(ParamsMixin):
             the repeated rows, and scaling all weights changes nothing.
             ``lower_bounds_`` is then the weighted mean log-likelihood.
         """
-        self._fit(check_array(X, min_samples=2), sample_weight)
+        self._fit(self._check_fit_X(X), sample_weight)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then label X with the fitted model (the same as ``fit(X).predict(X)``)."""
-        X = check_array(X, min_samples=2)
+        X = self._check_fit_X(X)
         self._fit(X, sample_weight)
         return self._predict(X)
+
+    _NAN_HINT = ("; or let GaussianMixture(missing='marginalize') fit with them (the E-step then "
+                 "uses the marginal density of the observed coordinates)")
+
+    def _check_fit_X(self, X):
+        check_option(self.missing, "missing", MISSING)
+        return check_array(X, min_samples=2, allow_nan=self.missing == "marginalize",
+                           nan_hint=self._NAN_HINT)
 
     def _fit(self, X, sample_weight=None):
         model = self._make_model(X, sample_weight)
@@ -682,11 +716,20 @@ class GaussianMixture(ParamsMixin):
 
     def _check_X(self, X):
         check_is_fitted(self, "weights_")
-        return check_array(X, n_features=self.n_features_in_)
+        return check_array(X, n_features=self.n_features_in_, allow_nan=self.missing == "marginalize",
+                           nan_hint=self._NAN_HINT)
+
+    def _log_prob_resp(self, X):
+        params = MixtureParams.from_model(self)
+        if not np.isnan(X).any():
+            return log_prob_resp(X, params)
+        log_prob = _missing.marginal_log_prob(X, params)
+        log_norm = np.logaddexp.reduce(log_prob, axis=1)
+        return log_norm, np.exp(log_prob - log_norm[:, None])
 
     def score_samples(self, X):
         """Log-likelihood ``log p(x_i)`` of each row, shape (n_samples,)."""
-        return log_prob_resp(self._check_X(X), MixtureParams.from_model(self))[0]
+        return self._log_prob_resp(self._check_X(X))[0]
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of X."""
@@ -694,13 +737,15 @@ class GaussianMixture(ParamsMixin):
 
     def predict_proba(self, X):
         """Responsibilities ``p(z_i = k | x_i)``, shape (n_samples, n_components)."""
-        return log_prob_resp(self._check_X(X), MixtureParams.from_model(self))[1]
+        return self._log_prob_resp(self._check_X(X))[1]
 
     def predict(self, X):
         """The most probable component of each row, shape (n_samples,)."""
         return self._predict(self._check_X(X))
 
     def _predict(self, X):
+        if np.isnan(X).any():
+            return self._log_prob_resp(X)[1].argmax(axis=1)
         return weighted_log_prob(X, MixtureParams.from_model(self)).argmax(axis=1)
 
     # ----------------------------------------------------------------------- model selection
@@ -766,7 +811,7 @@ class GaussianMixture(ParamsMixin):
 
     _FORMAT = "emlab.GaussianMixture/1"
     _SCALAR_PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
-                      "init_params", "warm_start", "verbose", "on_decrease")
+                      "init_params", "missing", "warm_start", "verbose", "on_decrease")
 
     def save(self, path):
         """Write the fitted model to a ``.npz`` file: arrays and JSON text, no pickle.

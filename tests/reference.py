@@ -113,3 +113,50 @@ def best_permutation_errors(true, pred, k):
     return min(
         int(np.sum(np.asarray(perm)[pred] != true)) for perm in itertools.permutations(range(k))
     )
+
+
+def em_step_missing(X, weights, means, covariances, reg_covar, covariance_type="full"):
+    """One EM step with NaN as missing values, row by row (Ghahramani and Jordan, 1994).
+
+    E-step: each row's marginal density on its observed coordinates. M-step:
+    expected sufficient statistics, the missing coordinates replaced by their
+    conditional means and the conditional covariance added. Covariances in and
+    out as (K, d, d), restricted per model as in ``em_step``.
+    """
+    n, d = X.shape
+    k = len(weights)
+    dens = np.zeros((n, k))
+    for i in range(n):
+        o = ~np.isnan(X[i])
+        for j in range(k):
+            dens[i, j] = weights[j] * multivariate_normal(means[j][o], covariances[j][np.ix_(o, o)]).pdf(X[i][o])
+    lik = dens.sum(axis=1)
+    resp = dens / lik[:, None]
+    nk = resp.sum(axis=0)
+    filled = np.zeros((k, n, d))
+    extra = np.zeros((k, n, d, d))
+    for i in range(n):
+        o = ~np.isnan(X[i])
+        m = ~o
+        for j in range(k):
+            x = X[i].copy()
+            if m.any():
+                s_oo = covariances[j][np.ix_(o, o)]
+                s_mo = covariances[j][np.ix_(m, o)]
+                x[m] = means[j][m] + s_mo @ np.linalg.solve(s_oo, X[i][o] - means[j][o])
+                extra[j, i][np.ix_(m, m)] = covariances[j][np.ix_(m, m)] - s_mo @ np.linalg.solve(s_oo, s_mo.T)
+            filled[j, i] = x
+    new_means = np.array([resp[:, j] @ filled[j] for j in range(k)]) / nk[:, None]
+    scatter = np.array([
+        sum(resp[i, j] * (np.outer(filled[j, i] - new_means[j], filled[j, i] - new_means[j]) + extra[j, i])
+            for i in range(n))
+        for j in range(k)])
+    if covariance_type == "full":
+        new_cov = scatter / nk[:, None, None]
+    elif covariance_type == "tied":
+        new_cov = np.broadcast_to(scatter.sum(axis=0) / n, scatter.shape).copy()
+    elif covariance_type == "diag":
+        new_cov = np.array([np.diag(np.diag(s)) for s in scatter]) / nk[:, None, None]
+    else:
+        new_cov = np.array([np.trace(s) / d * np.eye(d) for s in scatter]) / nk[:, None, None]
+    return np.log(lik).mean(), nk / n, new_means, new_cov + reg_covar * np.eye(d)

@@ -1,0 +1,102 @@
+"""EM with missing values: marginal densities in the E-step, conditional expectations in the M-step.
+
+Ghahramani and Jordan (1994), "Supervised learning from incomplete data via an
+EM approach". For a row whose coordinates ``o`` are observed and ``m`` missing,
+and component k with mean mu and covariance S:
+
+* the E-step uses the marginal density of the observed part,
+  ``log N(x_o | mu_o, S_oo)``, for the responsibilities and the likelihood;
+* the M-step uses the expected complete-data statistics: the missing part is
+  replaced by its conditional mean ``mu_m + S_mo S_oo^-1 (x_o - mu_o)``, and the
+  conditional covariance ``S_mm - S_mo S_oo^-1 S_om`` is added to the scatter
+  matrix's missing block.
+
+Rows are grouped by their pattern of missing coordinates, so each pattern's
+factorisations are done once per component and iteration. This path is plain
+NumPy (rows with missing values are the exception, not the bulk); complete data
+never reach it.
+"""
+
+import numpy as np
+from scipy.linalg import cho_solve
+from scipy.special import logsumexp
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+def patterns(X):
+    """``[(observed mask, row indices), ...]``, one entry per pattern of NaNs in X."""
+    missing = np.isnan(X)
+    masks, inverse = np.unique(missing, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return [(~mask, np.flatnonzero(inverse == p)) for p, mask in enumerate(masks)]
+
+
+def _conditionals(cov, obs):
+    """Cholesky of S_oo, and (B, C): the regression S_mo S_oo^-1 and the conditional covariance."""
+    factor = (np.linalg.cholesky(cov[np.ix_(obs, obs)]), True)  # a clean lower triangle
+    miss = ~obs
+    if not miss.any():
+        return factor, None, None
+    s_om = cov[np.ix_(obs, miss)]
+    regression = cho_solve(factor, s_om).T  # (|m|, |o|)
+    conditional = cov[np.ix_(miss, miss)] - regression @ s_om
+    return factor, regression, conditional
+
+
+def marginal_log_prob(X, params, groups=None):
+    """``log w_k + log N(x_o | mu_k,o, S_k,oo)`` for every row (its observed part), shape (n, K)."""
+    full = params.full_covariances()
+    with np.errstate(divide="ignore"):
+        log_w = np.log(params.weights)
+    out = np.empty((X.shape[0], params.n_components))
+    for obs, rows in (groups if groups is not None else patterns(X)):
+        x_o = X[np.ix_(rows, obs)]
+        for k in range(params.n_components):
+            (chol, _), _, _ = _conditionals(full[k], obs)
+            z = np.linalg.solve(chol, (x_o - params.means[k, obs]).T)  # chol is lower triangular
+            log_det = 2.0 * np.sum(np.log(np.diag(chol)))
+            out[rows, k] = log_w[k] - 0.5 * (obs.sum() * LOG_2PI + log_det + np.sum(z * z, axis=0))
+    return out
+
+
+def expected_statistics(X, params, sample_weight, groups, diagonal):
+    """The E-step with missing values.
+
+    Returns ``(loglik, nk, sums, second)``: the total observed-data
+    log-likelihood, and the expected counts, sums and second moments about the
+    current means (full (K, d, d) matrices, or their diagonals (K, d) when
+    ``diagonal``), each row weighted by ``sample_weight`` (None: 1).
+    """
+    k_count, d = params.means.shape
+    full = params.full_covariances()
+    centers = params.means
+    nk = np.zeros(k_count)
+    sums = np.zeros((k_count, d))
+    second = np.zeros((k_count, d, d))
+    log_prob = marginal_log_prob(X, params, groups)
+    log_norm = logsumexp(log_prob, axis=1)
+    resp = np.exp(log_prob - log_norm[:, None])
+    if sample_weight is not None:
+        resp *= sample_weight[:, None]
+        loglik = float(np.sum(sample_weight * log_norm))
+    else:
+        loglik = float(np.sum(log_norm))
+    for obs, rows in groups:
+        miss = ~obs
+        x = X[rows]
+        for k in range(k_count):
+            r = resp[rows, k]
+            filled = x.copy()
+            _, regression, conditional = _conditionals(full[k], obs)
+            if regression is not None:
+                filled[:, miss] = params.means[k, miss] + (x[:, obs] - params.means[k, obs]) @ regression.T
+            diff = filled - centers[k]
+            nk[k] += r.sum()
+            sums[k] += r @ diff
+            second[k] += (r[:, None] * diff).T @ diff
+            if conditional is not None:
+                second[k][np.ix_(miss, miss)] += r.sum() * conditional
+    if diagonal:
+        second = np.diagonal(second, axis1=1, axis2=2).copy()
+    return loglik, nk, sums, second

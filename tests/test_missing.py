@@ -1,0 +1,102 @@
+"""GaussianMixture(missing='marginalize'): EM with missing values against a row-by-row
+reference, against complete-data EM when nothing is missing, and on recoverable data."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+import reference
+from emlab import ConvergenceWarning, GaussianMixture, LikelihoodDecreaseWarning, MixtureParams
+from emlab import _missing, mixture
+from test_mixture import starting_values
+
+TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def holes(rng, X, fraction):
+    """Knock out a fraction of the entries at random, never a whole row."""
+    X = X.copy()
+    mask = rng.uniform(size=X.shape) < fraction
+    mask[mask.all(axis=1), 0] = False
+    X[mask] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_em_steps_match_the_row_by_row_reference(covariance_type, random_spd):
+    rng = np.random.default_rng(0)
+    X = holes(rng, rng.standard_normal((60, 3)) * [1.0, 2.0, 0.5] + rng.integers(0, 3, (60, 1)), 0.25)
+    weights = np.array([0.3, 0.7])
+    means = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    start, covariances = starting_values(covariance_type, weights, means, random_spd(2, 3))
+    gm = GaussianMixture(2, covariance_type=covariance_type, missing="marginalize", max_iter=3, tol=0, **start)
+    with pytest.warns(ConvergenceWarning):
+        gm.fit(X)
+    w, m, c = weights, means, covariances
+    bounds = []
+    for _ in range(3):
+        ll, w, m, c = reference.em_step_missing(X, w, m, c, 1e-6, covariance_type)
+        bounds.append(ll)
+    np.testing.assert_allclose(gm.lower_bounds_, bounds, rtol=1e-11)
+    np.testing.assert_allclose(gm.weights_, w, rtol=1e-9)
+    np.testing.assert_allclose(gm.means_, m, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(MixtureParams.from_model(gm).full_covariances(), c, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_without_holes_the_missing_path_equals_the_fused_pass(covariance_type):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((500, 4)) + 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        params = MixtureParams.from_model(
+            GaussianMixture(3, covariance_type=covariance_type, random_state=0, max_iter=2, tol=0).fit(X))
+    ll, nk, sums, raw = _missing.expected_statistics(X, params, None, _missing.patterns(X),
+                                                     mixture.raw_is_diagonal(params))
+    want = mixture.fused_statistics(X, params)
+    got = (ll,) + mixture._centred(params.model, nk, sums, raw, params.means)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9)
+
+
+def test_marginalize_without_nan_is_the_ordinary_fit():
+    X = np.random.default_rng(2).standard_normal((300, 2))
+    a = GaussianMixture(2, random_state=0).fit(X)
+    b = GaussianMixture(2, random_state=0, missing="marginalize").fit(X)
+    np.testing.assert_array_equal(a.lower_bounds_, b.lower_bounds_)
+
+
+def test_missing_values_are_recovered_from_and_scored():
+    rng = np.random.default_rng(3)
+    truth = np.array([[0.0, 0.0, 0.0], [6.0, 6.0, 0.0]])
+    labels = rng.integers(2, size=2000)
+    X = truth[labels] + rng.standard_normal((2000, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.3], [0, 0, 1.0]])
+    Xh = holes(rng, X, 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LikelihoodDecreaseWarning)
+        gm = GaussianMixture(2, missing="marginalize", random_state=0, tol=1e-8, max_iter=500).fit(Xh)
+    order = np.argsort(gm.means_[:, 0])
+    np.testing.assert_allclose(gm.means_[order], truth, atol=0.15)
+    assert np.all(np.diff(gm.lower_bounds_) >= -1e-12)
+    # the density of a row with holes is the marginal of its observed coordinates
+    i = int(np.flatnonzero(np.isnan(Xh).any(axis=1))[0])
+    o = ~np.isnan(Xh[i])
+    want = np.log(sum(w * multivariate_normal(m[o], c[np.ix_(o, o)]).pdf(Xh[i, o])
+                      for w, m, c in zip(gm.weights_, gm.means_, gm.covariances_)))
+    assert np.isclose(gm.score_samples(Xh[i:i + 1])[0], want, rtol=1e-12)
+    proba = gm.predict_proba(Xh)
+    assert np.allclose(proba.sum(axis=1), 1.0) and np.array_equal(gm.predict(Xh), proba.argmax(axis=1))
+
+
+def test_nan_without_the_option_is_a_clear_error():
+    X = np.random.default_rng(4).standard_normal((20, 3))
+    X[[2, 5], 1] = np.nan
+    with pytest.raises(ValueError, match=r"X contains 2 NaN .* row\(s\) 2, 5.*missing='marginalize'"):
+        GaussianMixture(2).fit(X)
+    X[7] = np.nan
+    with pytest.raises(ValueError, match="1 row\\(s\\) with no observed value, e.g. row 7"):
+        GaussianMixture(2, missing="marginalize").fit(X)
+    with pytest.raises(ValueError, match="missing must be one of"):
+        GaussianMixture(2, missing="impute").fit(X)
