@@ -55,6 +55,18 @@ def weighted_stats(X, resp):
     return nk, means, scatter
 
 
+def restrict(scatter, nk, covariance_type):
+    """Each model's maximising covariances, as (K, d, d) matrices, from full scatter matrices."""
+    d = scatter.shape[1]
+    if covariance_type == "full":
+        return scatter / nk[:, None, None]
+    if covariance_type == "tied":
+        return np.broadcast_to(scatter.sum(axis=0) / nk.sum(), scatter.shape).copy()
+    if covariance_type == "diag":
+        return np.array([np.diag(np.diag(s)) for s in scatter]) / nk[:, None, None]
+    return np.array([np.trace(s) / d * np.eye(d) for s in scatter]) / nk[:, None, None]
+
+
 def em_step(X, weights, means, covariances, reg_covar, covariance_type="full"):
     """One EM step, straight from the textbook formulas.
 
@@ -76,16 +88,7 @@ def em_step(X, weights, means, covariances, reg_covar, covariance_type="full"):
     for k in range(len(weights)):
         diff = X - new_means[k]
         scatter[k] = (resp[:, k, None] * diff).T @ diff
-    if covariance_type == "full":
-        new_cov = scatter / nk[:, None, None]
-    elif covariance_type == "tied":
-        new_cov = np.broadcast_to(scatter.sum(axis=0) / n, scatter.shape).copy()
-    elif covariance_type == "diag":
-        new_cov = np.array([np.diag(np.diag(s)) for s in scatter]) / nk[:, None, None]
-    else:
-        new_cov = np.array([np.trace(s) / d * np.eye(d) for s in scatter]) / nk[:, None, None]
-    new_cov = new_cov + reg_covar * np.eye(d)
-    return np.log(lik).mean(), nk / n, new_means, new_cov
+    return np.log(lik).mean(), nk / n, new_means, restrict(scatter, nk, covariance_type) + reg_covar * np.eye(d)
 
 
 def kmeans_assign(X, centers):
@@ -151,12 +154,4 @@ def em_step_missing(X, weights, means, covariances, reg_covar, covariance_type="
         sum(resp[i, j] * (np.outer(filled[j, i] - new_means[j], filled[j, i] - new_means[j]) + extra[j, i])
             for i in range(n))
         for j in range(k)])
-    if covariance_type == "full":
-        new_cov = scatter / nk[:, None, None]
-    elif covariance_type == "tied":
-        new_cov = np.broadcast_to(scatter.sum(axis=0) / n, scatter.shape).copy()
-    elif covariance_type == "diag":
-        new_cov = np.array([np.diag(np.diag(s)) for s in scatter]) / nk[:, None, None]
-    else:
-        new_cov = np.array([np.trace(s) / d * np.eye(d) for s in scatter]) / nk[:, None, None]
-    return np.log(lik).mean(), nk / n, new_means, new_cov + reg_covar * np.eye(d)
+    return np.log(lik).mean(), nk / n, new_means, restrict(scatter, nk, covariance_type) + reg_covar * np.eye(d)

@@ -4,6 +4,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, CHUNK_ROWS, FASTMATH, PARALLEL
+from .mixture import block_rows
 
 CHUNK = CHUNK_ROWS  # the fixed row partition (see mixture.weighted_scatter)
 TILE = 64  # rows per tile, laid out features x rows so the distance loop vectorises
@@ -34,14 +35,12 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
     acc_n = np.zeros((n_blocks, n_clusters))
     acc_s = np.zeros((n_blocks, n_clusters, d))
     acc_changed = np.zeros(n_blocks, dtype=np.int64)
-    n_chunks = (n + CHUNK - 1) // CHUNK
     for b in prange(n_blocks):
         xt = np.empty((d, TILE))
         dist = np.empty(TILE)
         best = np.empty(TILE)
         best_k = np.empty(TILE, dtype=np.int64)
-        start = (b * n_chunks // n_blocks) * CHUNK
-        stop = min(n, ((b + 1) * n_chunks // n_blocks) * CHUNK)
+        start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
             for r in range(rows):

@@ -52,6 +52,15 @@ def log_normalize(log_prob, chunk_rows, log_norm, resp):
                 resp[i, k] *= inv
 
 
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def block_rows(b, n_blocks, n, chunk_rows):
+    """Rows [start, stop) of block b: a fixed share of whole chunks, whatever the thread count."""
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    start = (b * n_chunks // n_blocks) * chunk_rows
+    stop = min(n, ((b + 1) * n_chunks // n_blocks) * chunk_rows)
+    return start, stop
+
+
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
 def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
     """Weighted counts, sums and scatter matrices about ``centers``, in one pass over X.
@@ -76,11 +85,9 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
     acc_n = np.zeros((n_blocks, n_components))
     acc_s = np.zeros((n_blocks, n_components, d))
     acc_ss = np.zeros((n_blocks, n_components, d, d))
-    n_chunks = (n + chunk_rows - 1) // chunk_rows
     for b in prange(n_blocks):
         diff = np.empty(d)
-        start = (b * n_chunks // n_blocks) * chunk_rows
-        stop = min(n, ((b + 1) * n_chunks // n_blocks) * chunk_rows)
+        start, stop = block_rows(b, n_blocks, n, chunk_rows)
         for i in range(start, stop):
             for k in range(n_components):
                 r = resp[i, k]
@@ -262,7 +269,6 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
     acc_n = np.zeros((n_blocks, n_components))
     acc_s = np.zeros((n_blocks, n_components, d))
     acc_ss = np.zeros((n_blocks, n_components, d, d))
-    n_chunks = (n + CHUNK - 1) // CHUNK
     for b in prange(n_blocks):
         xt = np.empty((d, TILE))
         dt = np.zeros((dp, TILE))
@@ -272,8 +278,7 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
         lp = np.empty((n_components, TILE))
         top = np.empty(TILE)
         s = np.empty(TILE)
-        start = (b * n_chunks // n_blocks) * CHUNK
-        stop = min(n, ((b + 1) * n_chunks // n_blocks) * CHUNK)
+        start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
             for r in range(rows):
@@ -341,15 +346,13 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
     acc_n = np.zeros((n_blocks, n_components))
     acc_s = np.zeros((n_blocks, n_components, d))
     acc_ss = np.zeros((n_blocks, n_components, d))
-    n_chunks = (n + CHUNK - 1) // CHUNK
     for b in prange(n_blocks):
         xt = np.empty((d, TILE))
         q = np.empty(TILE)
         lp = np.empty((n_components, TILE))
         top = np.empty(TILE)
         s = np.empty(TILE)
-        start = (b * n_chunks // n_blocks) * CHUNK
-        stop = min(n, ((b + 1) * n_chunks // n_blocks) * CHUNK)
+        start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
             for r in range(rows):
