@@ -308,3 +308,17 @@ def test_selection_plot_draws_a_line_per_covariance_type():
     choice.plot(ax)
     assert len(ax.get_lines()) == 3 and ax.get_legend() is not None
     plt.close(fig)
+
+
+def test_array_likes_such_as_dataframes_are_accepted():
+    class Frame:  # what pandas.DataFrame offers numpy: __array__
+        def __init__(self, values):
+            self.values = values
+
+        def __array__(self, dtype=None, copy=None):
+            return np.asarray(self.values, dtype=dtype)
+
+    a = GaussianMixture(2, random_state=0).fit(Frame(X_IRIS))
+    b = GaussianMixture(2, random_state=0).fit(X_IRIS)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.predict(Frame(X_IRIS)), b.predict(X_IRIS))
