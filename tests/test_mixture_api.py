@@ -223,7 +223,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.integers(1, 4), st.sampled_from(TYPES),
        st.sampled_from(["kmeans", "k-means++", "random", "random_from_data"]))
 def test_em_properties_on_random_problems(seed, d, k, covariance_type, init_params):
@@ -322,3 +322,28 @@ def test_array_likes_such_as_dataframes_are_accepted():
     b = GaussianMixture(2, random_state=0).fit(X_IRIS)
     np.testing.assert_array_equal(a.means_, b.means_)
     np.testing.assert_array_equal(a.predict(Frame(X_IRIS)), b.predict(X_IRIS))
+
+
+UNIT_PRECISIONS = {"full": lambda k, d: np.broadcast_to(np.eye(d), (k, d, d)).copy(),
+                   "tied": lambda k, d: np.eye(d), "diag": lambda k, d: np.ones((k, d)),
+                   "spherical": lambda k, d: np.ones(k)}
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 3), st.sampled_from(TYPES))
+def test_weighted_fit_equals_repeated_rows_on_random_problems(seed, d, k, covariance_type):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4 * k + 2, 60))
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3, d)
+    counts = rng.integers(0, 4, size=n)
+    counts[:3] = np.maximum(counts[:3], 1)  # at least 3 rows, so K <= 3 fits the repeated data
+    start = dict(weights_init=np.full(k, 1 / k), means_init=X[:k] + 0.1,
+                 precisions_init=UNIT_PRECISIONS[covariance_type](k, d))
+    kwargs = dict(covariance_type=covariance_type, tol=0, max_iter=10, reg_covar=1e-3, **start)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", EmptyComponentWarning)
+        weighted = GaussianMixture(k, **kwargs).fit(X, sample_weight=counts)
+        repeated = GaussianMixture(k, **kwargs).fit(np.repeat(X, counts, axis=0))
+    np.testing.assert_allclose(weighted.lower_bounds_, repeated.lower_bounds_, rtol=1e-10)
+    np.testing.assert_allclose(weighted.means_, repeated.means_, rtol=1e-8, atol=1e-10)
