@@ -527,7 +527,11 @@ class GaussianMixture(ParamsMixin):
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
-        The last entry of ``lower_bounds_``.
+        The last entry of ``lower_bounds_``: the objective of the parameters
+        *before* the last M-step (scikit-learn's convention), so it can differ
+        from ``score(X)`` of the fitted model by up to ``tol``; with a prior it
+        is the log-posterior, not the log-likelihood. Compute criteria with
+        :meth:`bic`, :meth:`aic` or :meth:`icl`, not from it.
     lower_bounds_ : ndarray of shape (n_iter_,)
         Mean log-likelihood per sample at each iteration of the best run:
         entry t is that of the parameters after t M-steps (entry 0: the start).
@@ -775,7 +779,9 @@ class GaussianMixture(ParamsMixin):
 
         ``BIC + 2 EN``, where ``EN = -sum_i sum_k r_ik log r_ik`` is the entropy of
         the responsibilities: ICL also penalises components that overlap, so it
-        prefers well-separated clusters to the best density.
+        prefers well-separated clusters to the best density. This is the
+        soft-entropy form (ICL-BIC); R's mclust uses the entropy of the hard
+        most-probable labels instead, which is never larger.
         """
         X = self._check_X(X)
         resp = self.predict_proba(X)

@@ -37,6 +37,10 @@ class Selection:
     failures : dict
         ``{(n_components, covariance_type): message}`` for the fits that failed
         (for example, a collapse without ``reg_covar``).
+    warnings : dict
+        ``{(n_components, covariance_type): [message, ...]}`` for the fits that
+        warned, e.g. a component held up only by ``reg_covar``: such a fit can
+        win on AIC while being degenerate, so look here before trusting it.
     """
 
     criterion: str
@@ -47,6 +51,7 @@ class Selection:
     best_covariance_type: str
     best_model_: GaussianMixture
     failures: dict = field(default_factory=dict)
+    warnings: dict = field(default_factory=dict)
 
     def __str__(self):
         width = max(10, *(len(t) + 2 for t in self.covariance_types))
@@ -60,6 +65,8 @@ class Selection:
             lines.append(f"{k:4d}" + "".join(cells))
         lines.append(f"best: {self.best_n_components} components, {self.best_covariance_type!r} "
                      f"covariances (*)")
+        best_warnings = self.warnings.get((self.best_n_components, self.best_covariance_type), [])
+        lines.extend(f"  warning for the best fit: {text}" for text in best_warnings)
         return "\n".join(lines)
 
     def plot(self, ax=None):
@@ -123,20 +130,23 @@ def select(X, n_components=range(1, 10), covariance_types=COVARIANCE_TYPES, crit
         check_option(kind, "covariance_types[...]", COVARIANCE_TYPES)
     table = np.full((ks.size, len(kinds)), np.nan)
     failures = {}
+    raised = {}
     best, best_value = None, math.inf
     for i, k in enumerate(ks):
         for j, kind in enumerate(kinds):
             model = GaussianMixture(int(k), covariance_type=kind, **kwargs)
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # judged by the criterion, not by its warnings
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")  # recorded with the fit, not printed
                     model.fit(X)
             except (DegenerateCovarianceError, FloatingPointError, ValueError) as exc:
                 failures[(int(k), kind)] = str(exc)
                 continue
+            if caught:
+                raised[(int(k), kind)] = [f"{w.category.__name__}: {w.message}" for w in caught]
             table[i, j] = getattr(model, criterion)(X)
             if table[i, j] < best_value:
                 best, best_value = (int(k), kind, model), table[i, j]
     if best is None:
         raise ValueError(f"every fit failed; the first failure: {next(iter(failures.values()))}")
-    return Selection(criterion, ks, kinds, table, best[0], best[1], best[2], failures)
+    return Selection(criterion, ks, kinds, table, best[0], best[1], best[2], failures, raised)

@@ -280,6 +280,17 @@ def test_select_fills_the_table_and_keeps_the_best():
     assert text.startswith("BIC (lower is better)") and text.count("*") == 2  # the mark and its legend
 
 
+def test_select_keeps_the_warnings_of_each_fit():
+    from emlab import select
+
+    # on Iris, the best of 5 starts with 6 full components puts one on 4 flowers
+    choice = select(X_IRIS, n_components=[1, 6], covariance_types=["full"], n_init=5, random_state=0,
+                    criterion="aic")
+    assert (1, "full") not in choice.warnings
+    assert any("DegenerateCovarianceWarning" in w for w in choice.warnings[(6, "full")])
+    assert (choice.best_n_components, "warning for the best fit") == (6, str(choice).splitlines()[-1][2:26])
+
+
 def test_select_records_failed_fits_and_checks_its_options():
     from emlab import select
 
