@@ -1,8 +1,8 @@
 """The generic EM driver: the loop, convergence, the monotonicity guard, restarts.
 
-Every estimator in emlab runs its EM through :func:`fit_em`, and so can a
+Every estimator in emlab runs its EM through :func:`~emlab.fit_em`, and so can a
 user's own latent-variable model: anything with the three methods of
-:class:`EMModel` (see the example in :func:`fit_em`).
+:class:`~emlab.em.EMModel` (see the example in :func:`~emlab.fit_em`).
 
 The driver never looks inside the parameters; it only needs the objective that
 the E-step reports (a log-likelihood, or a log-posterior for MAP-EM, per sample),
@@ -28,7 +28,7 @@ ON_DECREASE = ("warn", "raise", "ignore")
 
 
 class EMModel(Protocol):
-    """What :func:`fit_em` needs from a latent-variable model.
+    """What :func:`~emlab.fit_em` needs from a latent-variable model.
 
     ``init_params(X, rng)`` returns starting parameters (any object).
     ``e_step(X, params)`` returns ``(objective, expectations)``: the mean
@@ -104,7 +104,7 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
     on_decrease : {'warn', 'raise', 'ignore'}, default='warn'
         What to do when the objective falls by more than
         ``decrease_rtol * max(1, |objective|)`` plus the previous M-step's
-        ``m_step_slack`` (see :class:`EMModel`): issue a
+        ``m_step_slack`` (see :class:`~emlab.em.EMModel`): issue a
         :class:`~emlab.exceptions.LikelihoodDecreaseWarning`, raise a
         :class:`~emlab.exceptions.LikelihoodDecreaseError`, or only record it in
         ``EMResult.decreases``. A decrease is never taken as convergence.
@@ -178,7 +178,7 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
     n_init : int, default=1
         Number of starts; the run with the highest final objective is kept.
     max_iter, tol, on_decrease, decrease_rtol, verbose
-        As in :func:`run_em`.
+        As in :func:`~emlab.run_em`.
     random_state : None, int or numpy.random.Generator
         Seeds ``model.init_params``.
     init : object, optional

@@ -532,7 +532,7 @@ class GaussianMixture(ParamsMixin):
         from ``score(X)`` of the fitted model by up to ``tol``; with a prior it
         is the log-posterior, not the log-likelihood. Compute criteria with
         :meth:`bic`, :meth:`aic` or :meth:`icl`, not from it.
-    lower_bounds_ : ndarray of shape (n_iter_,)
+    lower_bounds_ : ndarray, one entry per iteration
         Mean log-likelihood per sample at each iteration of the best run:
         entry t is that of the parameters after t M-steps (entry 0: the start).
     n_features_in_ : int
