@@ -491,7 +491,8 @@ class GaussianMixture(ParamsMixin):
         M-step the conditional expectations of the missing ones given the
         observed (the initialisation sees column means in their place). This
         path is plain NumPy, grouped by pattern of missing values; complete data
-        take the fused kernels.
+        take the fused kernels. The setting also governs ``score_samples``,
+        ``predict`` and ``predict_proba``: with 'error' they refuse NaN too.
     random_state : None, int or numpy.random.Generator
         Seeds the initialisation (and :meth:`sample`). The same seed gives
         bit-for-bit the same fit, whatever the number of threads.

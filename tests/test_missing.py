@@ -98,5 +98,9 @@ def test_nan_without_the_option_is_a_clear_error():
     X[7] = np.nan
     with pytest.raises(ValueError, match="1 row\\(s\\) with no observed value, e.g. row 7"):
         GaussianMixture(2, missing="marginalize").fit(X)
+    Y = np.random.default_rng(5).standard_normal((20, 3))
+    Y[:, 2] = np.nan
+    with pytest.raises(ValueError, match="1 column\\(s\\) with no observed value, e.g. column 2"):
+        GaussianMixture(2, missing="marginalize").fit(Y)
     with pytest.raises(ValueError, match="missing must be one of"):
         GaussianMixture(2, missing="impute").fit(X)
