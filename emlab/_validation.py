@@ -55,10 +55,6 @@ def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False,
             if empty.size:
                 raise ValueError(f"{name} has {empty.size} row(s) with no observed value, e.g. row "
                                  f"{empty[0]}; drop them.")
-            blank = np.flatnonzero(nan.all(axis=0))
-            if blank.size:
-                raise ValueError(f"{name} has {blank.size} column(s) with no observed value, e.g. "
-                                 f"column {blank[0]}; nothing can be estimated for it: drop it.")
             return arr
         bad = (nan | inf) if not allow_nan else inf
         rows = np.flatnonzero(bad.any(axis=1))

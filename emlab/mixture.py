@@ -652,8 +652,14 @@ class GaussianMixture(ParamsMixin):
 
     def _check_fit_X(self, X):
         check_option(self.missing, "missing", MISSING)
-        return check_array(X, min_samples=2, allow_nan=self.missing == "marginalize",
-                           nan_hint=self._NAN_HINT)
+        X = check_array(X, min_samples=2, allow_nan=self.missing == "marginalize",
+                        nan_hint=self._NAN_HINT)
+        if self.missing == "marginalize":
+            blank = np.flatnonzero(np.isnan(X).all(axis=0))
+            if blank.size:
+                raise ValueError(f"X has {blank.size} column(s) with no observed value, e.g. column "
+                                 f"{blank[0]}; nothing can be estimated for it: drop it.")
+        return X
 
     def _fit(self, X, sample_weight=None):
         model = self._make_model(X, sample_weight)
