@@ -5,7 +5,7 @@ driver for your own latent-variable models, and the functions the book's proofs
 are checked with (:mod:`emlab.theory`).
 """
 
-from . import datasets, theory
+from . import datasets, plotting, theory
 from .em import EMResult, fit_em, run_em
 from .exceptions import (
     ConvergenceWarning,
@@ -37,6 +37,7 @@ __all__ = [
     "Selection",
     "datasets",
     "fit_em",
+    "plotting",
     "kmeans_plusplus",
     "run_em",
     "select",

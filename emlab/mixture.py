@@ -61,6 +61,9 @@ class MixtureParams:
         set_(self, "weights", np.asarray(self.weights, dtype=np.float64))
         set_(self, "means", np.ascontiguousarray(self.means, dtype=np.float64))
         set_(self, "covariances", np.asarray(self.covariances, dtype=np.float64))
+        k = self.means.shape[0]
+        if self.weights.shape != (k,) or not np.all(np.isfinite(self.weights)) or np.any(self.weights < 0):
+            raise ValueError(f"weights must be {k} finite non-negative numbers; got {self.weights}.")
         shape = self.model.shape(*self.means.shape)
         if self.covariances.shape != shape:
             raise ValueError(
