@@ -65,15 +65,13 @@ def _save(fig, path):
 
 
 def demo_sample(seed, n, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
     from .plotting import plot_clusters
 
     samples = two_samples(n=n, random_state=seed)
-    fig, axes = plt.subplots(2, 2, figsize=(10, 9), sharex=True, sharey=True)
+    fig = Figure(figsize=(10, 9))
+    axes = fig.subplots(2, 2, sharex=True, sharey=True)
     print(f"misclassified points (after matching cluster labels to components), seed {seed}:")
     print(f"{'':10s}{'k-means':>10s}{'EM':>10s}")
     for col, ds in enumerate(samples):
@@ -89,7 +87,6 @@ def demo_sample(seed, n, out):
                       title=f"Sample {col + 1}: EM ({errors[1]} misclassified)")
     fig.suptitle("k-means (top) and EM (bottom): colour = assigned cluster, marker = true component")
     _save(fig, out or "two_samples.png")
-    plt.close(fig)
 
 
 def demo_iris(seed, out):
@@ -111,21 +108,18 @@ def demo_iris(seed, out):
           f"{gm.n_iter_} iterations, converged: {gm.converged_}")
     print(f"k-means inertia: {km.inertia_:.4f}")
     if out:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         from .plotting import plot_clusters
 
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+        fig = Figure(figsize=(11, 4.5))
+        axes = fig.subplots(1, 2, sharey=True)
         plot_clusters(axes[0], X, match_labels(y, km.labels_), y, features=(2, 3), title="k-means")
         plot_clusters(axes[1], X, match_labels(y, gm.predict(X)), y, features=(2, 3), title="EM")
         for ax in axes:
             ax.set_xlabel(ds.feature_names[2])
         axes[0].set_ylabel(ds.feature_names[3])
         _save(fig, out)
-        plt.close(fig)
 
 
 def main(argv=None):

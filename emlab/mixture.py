@@ -467,8 +467,9 @@ class GaussianMixture(ParamsMixin):
         hard labels from the nearest of k-means++ seeds; uniform random
         responsibilities; hard labels from the nearest of distinct random rows.
         'random' puts every component near the overall mean, where EM's first
-        steps are tiny: with the default ``tol`` it can stop there, so use a
-        smaller ``tol`` with it.
+        steps are tiny: with the default ``tol`` it can stop there, or on a
+        plateau halfway up (the book's chapter on starting points measures
+        both), so use a smaller ``tol`` with it.
         (scikit-learn gives the two seeding methods a single sample per component,
         whose covariance is then only ``reg_covar * I``; assigning every sample to
         its nearest seed gives a usable start and one that ``reg_covar=0`` survives.)
