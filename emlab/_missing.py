@@ -44,16 +44,22 @@ def _conditionals(cov, obs):
     return factor, regression, conditional
 
 
-def marginal_log_prob(X, params, groups=None):
-    """``log w_k + log N(x_o | mu_k,o, S_k,oo)`` for every row (its observed part), shape (n, K)."""
+def marginal_log_prob(X, params, groups=None, conditionals=None):
+    """``log w_k + log N(x_o | mu_k,o, S_k,oo)`` for every row (its observed part), shape (n, K).
+
+    If ``conditionals`` is a dict, it receives ``{(pattern, k): (regression,
+    conditional covariance)}`` from the same factorisations, for the M-step.
+    """
     full = params.full_covariances()
     with np.errstate(divide="ignore"):
         log_w = np.log(params.weights)
     out = np.empty((X.shape[0], params.n_components))
-    for obs, rows in (groups if groups is not None else patterns(X)):
+    for p, (obs, rows) in enumerate(groups if groups is not None else patterns(X)):
         x_o = X[np.ix_(rows, obs)]
         for k in range(params.n_components):
-            (chol, _), _, _ = _conditionals(full[k], obs)
+            (chol, _), regression, conditional = _conditionals(full[k], obs)
+            if conditionals is not None:
+                conditionals[p, k] = (regression, conditional)
             z = np.linalg.solve(chol, (x_o - params.means[k, obs]).T)  # chol is lower triangular
             log_det = 2.0 * np.sum(np.log(np.diag(chol)))
             out[rows, k] = log_w[k] - 0.5 * (obs.sum() * LOG_2PI + log_det + np.sum(z * z, axis=0))
@@ -66,15 +72,16 @@ def expected_statistics(X, params, sample_weight, groups, diagonal):
     Returns ``(loglik, nk, sums, second)``: the total observed-data
     log-likelihood, and the expected counts, sums and second moments about the
     current means (full (K, d, d) matrices, or their diagonals (K, d) when
-    ``diagonal``), each row weighted by ``sample_weight`` (None: 1).
+    ``diagonal``), each row weighted by ``sample_weight`` (None: 1). Each
+    pattern's covariance block is factorised once per component.
     """
     k_count, d = params.means.shape
-    full = params.full_covariances()
     centers = params.means
     nk = np.zeros(k_count)
     sums = np.zeros((k_count, d))
     second = np.zeros((k_count, d, d))
-    log_prob = marginal_log_prob(X, params, groups)
+    conditionals = {}
+    log_prob = marginal_log_prob(X, params, groups, conditionals)
     log_norm = logsumexp(log_prob, axis=1)
     resp = np.exp(log_prob - log_norm[:, None])
     if sample_weight is not None:
@@ -82,13 +89,13 @@ def expected_statistics(X, params, sample_weight, groups, diagonal):
         loglik = float(np.sum(sample_weight * log_norm))
     else:
         loglik = float(np.sum(log_norm))
-    for obs, rows in groups:
+    for p, (obs, rows) in enumerate(groups):
         miss = ~obs
         x = X[rows]
         for k in range(k_count):
             r = resp[rows, k]
             filled = x.copy()
-            _, regression, conditional = _conditionals(full[k], obs)
+            regression, conditional = conditionals[p, k]
             if regression is not None:
                 filled[:, miss] = params.means[k, miss] + (x[:, obs] - params.means[k, obs]) @ regression.T
             diff = filled - centers[k]
