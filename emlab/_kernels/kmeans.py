@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, CHUNK_ROWS, FASTMATH, PARALLEL
-from .mixture import block_rows
+from .mixture import block_rows, load_tile, sum_blocks
 
 CHUNK = CHUNK_ROWS  # the fixed row partition (see mixture.weighted_scatter)
 TILE = 64  # rows per tile, laid out features x rows so the distance loop vectorises
@@ -43,9 +43,7 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
-            for r in range(rows):
-                for j in range(d):
-                    xt[j, r] = X[t0 + r, j]
+            load_tile(X, t0, rows, xt)
             for r in range(rows):
                 best[r] = np.inf
                 best_k[r] = 0
@@ -72,12 +70,6 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
                 for j in range(d):
                     acc_s[b, k, j] += X[i, j]
             acc_changed[b] += changed
-    counts[:] = 0.0
-    sums[:] = 0.0
-    n_changed[0] = 0
-    for b in range(n_blocks):
-        n_changed[0] += acc_changed[b]
-        for k in range(n_clusters):
-            counts[k] += acc_n[b, k]
-            for j in range(d):
-                sums[k, j] += acc_s[b, k, j]
+    sum_blocks(acc_n, counts)
+    sum_blocks(acc_s, sums)
+    sum_blocks(acc_changed, n_changed)

@@ -61,6 +61,31 @@ def block_rows(b, n_blocks, n, chunk_rows):
     return start, stop
 
 
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def load_tile(X, t0, rows, xt):
+    """xt[j, r] = X[t0 + r, j]: a tile of rows, transposed so loops over rows vectorise."""
+    for r in range(rows):
+        for j in range(X.shape[1]):
+            xt[j, r] = X[t0 + r, j]
+
+
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def sum_blocks(acc, out):
+    """out = acc[0] + acc[1] + ..., added in block order (the same whatever the thread count)."""
+    out[:] = 0
+    for b in range(acc.shape[0]):
+        out += acc[b]
+
+
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def symmetrise_lower(scatter):
+    """Copy each matrix's lower triangle onto its upper triangle."""
+    for k in range(scatter.shape[0]):
+        for j in range(scatter.shape[1]):
+            for m in range(j):
+                scatter[k, m, j] = scatter[k, j, m]
+
+
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
 def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
     """Weighted counts, sums and scatter matrices about ``centers``, in one pass over X.
@@ -101,20 +126,10 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
                     rd = r * diff[j]
                     for m in range(j + 1):
                         acc_ss[b, k, j, m] += rd * diff[m]
-    nk[:] = 0.0
-    sums[:] = 0.0
-    scatter[:] = 0.0
-    for b in range(n_blocks):
-        for k in range(n_components):
-            nk[k] += acc_n[b, k]
-            for j in range(d):
-                sums[k, j] += acc_s[b, k, j]
-                for m in range(j + 1):
-                    scatter[k, j, m] += acc_ss[b, k, j, m]
-    for k in range(n_components):
-        for j in range(d):
-            for m in range(j):
-                scatter[k, m, j] = scatter[k, j, m]
+    sum_blocks(acc_n, nk)
+    sum_blocks(acc_s, sums)
+    sum_blocks(acc_ss, scatter)
+    symmetrise_lower(scatter)
 
 
 # ----------------------------------------------------------------------------- fused EM steps
@@ -281,9 +296,7 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
-            for r in range(rows):
-                for j in range(d):
-                    xt[j, r] = X[t0 + r, j]
+            load_tile(X, t0, rows, xt)
             # E-step: lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
             for k in range(n_components):
                 for j in range(d):
@@ -307,22 +320,11 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
                         sj += rd[j, r]
                     acc_s[b, k, j] += sj
                 _tile_scatter_lower(rd, dt, rows, d, acc_ss[b, k])
-    loglik[0] = 0.0
-    nk[:] = 0.0
-    sums[:] = 0.0
-    scatter[:] = 0.0
-    for b in range(n_blocks):
-        loglik[0] += acc_ll[b]
-        for k in range(n_components):
-            nk[k] += acc_n[b, k]
-            for j in range(d):
-                sums[k, j] += acc_s[b, k, j]
-                for m in range(j + 1):
-                    scatter[k, j, m] += acc_ss[b, k, j, m]
-    for k in range(n_components):
-        for j in range(d):
-            for m in range(j):
-                scatter[k, m, j] = scatter[k, j, m]
+    sum_blocks(acc_ll, loglik)
+    sum_blocks(acc_n, nk)
+    sum_blocks(acc_s, sums)
+    sum_blocks(acc_ss, scatter)
+    symmetrise_lower(scatter)
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
@@ -355,9 +357,7 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
-            for r in range(rows):
-                for j in range(d):
-                    xt[j, r] = X[t0 + r, j]
+            load_tile(X, t0, rows, xt)
             for k in range(n_components):
                 for r in range(rows):
                     q[r] = 0.0
@@ -386,14 +386,7 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
                         s2 += rdv * dv
                     acc_s[b, k, j] += s1
                     acc_ss[b, k, j] += s2
-    loglik[0] = 0.0
-    nk[:] = 0.0
-    sums[:] = 0.0
-    sqsums[:] = 0.0
-    for b in range(n_blocks):
-        loglik[0] += acc_ll[b]
-        for k in range(n_components):
-            nk[k] += acc_n[b, k]
-            for j in range(d):
-                sums[k, j] += acc_s[b, k, j]
-                sqsums[k, j] += acc_ss[b, k, j]
+    sum_blocks(acc_ll, loglik)
+    sum_blocks(acc_n, nk)
+    sum_blocks(acc_s, sums)
+    sum_blocks(acc_ss, sqsums)
