@@ -204,9 +204,6 @@ class Tied(Full):
     def precision_cholesky(self, cov):
         return _cholesky_precision(cov, "the tied covariance")
 
-    def check_precisions(self, p, name):
-        super().check_precisions(p, name)
-
     def _lower(self, pc, k):
         return np.ascontiguousarray(np.broadcast_to(pc.T, (k,) + pc.shape))
 

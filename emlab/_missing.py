@@ -24,6 +24,16 @@ from scipy.special import logsumexp
 LOG_2PI = np.log(2.0 * np.pi)
 
 
+def has_nan(X):
+    """Whether X holds a NaN, without an n x d temporary (a pairwise sum is NaN if any entry is).
+
+    The sum of finite values can only overflow to +-inf, and NaN only if it
+    overflows both ways; then the caller takes the missing-value path, which
+    is slower but still exact for complete data.
+    """
+    return bool(np.isnan(np.add.reduce(X, axis=None)))
+
+
 def patterns(X):
     """``[(observed mask, row indices), ...]``, one entry per pattern of NaNs in X."""
     missing = np.isnan(X)

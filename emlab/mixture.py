@@ -609,7 +609,7 @@ class GaussianMixture(ParamsMixin):
         w = None if self.weights_init is None else check_weights(self.weights_init, k)
         m = None if self.means_init is None else check_means(self.means_init, k, d)
         p = None if self.precisions_init is None else self._check_precisions_init(k, d)
-        groups = _missing.patterns(X) if np.isnan(X).any() else None
+        groups = _missing.patterns(X) if _missing.has_nan(X) else None
         Xc = X if groups is None else np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         prior = resolve_prior(self.prior, Xc, sample_weight, k, self.covariance_type)
         return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight, prior,
@@ -736,7 +736,7 @@ class GaussianMixture(ParamsMixin):
 
     def _log_prob_resp(self, X):
         params = MixtureParams.from_model(self)
-        if not np.isnan(X).any():
+        if not _missing.has_nan(X):
             return log_prob_resp(X, params)
         log_prob = _missing.marginal_log_prob(X, params)
         log_norm = np.logaddexp.reduce(log_prob, axis=1)
@@ -759,7 +759,7 @@ class GaussianMixture(ParamsMixin):
         return self._predict(self._check_X(X))
 
     def _predict(self, X):
-        if np.isnan(X).any():
+        if _missing.has_nan(X):
             return self._log_prob_resp(X)[1].argmax(axis=1)
         return weighted_log_prob(X, MixtureParams.from_model(self)).argmax(axis=1)
 

@@ -104,3 +104,10 @@ def test_nan_without_the_option_is_a_clear_error():
         GaussianMixture(2, missing="marginalize").fit(Y)
     with pytest.raises(ValueError, match="missing must be one of"):
         GaussianMixture(2, missing="impute").fit(X)
+
+
+def test_has_nan_sees_a_single_nan_and_nothing_else():
+    X = np.random.default_rng(6).standard_normal((1000, 5)) * 1e300  # sums overflow to +-inf
+    assert not _missing.has_nan(np.random.default_rng(6).standard_normal((1000, 5)))
+    X[500, 3] = np.nan
+    assert _missing.has_nan(X)
