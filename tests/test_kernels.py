@@ -262,7 +262,8 @@ def test_exp_nonpos_matches_numpy():
     assert out[-1] == 0.0 and out[-7] == 1.0
 
 
-FUSED_SHAPES = [(1, 1, 1), (5, 3, 2), (63, 2, 3), (65, 5, 4), (3 * _config.CHUNK_ROWS + 29, 7, 3)]
+FUSED_SHAPES = [(1, 1, 1), (5, 3, 2), (63, 2, 3), (65, 5, 4), (70, 8, 2), (130, 9, 3),
+                (3 * _config.CHUNK_ROWS + 29, 7, 3)]
 
 
 def reference_pass(X, log_weights, log_dens, centers, sample_weight=None):
