@@ -389,8 +389,9 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
     acc_ll = np.zeros(n_blocks)
     acc_n = np.zeros((n_blocks, n_components))
     acc_s = np.zeros((n_blocks, n_components, d))
-    acc_ss = np.zeros((n_blocks, n_components, dp, dp))
+    acc_ss = np.empty((n_blocks, n_components, dp, dp))  # zeroed by its block's thread
     for b in prange(n_blocks):
+        acc_ss[b] = 0.0
         xt = np.empty((d, TILE))
         dts = np.zeros((n_components, dp, TILE))
         rd = np.zeros((dp, TILE))
@@ -434,9 +435,15 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
     sum_blocks(acc_ll, loglik)
     sum_blocks(acc_n, nk)
     sum_blocks(acc_s, sums)
-    total = np.empty((n_components, dp, dp))
-    sum_blocks(acc_ss, total)
-    scatter[:] = total[:, :d, :d]
+    # The scatter matrices are the bulk of the accumulators (K d^2 per block): add
+    # them up in parallel over components, each in block order as sum_blocks does.
+    for k in prange(n_components):
+        for j in range(d):
+            for m in range(j + 1):
+                v = 0.0
+                for b in range(n_blocks):
+                    v += acc_ss[b, k, j, m]
+                scatter[k, j, m] = v
     symmetrise_lower(scatter)
 
 
