@@ -19,6 +19,8 @@ SHAPES = [  # (n, d, K): one sample, one feature, one component, several chunks 
     (50, 2, 1),
     (_config.CHUNK_ROWS + 1, 3, 4),
     (3 * _config.CHUNK_ROWS + 17, 5, 3),
+    (130, 8, 2),  # the 4 x 4 blocks with no pad feature, partial tiles
+    (200, 11, 3),  # ... and with a pad feature
 ]
 
 

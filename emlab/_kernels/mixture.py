@@ -7,7 +7,16 @@ from numba import njit, prange
 
 from .._config import CACHE, CHUNK_ROWS, FASTMATH, PARALLEL
 from .elementary import exp_nonpos
-from .gaussian import LOG_2PI, log_det_cholesky
+from .gaussian import (
+    LOG_2PI,
+    SMALL_D,
+    TILE,
+    _tile_log_gaussian_full,
+    _tile_log_gaussian_full_small,
+    load_tile,
+    log_det_cholesky,
+    padded4,
+)
 
 CHUNK = CHUNK_ROWS  # read once here; see TILE below about numba's cache
 
@@ -62,14 +71,6 @@ def block_rows(b, n_blocks, n, chunk_rows):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
-def load_tile(X, t0, rows, xt):
-    """xt[j, r] = X[t0 + r, j]: a tile of rows, transposed so loops over rows vectorise."""
-    for r in range(rows):
-        for j in range(X.shape[1]):
-            xt[j, r] = X[t0 + r, j]
-
-
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
 def sum_blocks(acc, out):
     """out = acc[0] + acc[1] + ..., added in block order (the same whatever the thread count)."""
     out[:] = 0
@@ -77,71 +78,7 @@ def sum_blocks(acc, out):
         out += acc[b]
 
 
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
-def symmetrise_lower(scatter):
-    """Copy each matrix's lower triangle onto its upper triangle."""
-    for k in range(scatter.shape[0]):
-        for j in range(scatter.shape[1]):
-            for m in range(j):
-                scatter[k, m, j] = scatter[k, j, m]
-
-
-@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
-def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
-    """Weighted counts, sums and scatter matrices about ``centers``, in one pass over X.
-
-    For every component k, with r_ik = resp[i, k] and c_k = centers[k]:
-
-        nk[k]      = sum_i r_ik
-        sums[k]    = sum_i r_ik (x_i - c_k)
-        scatter[k] = sum_i r_ik (x_i - c_k)(x_i - c_k)^T
-
-    Rows are split into ``n_blocks`` contiguous blocks of ``chunk_rows``-row
-    chunks; each block accumulates into its own slot (run in parallel), and the
-    slots are added up in block order afterwards, so the result does not depend
-    on the number of threads. Choosing ``c_k`` near the weighted mean (the
-    current means) keeps the centring exact to round-off: the caller recovers the
-    mean as ``c_k + sums[k] / nk[k]`` and the scatter about it as
-    ``scatter[k] - sums[k] sums[k]^T / nk[k]``, a small correction, rather than
-    subtracting two large raw moments.
-    """
-    n, d = X.shape
-    n_components = resp.shape[1]
-    acc_n = np.zeros((n_blocks, n_components))
-    acc_s = np.zeros((n_blocks, n_components, d))
-    acc_ss = np.zeros((n_blocks, n_components, d, d))
-    for b in prange(n_blocks):
-        diff = np.empty(d)
-        start, stop = block_rows(b, n_blocks, n, chunk_rows)
-        for i in range(start, stop):
-            for k in range(n_components):
-                r = resp[i, k]
-                if r == 0.0:
-                    continue
-                acc_n[b, k] += r
-                for j in range(d):
-                    diff[j] = X[i, j] - centers[k, j]
-                    acc_s[b, k, j] += r * diff[j]
-                for j in range(d):
-                    rd = r * diff[j]
-                    for m in range(j + 1):
-                        acc_ss[b, k, j, m] += rd * diff[m]
-    sum_blocks(acc_n, nk)
-    sum_blocks(acc_s, sums)
-    sum_blocks(acc_ss, scatter)
-    symmetrise_lower(scatter)
-
-
-# ----------------------------------------------------------------------------- fused EM steps
-#
-# One pass over X per EM iteration: each tile of TILE rows is copied transposed
-# (features x rows, so the innermost loops run across rows and vectorise), its
-# log-densities, log-sum-exp and responsibilities are computed, and its
-# sufficient statistics are added to the accumulators of its block. Nothing of
-# size n x K survives the tile. Blocks are the fixed partition of weighted_scatter.
-
-TILE_DIAG = 256
-TILE = 64  # rows per tile
+# ----------------------------------------------------------------------------- tiles
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
@@ -187,44 +124,6 @@ def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0):
         for r in range(rows):
             lp[k, r] *= s[r]
     return total + math.log(prod)
-
-
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
-def _tile_log_gaussian_full(dt, rows, chol_p, bias, y, lp_k):
-    """lp_k[r] = bias - 1/2 ||L dt[:, r]||^2 for the tile (L = chol_p, lower triangular).
-
-    ``chol_p`` is padded to an order that is a multiple of 4 with zeros (above the
-    diagonal too), and so are the pad rows of ``dt``. Four rows of L are done at
-    a time, each pass over the tile taking four columns of L: every load and store
-    of an output row ``y[i]`` then feeds four multiply-adds and every load of a
-    ``dt`` row four more. With one column per pass the loop was bound by the stores
-    of ``y`` (measured here, one core: 16-23 GFLOP/s; this form 32-38 at d = 32-64).
-    """
-    dp = chol_p.shape[0]
-    for r in range(rows):
-        lp_k[r] = 0.0
-    for j in range(0, dp, 4):
-        for i in range(4):
-            for r in range(rows):
-                y[i, r] = 0.0
-        for m in range(0, j + 4, 4):
-            a0, a1, a2, a3 = chol_p[j, m], chol_p[j, m + 1], chol_p[j, m + 2], chol_p[j, m + 3]
-            b0, b1, b2, b3 = (chol_p[j + 1, m], chol_p[j + 1, m + 1], chol_p[j + 1, m + 2],
-                              chol_p[j + 1, m + 3])
-            c0, c1, c2, c3 = (chol_p[j + 2, m], chol_p[j + 2, m + 1], chol_p[j + 2, m + 2],
-                              chol_p[j + 2, m + 3])
-            e0, e1, e2, e3 = (chol_p[j + 3, m], chol_p[j + 3, m + 1], chol_p[j + 3, m + 2],
-                              chol_p[j + 3, m + 3])
-            for r in range(rows):
-                v0, v1, v2, v3 = dt[m, r], dt[m + 1, r], dt[m + 2, r], dt[m + 3, r]
-                y[0, r] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
-                y[1, r] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
-                y[2, r] += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
-                y[3, r] += e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
-        for r in range(rows):
-            lp_k[r] += y[0, r] * y[0, r] + y[1, r] * y[1, r] + y[2, r] * y[2, r] + y[3, r] * y[3, r]
-    for r in range(rows):
-        lp_k[r] = bias - 0.5 * lp_k[r]
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
@@ -282,38 +181,6 @@ def _tile_scatter_lower(rd, dt, rows, out):
 
 
 @njit(fastmath=FASTMATH, cache=CACHE, inline="always")
-def _tile_log_gaussian_full_small(dt, rows, chol_t, bias, y0, y1, lp_k):
-    """As ``_tile_log_gaussian_full`` for d <= 4 (unpadded ``chol_t``), two rows of L at a time.
-
-    At d = 2 the 4 x 4 blocks would do 16 multiply-adds per row for 3 useful ones
-    (measured: 20% slower iterations at d = 2, K = 3).
-    """
-    d = chol_t.shape[0]
-    for r in range(rows):
-        lp_k[r] = 0.0
-    for j in range(0, d, 2):
-        j1 = j + 1
-        for r in range(rows):
-            y0[r] = 0.0
-            y1[r] = 0.0
-        for m in range(j + 1):
-            c0 = chol_t[j, m]
-            c1 = chol_t[j1, m] if j1 < d else 0.0
-            for r in range(rows):
-                v = dt[m, r]
-                y0[r] += c0 * v
-                y1[r] += c1 * v
-        if j1 < d:
-            c1 = chol_t[j1, j1]
-            for r in range(rows):
-                y1[r] += c1 * dt[j1, r]
-        for r in range(rows):
-            lp_k[r] += y0[r] * y0[r] + y1[r] * y1[r]
-    for r in range(rows):
-        lp_k[r] = bias - 0.5 * lp_k[r]
-
-
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
 def _tile_scatter_lower_small(rd, dt, rows, d, out):
     """As ``_tile_scatter_lower`` for d <= 4: m <= j < d, in 2 x 2 blocks.
 
@@ -345,13 +212,95 @@ def _tile_scatter_lower_small(rd, dt, rows, d, out):
                 out[j1, m1] += s11
 
 
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
-def padded4(d):
-    """``d`` rounded up to a multiple of 4: the feature count the 4 x 4 blocks work on."""
-    return (d + 3) // 4 * 4
+@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+def sum_scatter_blocks(acc, scatter):
+    """scatter[k] = lower triangle of acc[0, k] + acc[1, k] + ..., symmetrised.
+
+    ``acc`` (n_blocks, K, dp, dp) holds padded per-block scatter matrices, the
+    bulk of a kernel's accumulators; they are added up in parallel over
+    components, each entry in block order (as ``sum_blocks``), so the result
+    does not depend on the thread count.
+    """
+    n_blocks, n_components = acc.shape[0], acc.shape[1]
+    d = scatter.shape[1]
+    for k in prange(n_components):
+        for j in range(d):
+            for m in range(j + 1):
+                v = 0.0
+                for b in range(n_blocks):
+                    v += acc[b, k, j, m]
+                scatter[k, j, m] = v
+                scatter[k, m, j] = v
 
 
-SMALL_D = 4  # up to this many features, full-covariance tiles use 2 x 2 blocks
+@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
+    """Weighted counts, sums and scatter matrices about ``centers``, in one pass over X.
+
+    For every component k, with r_ik = resp[i, k] and c_k = centers[k]:
+
+        nk[k]      = sum_i r_ik
+        sums[k]    = sum_i r_ik (x_i - c_k)
+        scatter[k] = sum_i r_ik (x_i - c_k)(x_i - c_k)^T
+
+    Rows are split into ``n_blocks`` contiguous blocks of ``chunk_rows``-row
+    chunks; each block accumulates into its own slot (run in parallel), and the
+    slots are added up in block order afterwards, so the result does not depend
+    on the number of threads. Choosing ``c_k`` near the weighted mean (the
+    current means) keeps the centring exact to round-off: the caller recovers the
+    mean as ``c_k + sums[k] / nk[k]`` and the scatter about it as
+    ``scatter[k] - sums[k] sums[k]^T / nk[k]``, a small correction, rather than
+    subtracting two large raw moments.
+    """
+    n, d = X.shape
+    n_components = resp.shape[1]
+    small = d <= SMALL_D
+    dp = d + d % 2 if small else padded4(d)
+    acc_n = np.zeros((n_blocks, n_components))
+    acc_s = np.zeros((n_blocks, n_components, d))
+    acc_ss = np.empty((n_blocks, n_components, dp, dp))  # zeroed by its block's thread
+    for b in prange(n_blocks):
+        acc_ss[b] = 0.0
+        xt = np.empty((d, TILE))
+        dt = np.zeros((dp, TILE))
+        rd = np.zeros((dp, TILE))
+        wt = np.empty(TILE)
+        start, stop = block_rows(b, n_blocks, n, chunk_rows)
+        for t0 in range(start, stop, TILE):
+            rows = min(TILE, stop - t0)
+            load_tile(X, t0, rows, xt)
+            for k in range(n_components):
+                tot = 0.0
+                for r in range(rows):
+                    wt[r] = resp[t0 + r, k]
+                    tot += wt[r]
+                acc_n[b, k] += tot
+                for j in range(d):
+                    c = centers[k, j]
+                    sj = 0.0
+                    for r in range(rows):
+                        dt[j, r] = xt[j, r] - c
+                        rd[j, r] = wt[r] * dt[j, r]
+                        sj += rd[j, r]
+                    acc_s[b, k, j] += sj
+                if small:
+                    _tile_scatter_lower_small(rd, dt, rows, d, acc_ss[b, k])
+                else:
+                    _tile_scatter_lower(rd, dt, rows, acc_ss[b, k])
+    sum_blocks(acc_n, nk)
+    sum_blocks(acc_s, sums)
+    sum_scatter_blocks(acc_ss, scatter)
+
+
+# ----------------------------------------------------------------------------- fused EM steps
+#
+# One pass over X per EM iteration: each tile of TILE rows is copied transposed
+# (features x rows, so the innermost loops run across rows and vectorise), its
+# log-densities, log-sum-exp and responsibilities are computed, and its
+# sufficient statistics are added to the accumulators of its block. Nothing of
+# size n x K survives the tile. Blocks are the fixed partition of weighted_scatter.
+
+TILE_DIAG = 256  # rows per tile of the diagonal kernel (measured: 10% faster than 64 at d = 8)
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
@@ -435,16 +384,7 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
     sum_blocks(acc_ll, loglik)
     sum_blocks(acc_n, nk)
     sum_blocks(acc_s, sums)
-    # The scatter matrices are the bulk of the accumulators (K d^2 per block): add
-    # them up in parallel over components, each in block order as sum_blocks does.
-    for k in prange(n_components):
-        for j in range(d):
-            for m in range(j + 1):
-                v = 0.0
-                for b in range(n_blocks):
-                    v += acc_ss[b, k, j, m]
-                scatter[k, j, m] = v
-    symmetrise_lower(scatter)
+    sum_scatter_blocks(acc_ss, scatter)
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
