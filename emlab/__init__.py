@@ -16,6 +16,7 @@ from .exceptions import (
     LikelihoodDecreaseWarning,
     NotFittedError,
 )
+from .hmm import CategoricalHMM, GaussianHMM, PoissonHMM
 from .kmeans import KMeans, kmeans_plusplus
 from .mixture import GaussianMixture, MixtureParams
 from .selection import Selection, select
@@ -23,17 +24,20 @@ from .selection import Selection, select
 __version__ = "0.1.0"
 
 __all__ = [
+    "CategoricalHMM",
     "ConvergenceWarning",
     "DegenerateCovarianceError",
     "DegenerateCovarianceWarning",
     "EMResult",
     "EmptyComponentWarning",
+    "GaussianHMM",
     "GaussianMixture",
     "KMeans",
     "LikelihoodDecreaseError",
     "LikelihoodDecreaseWarning",
     "MixtureParams",
     "NotFittedError",
+    "PoissonHMM",
     "Selection",
     "datasets",
     "fit_em",

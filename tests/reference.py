@@ -155,3 +155,85 @@ def em_step_missing(X, weights, means, covariances, reg_covar, covariance_type="
             for i in range(n))
         for j in range(k)])
     return np.log(lik).mean(), nk / n, new_means, restrict(scatter, nk, covariance_type) + reg_covar * np.eye(d)
+
+
+# --------------------------------------------------------------------------- hidden Markov models
+
+
+def hmm_enumerate(log_emission, startprob, transmat):
+    """Everything about one sequence by enumerating all K^T state paths (tiny T only).
+
+    Returns ``(logprob, gamma, xi_sum, best_path, best_logprob)``: log p(x) (a
+    log-sum-exp over paths), the state posteriors (T, K), the expected
+    transition counts summed over time (K, K), and the most probable path with
+    its log joint probability (the first in lexicographic order among ties).
+    """
+    log_emission = np.asarray(log_emission, dtype=np.float64)
+    n, k = log_emission.shape
+    with np.errstate(divide="ignore"):
+        log_start = np.log(startprob)
+        log_trans = np.log(transmat)
+    paths = list(itertools.product(range(k), repeat=n))
+    log_joint = np.empty(len(paths))
+    for p, path in enumerate(paths):
+        terms = [log_start[path[0]], log_emission[0, path[0]]]
+        for t in range(1, n):
+            terms += [log_trans[path[t - 1], path[t]], log_emission[t, path[t]]]
+        log_joint[p] = -math.inf if -math.inf in terms else math.fsum(terms)
+    top = log_joint.max()
+    best = int(np.argmax(log_joint))
+    if top == -math.inf:
+        return -math.inf, None, None, paths[best], -math.inf
+    weights = np.exp(log_joint - top)
+    total = math.fsum(weights)
+    logprob = top + math.log(total)
+    post = weights / total
+    gamma = np.zeros((n, k))
+    xi = np.zeros((k, k))
+    for p, path in enumerate(paths):
+        for t in range(n):
+            gamma[t, path[t]] += post[p]
+        for t in range(n - 1):
+            xi[path[t], path[t + 1]] += post[p]
+    return logprob, gamma, xi, np.array(paths[best]), float(log_joint[best])
+
+
+def hmm_forward_backward(log_emission, startprob, transmat):
+    """Forward-backward in log space with plain loops (Rabiner's recursions, one sequence).
+
+    Returns ``(logprob, gamma, xi_sum)`` as :func:`hmm_enumerate`, for any T.
+    """
+    log_emission = np.asarray(log_emission, dtype=np.float64)
+    n, k = log_emission.shape
+    with np.errstate(divide="ignore"):
+        log_start = np.log(startprob)
+        log_trans = np.log(transmat)
+
+    def lse(values):
+        values = list(values)
+        top = max(values)
+        if top == -math.inf:
+            return -math.inf
+        return top + math.log(math.fsum(math.exp(v - top) for v in values))
+
+    log_alpha = np.empty((n, k))
+    log_beta = np.zeros((n, k))
+    for j in range(k):
+        log_alpha[0, j] = log_start[j] + log_emission[0, j]
+    for t in range(1, n):
+        for j in range(k):
+            log_alpha[t, j] = lse(log_alpha[t - 1, i] + log_trans[i, j] for i in range(k)) \
+                + log_emission[t, j]
+    for t in range(n - 2, -1, -1):
+        for i in range(k):
+            log_beta[t, i] = lse(log_trans[i, j] + log_emission[t + 1, j] + log_beta[t + 1, j]
+                                 for j in range(k))
+    logprob = lse(log_alpha[n - 1])
+    gamma = np.exp(log_alpha + log_beta - logprob)
+    xi = np.zeros((k, k))
+    for t in range(n - 1):
+        for i in range(k):
+            for j in range(k):
+                xi[i, j] += math.exp(log_alpha[t, i] + log_trans[i, j] + log_emission[t + 1, j]
+                                     + log_beta[t + 1, j] - logprob)
+    return logprob, gamma, xi

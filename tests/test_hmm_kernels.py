@@ -1,0 +1,251 @@
+"""HMM kernels against brute-force enumeration of all K^T state paths and a plain-loop
+log-space forward-backward (tests/reference.py)."""
+
+import numba
+import numpy as np
+import pytest
+
+import reference
+from emlab._kernels import hmm as kernels
+
+
+def run_forward_backward(log_emission, lengths, startprob, transmat, scratch=None):
+    log_emission = np.ascontiguousarray(log_emission, dtype=np.float64)
+    n, k = log_emission.shape
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    gamma = np.empty((n, k))
+    xi = np.empty((k, k))
+    logprob = np.empty(len(lengths))
+    if scratch is None:
+        scratch = np.zeros(kernels.scratch_size(n, k))
+    kernels.forward_backward(log_emission, bounds, np.asarray(startprob, dtype=np.float64),
+                             np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi,
+                             logprob)
+    return logprob, gamma, xi
+
+
+def run_viterbi(log_emission, lengths, startprob, transmat):
+    log_emission = np.ascontiguousarray(log_emission, dtype=np.float64)
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    states = np.empty(log_emission.shape[0], dtype=np.int64)
+    logprob = np.empty(len(lengths))
+    with np.errstate(divide="ignore"):
+        kernels.viterbi(log_emission, bounds, np.log(startprob),
+                        np.ascontiguousarray(np.log(transmat)), states, logprob)
+    return logprob, states
+
+
+def random_hmm(rng, k, zeros=False):
+    startprob = rng.dirichlet(np.ones(k))
+    transmat = rng.dirichlet(np.ones(k), size=k)
+    if zeros and k > 1:
+        transmat[np.arange(k), (np.arange(k) + 1) % k] = 0.0  # one forbidden move per row
+        transmat /= transmat.sum(axis=1, keepdims=True)
+        startprob[-1] = 0.0
+        startprob /= startprob.sum()
+    return startprob, transmat
+
+
+def assert_matches_enumeration(log_emission, lengths, startprob, transmat, atol=1e-12):
+    logprob, gamma, xi = run_forward_backward(log_emission, lengths, startprob, transmat)
+    vit_logprob, states = run_viterbi(log_emission, lengths, startprob, transmat)
+    xi_total = np.zeros_like(xi)
+    start = 0
+    for q, length in enumerate(lengths):
+        rows = slice(start, start + length)
+        ref_logprob, ref_gamma, ref_xi, ref_path, ref_best = reference.hmm_enumerate(
+            log_emission[rows], startprob, transmat)
+        assert logprob[q] == pytest.approx(ref_logprob, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(gamma[rows], ref_gamma, rtol=0, atol=atol)
+        np.testing.assert_allclose(gamma[rows].sum(axis=1), 1.0, rtol=0, atol=1e-14)
+        xi_total += ref_xi
+        np.testing.assert_array_equal(states[rows], ref_path)
+        assert vit_logprob[q] == pytest.approx(ref_best, rel=1e-12, abs=1e-12)
+        start += length
+    np.testing.assert_allclose(xi, xi_total, rtol=0, atol=atol * max(1, len(lengths)))
+
+
+# K <= 4 runs the register-resident recursions, K = 5 the generic loops
+@pytest.mark.parametrize("k, length", [(1, 3), (2, 1), (2, 7), (3, 1), (3, 5), (4, 4), (5, 4)])
+def test_one_sequence_matches_enumeration(k, length, rng):
+    log_emission = rng.normal(scale=3.0, size=(length, k))
+    startprob, transmat = random_hmm(rng, k)
+    assert_matches_enumeration(log_emission, [length], startprob, transmat)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_many_sequences_of_different_lengths(k, rng):
+    lengths = [1, 4, 2, 5, 3]
+    log_emission = rng.normal(scale=2.0, size=(sum(lengths), k))
+    startprob, transmat = random_hmm(rng, k)
+    assert_matches_enumeration(log_emission, lengths, startprob, transmat)
+    # a scratch vector reused from a call with other data gives the same results
+    scratch = np.zeros(kernels.scratch_size(sum(lengths), k))
+    run_forward_backward(-log_emission, lengths, startprob, transmat, scratch)
+    again = run_forward_backward(log_emission, lengths, startprob, transmat, scratch)
+    fresh = run_forward_backward(log_emission, lengths, startprob, transmat)
+    for a, b in zip(again, fresh):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("k", [3, 4, 5])
+def test_zeros_in_transmat_and_startprob_and_minus_inf_emissions(k, rng):
+    lengths = [5, 4]
+    log_emission = rng.normal(scale=2.0, size=(9, k))
+    log_emission[rng.random((9, k)) < 0.25] = -np.inf  # symbols a state cannot emit
+    log_emission[:, 0] = rng.normal(size=9)  # so staying in state 0 is always possible
+    startprob, transmat = random_hmm(rng, k, zeros=True)
+    assert np.isinf(log_emission).sum() > 0 and startprob[0] > 0 and transmat[0, 0] > 0
+    assert_matches_enumeration(log_emission, lengths, startprob, transmat)
+    gamma = run_forward_backward(log_emission, lengths, startprob, transmat)[1]
+    assert np.all(gamma[np.isinf(log_emission)] == 0.0)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_underflowing_scale_is_redone_in_log_space(k):
+    """All predicted mass on states whose emission is exp(-900) times the best one.
+
+    Left-right chain from state 0; at t = 1 only states 0 and 1 are reachable, and
+    the best emission belongs to the unreachable last state. The scaled forward
+    sum ``sum_j P(z_1 = j | x_0) exp(log_emission[1, j] - max)`` is 0 in floating
+    point, so a scaled forward-backward without a fallback returns log(0).
+    """
+    transmat = np.zeros((k, k))
+    for i in range(k):
+        transmat[i, i] = 0.5
+        transmat[i, min(i + 1, k - 1)] += 0.5
+    startprob = np.zeros(k)
+    startprob[0] = 1.0
+    log_emission = np.zeros((5, k))
+    log_emission[1] = -2000.0
+    log_emission[1, :2] = [-900.0, -905.0]
+    log_emission[1, -1] = 0.0
+    predicted = startprob @ transmat
+    assert predicted @ np.exp(log_emission[1] - log_emission[1].max()) == 0.0  # it does underflow
+    logprob, gamma, xi = run_forward_backward(log_emission, [5], startprob, transmat)
+    ref_logprob, ref_gamma, ref_xi, _, _ = reference.hmm_enumerate(log_emission, startprob, transmat)
+    assert np.isfinite(logprob[0])
+    assert logprob[0] == pytest.approx(ref_logprob, rel=1e-13)
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(xi, ref_xi, rtol=0, atol=1e-12)
+    # a long sequence with such a step in the middle, against the plain-loop reference
+    rng = np.random.default_rng(3)
+    long = rng.normal(size=(300, k))
+    long[150] = log_emission[1]
+    long[149] = [0.0] + [-2000.0] * (k - 1)  # certainly state 0 just before
+    ref = reference.hmm_forward_backward(long, startprob, transmat)
+    logprob, gamma, xi = run_forward_backward(long, [300], startprob, transmat)
+    assert logprob[0] == pytest.approx(ref[0], rel=1e-12)
+    np.testing.assert_allclose(gamma, ref[1], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(xi, ref[2], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_long_sequences_against_the_plain_loop_reference(k, rng):
+    """Thousands of steps: the forward variables are rescaled many times on the way."""
+    lengths = [1500, 700]
+    log_emission = rng.normal(scale=4.0, size=(sum(lengths), k))
+    startprob, transmat = random_hmm(rng, k)
+    logprob, gamma, xi = run_forward_backward(log_emission, lengths, startprob, transmat)
+    xi_ref = np.zeros((k, k))
+    start = 0
+    for q, length in enumerate(lengths):
+        ref = reference.hmm_forward_backward(log_emission[start:start + length], startprob, transmat)
+        assert logprob[q] == pytest.approx(ref[0], rel=1e-12)
+        np.testing.assert_allclose(gamma[start:start + length], ref[1], rtol=0, atol=1e-10)
+        xi_ref += ref[2]
+        start += length
+    np.testing.assert_allclose(xi, xi_ref, rtol=1e-10)
+
+
+def test_an_impossible_sequence_gets_minus_inf_and_uniform_posteriors():
+    startprob = np.array([1.0, 0.0])
+    transmat = np.array([[1.0, 0.0], [0.0, 1.0]])
+    log_emission = np.array([[0.0, 0.0], [-np.inf, 0.0], [0.0, 0.0]])  # state 0 cannot emit row 1
+    logprob, gamma, xi = run_forward_backward(log_emission, [1, 2], startprob, transmat)
+    assert logprob[0] == 0.0 and logprob[1] == -np.inf
+    np.testing.assert_array_equal(gamma[1:], 0.5)
+    np.testing.assert_array_equal(xi, 0.0)
+
+
+def test_viterbi_ties_and_impossible_moves(rng):
+    startprob = np.array([0.5, 0.5, 0.0])
+    transmat = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # a cycle
+    log_emission = np.zeros((6, 3))
+    logprob, states = run_viterbi(log_emission, [6], startprob, transmat)
+    # two tied paths, 0 1 2 0 1 2 and 1 2 0 1 2 0: the lowest final state wins
+    np.testing.assert_array_equal(states, [1, 2, 0, 1, 2, 0])
+    assert logprob[0] == pytest.approx(np.log(0.5))
+    for k, length in [(2, 5), (3, 4)]:  # and without ties, the enumeration's best path
+        log_emission = rng.normal(size=(length, k))
+        startprob, transmat = random_hmm(rng, k, zeros=True)
+        ref = reference.hmm_enumerate(log_emission, startprob, transmat)
+        logprob, states = run_viterbi(log_emission, [length], startprob, transmat)
+        np.testing.assert_array_equal(states, ref[3])
+        assert logprob[0] == pytest.approx(ref[4], rel=1e-12)
+
+
+def test_results_do_not_depend_on_the_thread_count(rng):
+    k = 4
+    lengths = rng.integers(50, 400, size=40)
+    log_emission = rng.normal(scale=3.0, size=(lengths.sum(), k))
+    startprob, transmat = random_hmm(rng, k)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run_forward_backward(log_emission, lengths, startprob, transmat)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = run_forward_backward(log_emission, lengths, startprob, transmat)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sample_states_follows_the_cumulative_probabilities():
+    cum_start = np.array([0.2, 0.2, 1.0])  # state 1 has probability 0
+    cum_trans = np.array([[0.5, 1.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    uniforms = np.array([0.1, 0.7, 0.99, 0.2, 0.0])
+    states = np.empty(5, dtype=np.int64)
+    kernels.sample_states(cum_start, cum_trans, uniforms, states)
+    # 0.1 -> state 0; from 0, 0.7 -> 1; from 1, 0.99 -> 2; from 2, 0.2 -> 0; from 0, 0.0 -> 0
+    np.testing.assert_array_equal(states, [0, 1, 2, 0, 0])
+    uniforms[0] = 0.2  # equal to the cumulative sum of states 0 and 1: state 2
+    kernels.sample_states(cum_start, cum_trans, uniforms[:1], states[:1])
+    assert states[0] == 2
+
+
+# ------------------------------------------------------------------ properties (hypothesis)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.integers(1, 5), st.lists(st.integers(1, 4), min_size=1, max_size=3),
+       st.floats(0.1, 400.0), st.booleans(), st.integers(0, 2**32 - 1))
+def test_forward_backward_properties(k, lengths, scale, sparse, seed):
+    """Random shapes and scales up to emission gaps of several hundred nats (the log-space
+    fallback), zeros in the parameters, against the enumeration of all paths."""
+    rng = np.random.default_rng(seed)
+    log_emission = rng.normal(scale=scale, size=(sum(lengths), k))
+    startprob, transmat = random_hmm(rng, k, zeros=sparse)
+    if k > 1:
+        transmat[:, 0] = np.maximum(transmat[:, 0], 0.1)  # state 0 reachable from everywhere
+        transmat /= transmat.sum(axis=1, keepdims=True)
+        startprob = 0.5 * startprob + 0.5 * np.eye(k)[0]
+    logprob, gamma, xi = run_forward_backward(log_emission, lengths, startprob, transmat)
+    vit_logprob, states = run_viterbi(log_emission, lengths, startprob, transmat)
+    assert np.all(gamma >= 0) and np.allclose(gamma.sum(axis=1), 1.0, rtol=0, atol=1e-13)
+    assert np.all(xi >= 0) and xi.sum() == pytest.approx(sum(lengths) - len(lengths), abs=1e-12)
+    assert np.all(vit_logprob <= logprob + 1e-9 * np.abs(logprob))
+    start, xi_ref = 0, np.zeros((k, k))
+    for q, length in enumerate(lengths):
+        rows = slice(start, start + length)
+        ref = reference.hmm_enumerate(log_emission[rows], startprob, transmat)
+        assert logprob[q] == pytest.approx(ref[0], rel=1e-12, abs=1e-10)
+        np.testing.assert_allclose(gamma[rows], ref[1], rtol=0, atol=1e-11)
+        assert vit_logprob[q] == pytest.approx(ref[4], rel=1e-12, abs=1e-10)
+        xi_ref += ref[2]
+        start += length
+    np.testing.assert_allclose(xi, xi_ref, rtol=0, atol=1e-11)
