@@ -2,14 +2,30 @@
 
 A case is one problem size for one model, e.g. ``gmm-full-N1e6-d8-K8``: a
 Gaussian mixture with full covariances, 10**6 samples, 8 features and 8
-components. Names can be parsed back (:func:`parse_case_name`), so any size can
-be asked for on the command line, not only those in the grids.
+components; or ``hmm-gaussian-full-S1000xT1000-d3-K4``: a hidden Markov model
+with 4 states and full-covariance Gaussian emissions in 3 features, fitted to
+1000 sequences of 1000 steps. Names can be parsed back
+(:func:`parse_case_name`), so any size can be asked for on the command line,
+not only those in the grids.
 """
 
 import re
 from dataclasses import dataclass, field
 
-MODELS = ("gmm", "kmeans")
+MODELS = ("gmm", "kmeans", "hmm-gaussian", "hmm-categorical")
+HMM_MODELS = ("hmm-gaussian", "hmm-categorical")
+
+#: The peers of the HMM cases: hmmlearn in both its implementations. The first
+#: is the case's ``peer`` (the ``speedup`` and ``memory_ratio`` of the JSON), the
+#: second its ``extra_peers``.
+HMM_PEERS = ("hmmlearn-log", "hmmlearn-scaling")
+
+#: The HMM memory target: emlab's peak growth during a fit, in units of one
+#: float64 array of T x K (``8 * n_samples * n_components`` bytes), at most
+#: this many. Four such arrays are what a forward-backward that keeps the
+#: emission probabilities, the forward and backward variables and the state
+#: posteriors needs; the issue asks for growth O(T K).
+HMM_MEMORY_TK = 4.0
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 #: Relative difference of the two libraries' trajectories above which a case is flagged.
@@ -22,8 +38,11 @@ class Target:
 
     Parameters
     ----------
-    metric : {'speedup', 'gemm_fraction', 'memory_ratio', 'trajectory_rel_diff'}
-        The name of the case's metric (see :func:`benchmarks.report.case_metrics`).
+    metric : str
+        The name of the case's metric (see :func:`benchmarks.report.case_metrics`):
+        ``'speedup'``, ``'gemm_fraction'``, ``'memory_ratio'``,
+        ``'trajectory_rel_diff'``, ``'memory_tk_multiple'``, or a per-peer
+        ratio such as ``'speedup[hmmlearn-scaling]'``.
     op : {'>=', '<='}
         How the metric compares with ``threshold`` when the target is met.
     threshold : float
@@ -53,17 +72,26 @@ class Case:
 
     Parameters
     ----------
-    model : {'gmm', 'kmeans'}
+    model : {'gmm', 'kmeans', 'hmm-gaussian', 'hmm-categorical'}
     n_samples, n_features, n_components : int
+        For an HMM, ``n_samples`` is the total number of steps over all
+        sequences; for ``'hmm-categorical'`` ``n_features`` is the number of
+        symbols (the data are one integer column).
     covariance_type : {'full', 'tied', 'diag', 'spherical'} or None
-        For ``model='gmm'`` only.
+        For ``model='gmm'`` and ``'hmm-gaussian'`` only.
     peer : str
-        The library emlab is compared with (a key of :data:`benchmarks.peers.LIBRARIES`).
+        The library emlab is compared with (a key of :data:`benchmarks.peers.LIBRARIES`);
+        its ratios are the case's ``speedup`` and ``memory_ratio``.
     separation : float
-        Expected distance between two component means of the generated data,
-        in units of the components' standard deviations.
+        Expected distance between two component (state) means of the generated
+        data, in units of the components' standard deviations.
     seed : int
         Seeds the data and the starting parameters.
+    n_sequences : int
+        HMM only: the data are that many sequences of equal length.
+    extra_peers : tuple of str
+        Further libraries timed side by side with emlab (for the HMM cases,
+        hmmlearn's second implementation); each gets its own ratios.
     targets : tuple of Target
     """
 
@@ -75,13 +103,44 @@ class Case:
     peer: str = "sklearn"
     separation: float = 5.0
     seed: int = 0
+    n_sequences: int = 1
+    extra_peers: tuple = ()
     targets: tuple = field(default=(), compare=False)
 
     @property
     def name(self):
-        """E.g. ``'gmm-full-N1e6-d8-K8'`` or ``'kmeans-N1e6-d8-K8'``."""
+        """E.g. ``'gmm-full-N1e6-d8-K8'``, ``'kmeans-N1e6-d8-K8'``,
+        ``'hmm-gaussian-full-S1000xT1000-d3-K4'`` or ``'hmm-categorical-T1e6-M10-K4'``."""
+        if self.model in HMM_MODELS:
+            length = f"T{_format_steps(self.sequence_length)}"
+            if self.n_sequences != 1:
+                length = f"S{_format_steps(self.n_sequences)}x{length}"
+            if self.model == "hmm-categorical":
+                return f"hmm-categorical-{length}-M{self.n_features}-K{self.n_components}"
+            return (f"hmm-gaussian-{self.covariance_type}-{length}-d{self.n_features}"
+                    f"-K{self.n_components}")
         kind = f"gmm-{self.covariance_type}" if self.model == "gmm" else self.model
         return f"{kind}-N{format_count(self.n_samples)}-d{self.n_features}-K{self.n_components}"
+
+    @property
+    def is_hmm(self):
+        """Whether the case is a hidden Markov model."""
+        return self.model in HMM_MODELS
+
+    @property
+    def sequence_length(self):
+        """Steps per sequence (HMM cases; ``n_samples`` otherwise)."""
+        return self.n_samples // self.n_sequences
+
+    @property
+    def peers(self):
+        """Every library emlab is compared with: ``(peer,) + extra_peers``."""
+        return (self.peer,) + tuple(self.extra_peers)
+
+    @property
+    def n_columns(self):
+        """Columns of the data: one for the categorical HMM (the symbol), else ``n_features``."""
+        return 1 if self.model == "hmm-categorical" else self.n_features
 
     @property
     def useful_flops(self):
@@ -91,8 +150,8 @@ class Case:
 
     @property
     def data_bytes(self):
-        """Size of the data in bytes (float64)."""
-        return 8 * self.n_samples * self.n_features
+        """Size of the data in bytes (float64, or int64 symbols)."""
+        return 8 * self.n_samples * self.n_columns
 
     @property
     def arithmetic_intensity(self):
@@ -119,9 +178,24 @@ def useful_flops(model, covariance_type, n, d, k):
 
     Only ``full`` (the count the issue fixes) is compared with the GEMM rate by
     a target; the others give the rates in the plot.
+
+    For a hidden Markov model (``n`` steps over all sequences, ``k`` states)
+    the chain costs ``6 n k^2``: the forward and the backward recursions are
+    one k x k matrix-vector product per step each (``2 k^2`` apiece), and the
+    expected transition counts one rank-1 update per step (``2 k^2``; the
+    product with the transition matrix is done once at the end). The
+    emissions add the mixture's count for Gaussian ones (the same density and
+    weighted moments per step and state), and ``n k`` for categorical ones
+    (the posterior added to one symbol's count per step and state; the
+    emission probability itself is a table look-up). Normalisations and the
+    posteriors are O(n k) and not counted.
     """
     if model == "kmeans":
         return 3 * n * k * d
+    if model == "hmm-categorical":
+        return 6 * n * k * k + n * k
+    if model == "hmm-gaussian":
+        return 6 * n * k * k + useful_flops("gmm", covariance_type, n, d, k)
     counts = {
         "full": 2 * n * k * d * d,
         "tied": 2 * n * d * d + 5 * n * k * d,
@@ -149,33 +223,71 @@ def format_count(n):
     return f"{mantissa}e{exponent}" if exponent >= 3 else str(n)
 
 
+def _format_steps(n):
+    """Like :func:`format_count`, but plain below 10**4 (``'S1000xT1000'``, ``'T1e5'``)."""
+    return str(n) if n < 10**4 else format_count(n)
+
+
+_COUNT = r"\d+(?:e\d+)?"
 _NAME = re.compile(
-    r"^(?P<model>gmm|kmeans)(?:-(?P<cov>full|tied|diag|spherical))?"
-    r"-N(?P<n>\d+(?:e\d+)?)-d(?P<d>\d+)-K(?P<k>\d+)$"
+    rf"^(?P<model>gmm|kmeans)(?:-(?P<cov>full|tied|diag|spherical))?"
+    rf"-N(?P<n>{_COUNT})-d(?P<d>\d+)-K(?P<k>\d+)$"
 )
+_HMM_NAME = re.compile(
+    rf"^hmm-(?:gaussian-(?P<cov>full|tied|diag|spherical)|(?P<cat>categorical))"
+    rf"-(?:S(?P<s>{_COUNT})x)?T(?P<t>{_COUNT})-(?:d(?P<d>\d+)|M(?P<m>\d+))-K(?P<k>\d+)$"
+)
+
+#: The accepted name forms, for messages and ``--help``.
+NAME_FORMS = ("gmm-<full|tied|diag|spherical>-N<n>-d<d>-K<k>", "kmeans-N<n>-d<d>-K<k>",
+              "hmm-gaussian-<full|tied|diag|spherical>-[S<s>x]T<t>-d<d>-K<k>",
+              "hmm-categorical-[S<s>x]T<t>-M<symbols>-K<k>")
+
+
+def parse_count(text):
+    """``'1e6' -> 1000000``, ``'25e4' -> 250000``, ``'150' -> 150``."""
+    mantissa, _, exponent = text.partition("e")
+    return int(mantissa) * 10 ** int(exponent or 0)
 
 
 def parse_case_name(name):
     """The :class:`Case` a name such as ``'gmm-diag-N1e6-d8-K8'`` describes.
 
-    Targets are attached when the name is one of :func:`default_cases`.
+    Also ``'hmm-gaussian-full-T1e6-d3-K4'`` (one sequence of 10**6 steps),
+    ``'hmm-gaussian-full-S1000xT1000-d3-K4'`` (1000 sequences of 1000 steps)
+    and ``'hmm-categorical-T1e6-M10-K4'`` (10 symbols). Targets are attached
+    when the name is one of :func:`default_cases`.
 
     Raises
     ------
     ValueError
         If the name does not follow the pattern.
     """
+    case = _case_from_name(name)
+    for known in default_cases() + quick_cases():
+        if known == case:  # the same problem (targets do not take part in ==)
+            return known
+    return case
+
+
+def _case_from_name(name):
     match = _NAME.match(name)
+    hmm = _HMM_NAME.match(name)
+    if hmm is not None and (hmm["cat"] is None) == (hmm["d"] is not None):
+        n_sequences = parse_count(hmm["s"]) if hmm["s"] else 1
+        length = parse_count(hmm["t"])
+        if n_sequences < 1 or length < 1:
+            raise ValueError(f"case {name!r}: S and T must be at least 1")
+        if hmm["cat"]:
+            return hmm_categorical_case(n_sequences, length, int(hmm["m"]), int(hmm["k"]))
+        return hmm_gaussian_case(hmm["cov"], n_sequences, length, int(hmm["d"]), int(hmm["k"]))
     if match is None or (match["model"] == "gmm") != (match["cov"] is not None):
         raise ValueError(
             f"cannot read the case name {name!r}; expected e.g. 'gmm-full-N1e6-d8-K8' "
-            f"(covariance type one of {COVARIANCE_TYPES}) or 'kmeans-N1e6-d8-K8'."
+            f"(covariance type one of {COVARIANCE_TYPES}), 'kmeans-N1e6-d8-K8', "
+            f"'hmm-gaussian-full-S1000xT1000-d3-K4' or 'hmm-categorical-T1e6-M10-K4'."
         )
-    mantissa, _, exponent = match["n"].partition("e")
-    n = int(mantissa) * 10 ** int(exponent or 0)
-    for known in default_cases() + quick_cases():
-        if known.name == name:
-            return known
+    n = parse_count(match["n"])
     if match["model"] == "kmeans":
         return kmeans_case(n, int(match["d"]), int(match["k"]))
     return gmm_case(match["cov"], n, int(match["d"]), int(match["k"]))
@@ -202,8 +314,49 @@ def kmeans_case(n, d, k, *, speedup=None):
     return Case("kmeans", n, d, k, separation=2.0, targets=tuple(targets))
 
 
+def _hmm_targets(speedup_log, speedup_scaling, memory):
+    targets = [TRAJECTORY_TARGET]
+    if speedup_log is not None:
+        targets.append(Target("speedup", ">=", speedup_log))  # against HMM_PEERS[0], 'log'
+    if speedup_scaling is not None:
+        targets.append(Target(f"speedup[{HMM_PEERS[1]}]", ">=", speedup_scaling))
+    if memory:
+        targets.append(Target("memory_tk_multiple", "<=", HMM_MEMORY_TK))
+    return tuple(targets)
+
+
+def hmm_gaussian_case(covariance_type, n_sequences, length, d, k, *, speedup_log=None,
+                      speedup_scaling=None, memory=True):
+    """A Gaussian HMM case: ``n_sequences`` sequences of ``length`` steps, d features,
+    k states; hmmlearn's 'log' and 'scaling' implementations as the peers.
+
+    ``speedup_log`` and ``speedup_scaling`` are the targets against each
+    (None: no target); ``memory`` adds the O(T K) memory target
+    (:data:`HMM_MEMORY_TK`).
+    """
+    return Case("hmm-gaussian", n_sequences * length, d, k, covariance_type, peer=HMM_PEERS[0],
+                separation=4.0, n_sequences=n_sequences, extra_peers=HMM_PEERS[1:],
+                targets=_hmm_targets(speedup_log, speedup_scaling, memory))
+
+
+def hmm_categorical_case(n_sequences, length, n_symbols, k, *, speedup_log=None,
+                         speedup_scaling=None, memory=True):
+    """A categorical HMM case: ``n_symbols`` symbols, k states; peers and targets as
+    :func:`hmm_gaussian_case`."""
+    return Case("hmm-categorical", n_sequences * length, n_symbols, k, peer=HMM_PEERS[0],
+                n_sequences=n_sequences, extra_peers=HMM_PEERS[1:],
+                targets=_hmm_targets(speedup_log, speedup_scaling, memory))
+
+
 def default_cases():
-    """The full grid: every size the issue sets a target at, and tied/spherical for completeness."""
+    """The full grid: every size the issue sets a target at, and tied/spherical for completeness.
+
+    The HMM cases (issue 6): speed targets on one sequence of 10**6 steps
+    (>= 20x hmmlearn 'log', >= 10x 'scaling') and on 1000 sequences of 1000
+    steps (>= 10x both); 10**5 steps and the categorical model are measured
+    without a speed target. Every HMM case has the memory target (growth at
+    most :data:`HMM_MEMORY_TK` float64 T x K arrays).
+    """
     return [
         gmm_case("full", 10**6, 2, 3, speedup=40),
         gmm_case("full", 10**6, 8, 8, speedup=25),
@@ -214,6 +367,10 @@ def default_cases():
         gmm_case("tied", 10**6, 8, 8),
         gmm_case("spherical", 10**6, 8, 8),
         kmeans_case(10**6, 8, 8, speedup=1.0),
+        hmm_gaussian_case("full", 1, 10**6, 3, 4, speedup_log=20, speedup_scaling=10),
+        hmm_gaussian_case("full", 1, 10**5, 3, 4),
+        hmm_gaussian_case("full", 1000, 1000, 3, 4, speedup_log=10, speedup_scaling=10),
+        hmm_categorical_case(1, 10**6, 10, 4),
     ]
 
 
@@ -226,6 +383,8 @@ def quick_cases():
         gmm_case("tied", 20_000, 4, 3, memory=False),
         gmm_case("spherical", 20_000, 4, 3, memory=False),
         kmeans_case(20_000, 4, 4),
+        hmm_gaussian_case("full", 20, 500, 3, 3, memory=False),
+        hmm_categorical_case(1, 10_000, 6, 3, memory=False),
     ]
 
 

@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cases import default_cases, quick_cases, select_cases
+from .cases import NAME_FORMS, default_cases, quick_cases, select_cases
 from .report import format_report, write_json
 from .runner import Settings, log, run
 
@@ -23,15 +23,16 @@ def build_parser():
     quick = ", ".join(c.name for c in quick_cases())
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run emlab and its peers side by side (same process, same data, same "
+        description="Run emlab and its peers (scikit-learn; hmmlearn 'log' and 'scaling' "
+                    "for the HMM cases) side by side (same process, same data, same "
                     "start) and report seconds per iteration, GFLOP/s against GEMM, peak "
                     "memory and cold start, with PASS/FAIL per target.",
         epilog=f"Default grid: {known}. Quick grid: {quick}. Any name of the form "
-               f"gmm-<full|tied|diag|spherical>-N<n>-d<d>-K<k> or kmeans-N<n>-d<d>-K<k> "
-               f"(n like 1e6 or 250000) is accepted by --cases.",
+               f"{', '.join(NAME_FORMS[:-1])} or {NAME_FORMS[-1]} "
+               f"(counts like 1e6 or 250000) is accepted by --cases.",
     )
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes for a smoke test (under a minute); writes "
+                        help="tiny sizes for a smoke test (a few minutes); writes "
                              "results/quick.json and quick.png unless --out/--plot are given")
     parser.add_argument("--cases", nargs="+", metavar="NAME",
                         help="run only these cases (default: the whole grid)")

@@ -2,7 +2,8 @@
 
 Both are functions of the case alone (its sizes and seed), so the memory
 worker, a separate process, regenerates bit-for-bit the same data; the
-checksum recorded in the JSON shows it.
+checksum recorded in the JSON shows it. For the hidden-Markov-model cases the
+sequence lengths are a function of the case too (:func:`sequence_lengths`).
 """
 
 import hashlib
@@ -15,7 +16,8 @@ BLOCK_ROWS = 65_536
 
 
 def make_data(case):
-    """Samples of a seeded Gaussian mixture, C-contiguous float64 of shape (N, d).
+    """The data of a case: for a mixture or k-means, samples of a seeded Gaussian
+    mixture, C-contiguous float64 of shape (N, d); for an HMM, :func:`make_hmm_data`.
 
     The K components have Dirichlet(5) weights, means drawn so that two means
     are about ``case.separation`` standard deviations apart whatever d, and
@@ -30,6 +32,8 @@ def make_data(case):
     -------
     X : ndarray of shape (case.n_samples, case.n_features)
     """
+    if case.is_hmm:
+        return make_hmm_data(case)
     rng = np.random.default_rng([case.seed, 1])
     n, d, k = case.n_samples, case.n_features, case.n_components
     weights = rng.dirichlet(np.full(k, 5.0))
@@ -80,7 +84,8 @@ class Start:
 
 
 def make_start(case, X):
-    """The :class:`Start` of a case, drawn once from X and the case's seed.
+    """The :class:`Start` of a case (:class:`HMMStart` for an HMM), drawn once
+    from X and the case's seed.
 
     Parameters
     ----------
@@ -91,6 +96,8 @@ def make_start(case, X):
     -------
     Start
     """
+    if case.is_hmm:
+        return make_hmm_start(case, X)
     rng = np.random.default_rng([case.seed, 2])
     k = case.n_components
     rows = rng.choice(X.shape[0], size=k, replace=False)
@@ -129,3 +136,192 @@ def starting_precisions(X, covariance_type, n_components):
     if covariance_type == "spherical":
         return np.full(k, 1.0 / variances.mean())
     raise ValueError(f"unknown covariance_type {covariance_type!r}")
+
+
+# --------------------------------------------------------------------------- HMM
+
+#: Range of the true HMM's probabilities of staying in a state (sticky chains:
+#: mean run lengths of 10 to 50 steps).
+STAY = (0.90, 0.98)
+
+#: Diagonal of the starting transition matrix both libraries get (the rest of
+#: each row is spread evenly over the other states).
+START_STAY = 0.8
+
+
+@dataclass(frozen=True)
+class TrueHMM:
+    """The HMM a case's data are drawn from.
+
+    Attributes
+    ----------
+    startprob : ndarray of shape (K,)
+        Dirichlet(5).
+    transmat : ndarray of shape (K, K)
+        Diagonal uniform in :data:`STAY`; the rest of a row Dirichlet(1) times
+        what the diagonal leaves.
+    means : ndarray of shape (K, d) or None
+        Gaussian emissions: drawn as the mixture's means, about
+        ``case.separation`` standard deviations apart.
+    factors : ndarray of shape (K, d, d) or None
+        ``factors[k] @ factors[k].T`` is state k's covariance (eigenvalues in [0.5, 2]).
+    emissionprob : ndarray of shape (K, M) or None
+        Categorical emissions: rows Dirichlet(0.5), so each state favours a few symbols.
+    """
+
+    startprob: np.ndarray
+    transmat: np.ndarray
+    means: np.ndarray = None
+    factors: np.ndarray = None
+    emissionprob: np.ndarray = None
+
+
+def true_hmm(case):
+    """The seeded :class:`TrueHMM` of an HMM case."""
+    rng = np.random.default_rng([case.seed, 3])
+    k, d = case.n_components, case.n_features
+    startprob = rng.dirichlet(np.full(k, 5.0))
+    stay = rng.uniform(*STAY, size=k)
+    transmat = np.empty((k, k))
+    for i in range(k):
+        others = rng.dirichlet(np.ones(k - 1)) * (1.0 - stay[i]) if k > 1 else np.empty(0)
+        transmat[i] = np.insert(others, i, stay[i])
+    if case.model == "hmm-categorical":
+        return TrueHMM(startprob, transmat, emissionprob=rng.dirichlet(np.full(d, 0.5), size=k))
+    means = rng.normal(scale=case.separation / np.sqrt(2.0 * d), size=(k, d))
+    factors = np.stack([_random_covariance_factor(rng, d) for _ in range(k)])
+    return TrueHMM(startprob, transmat, means=means, factors=factors)
+
+
+def sequence_lengths(case, n_rows=None):
+    """Lengths of the sequences in the first ``n_rows`` rows of an HMM case's data.
+
+    The data are ``case.n_sequences`` sequences of ``case.sequence_length``
+    steps, one after the other; a prefix (the memory worker's warm-up) ends
+    with a shorter piece of a sequence.
+
+    Returns
+    -------
+    ndarray of int64, summing to ``n_rows`` (default ``case.n_samples``)
+    """
+    n_rows = case.n_samples if n_rows is None else n_rows
+    length = case.sequence_length
+    full, rest = divmod(n_rows, length)
+    return np.array([length] * full + ([rest] if rest else []), dtype=np.int64)
+
+
+def sample_states(rng, startprob, transmat, lengths):
+    """State paths of a Markov chain, one per sequence, concatenated.
+
+    Drawn a run at a time: a state is held for a geometric number of steps
+    (success probability ``1 - transmat[s, s]``), then the next state is drawn
+    from the rest of the row renormalised; this is the same chain as drawing
+    step by step, and with sticky chains about 20 times fewer draws.
+
+    Returns
+    -------
+    ndarray of int64, shape (sum(lengths),)
+    """
+    k = startprob.size
+    leave = 1.0 - np.diag(transmat)
+    jumps = transmat.copy()
+    np.fill_diagonal(jumps, 0.0)
+    jump_cdf = np.cumsum(jumps / np.maximum(leave, 1e-300)[:, None], axis=1)
+    start_cdf = np.cumsum(startprob)
+    states = np.empty(int(np.sum(lengths)), dtype=np.int64)
+    offset = 0
+    for length in lengths:
+        t, s = 0, min(int(np.searchsorted(start_cdf, rng.random(), side="right")), k - 1)
+        while t < length:
+            run = int(rng.geometric(leave[s])) if leave[s] > 0 else length - t
+            states[offset + t:offset + min(length, t + run)] = s
+            t += run
+            s = min(int(np.searchsorted(jump_cdf[s], rng.random(), side="right")), k - 1)
+        offset += length
+    return states
+
+
+def make_hmm_data(case):
+    """Observations of the case's :class:`TrueHMM`, its sequences one after the other.
+
+    Returns
+    -------
+    X : ndarray
+        Gaussian emissions: float64 of shape (n_samples, d), C-contiguous.
+        Categorical: int64 symbols of shape (n_samples, 1).
+    """
+    hmm = true_hmm(case)
+    rng = np.random.default_rng([case.seed, 1])
+    states = sample_states(rng, hmm.startprob, hmm.transmat, sequence_lengths(case))
+    n = states.size
+    if case.model == "hmm-categorical":
+        X = np.empty((n, 1), dtype=np.int64)
+        u = rng.random(n)
+        cdf = np.cumsum(hmm.emissionprob, axis=1)
+        for j in range(case.n_components):
+            rows = states == j
+            X[rows, 0] = np.minimum(np.searchsorted(cdf[j], u[rows], side="right"),
+                                    case.n_features - 1)
+        return X
+    X = np.empty((n, case.n_features))
+    for start in range(0, n, BLOCK_ROWS):
+        stop = min(n, start + BLOCK_ROWS)
+        z = rng.standard_normal((stop - start, case.n_features))
+        block, labels = X[start:stop], states[start:stop]
+        for j in range(case.n_components):
+            rows = labels == j
+            block[rows] = z[rows] @ hmm.factors[j].T + hmm.means[j]
+    return X
+
+
+@dataclass(frozen=True)
+class HMMStart:
+    """Starting parameters of an HMM, in hmmlearn's shapes (emlab takes the same).
+
+    Attributes
+    ----------
+    startprob : ndarray of shape (K,)
+        Uniform.
+    transmat : ndarray of shape (K, K)
+        :data:`START_STAY` on the diagonal, the rest spread evenly.
+    means : ndarray of shape (K, d) or None
+        Gaussian: K distinct random rows of X.
+    covariances : ndarray or None
+        Gaussian: X's covariance for every state, in the covariance type's
+        shape: full (K, d, d), tied (d, d), diag (K, d), spherical (K,).
+    emissionprob : ndarray of shape (K, M) or None
+        Categorical: rows Dirichlet(5), near uniform but not symmetric.
+    """
+
+    startprob: np.ndarray
+    transmat: np.ndarray
+    means: np.ndarray = None
+    covariances: np.ndarray = None
+    emissionprob: np.ndarray = None
+
+
+def make_hmm_start(case, X):
+    """The :class:`HMMStart` of an HMM case, drawn once from X and the case's seed."""
+    rng = np.random.default_rng([case.seed, 2])
+    k = case.n_components
+    startprob = np.full(k, 1.0 / k)
+    transmat = np.full((k, k), (1.0 - START_STAY) / max(k - 1, 1))
+    np.fill_diagonal(transmat, START_STAY if k > 1 else 1.0)
+    if case.model == "hmm-categorical":
+        return HMMStart(startprob, transmat,
+                        emissionprob=rng.dirichlet(np.full(case.n_features, 5.0), size=k))
+    rows = rng.choice(X.shape[0], size=k, replace=False)
+    means = np.ascontiguousarray(X[np.sort(rows)])
+    covariance = np.atleast_2d(np.cov(X, rowvar=False))
+    kind = case.covariance_type
+    if kind == "full":
+        covariances = np.ascontiguousarray(np.broadcast_to(covariance, (k,) + covariance.shape))
+    elif kind == "tied":
+        covariances = covariance
+    elif kind == "diag":
+        covariances = np.ascontiguousarray(np.broadcast_to(np.diag(covariance), (k, X.shape[1])))
+    elif kind == "spherical":
+        covariances = np.full(k, np.diag(covariance).mean())
+    else:
+        raise ValueError(f"unknown covariance_type {kind!r}")
+    return HMMStart(startprob, transmat, means=means, covariances=covariances)

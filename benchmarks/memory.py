@@ -6,7 +6,9 @@ Each (case, library) runs in its own new interpreter
 1. sets the same thread counts as the timing run,
 2. regenerates the case's data and start (the same bytes: the checksum is reported),
 3. warms the library up on the first rows (Numba loads or compiles its
-   kernels, threads start, modules are imported), so none of that is counted,
+   kernels, threads start, modules are imported), so none of that is counted;
+   for an HMM case the first rows are the first sequences (or a piece of the
+   first one),
 4. resets the kernel's peak-RSS mark (``/proc/self/clear_refs``), reads the
    current RSS (psutil) as the baseline,
 5. fits the whole data and reads the peak RSS (``VmHWM``; see :func:`peak_rss`).
@@ -125,7 +127,9 @@ def reset_peak_rss():
 
 def run_worker(spec):
     """Measure one fit as described in the module docstring; returns the report dict."""
-    case = Case(**spec["case"])
+    fields = dict(spec["case"])
+    fields["extra_peers"] = tuple(fields.get("extra_peers", ()))
+    case = Case(**fields)
     library = get_library(spec["library"])
     with limited_threads(spec["threads"]):
         X = make_data(case)

@@ -13,14 +13,19 @@ three methods:
     imports the library and loads Iris (into ``X``), and one that fits a
     small model to it; None to skip.
 
-To add a peer (hmmlearn, say): write a class like :class:`ScikitLearn`, add it
-to :data:`LIBRARIES`, and give the cases it takes part in ``peer='hmmlearn'``.
+To add a peer: write a class like :class:`ScikitLearn`, add it to
+:data:`LIBRARIES`, and give the cases it takes part in ``peer='<name>'`` (or
+list it in their ``extra_peers``). hmmlearn is registered twice, once per
+implementation of its forward-backward (:class:`Hmmlearn`).
 """
 
+import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from .data import sequence_lengths
 
 #: The regularisation both libraries use (each one's default).
 REG_COVAR = 1e-6
@@ -35,8 +40,10 @@ class Fit:
     n_iter : int
         Iterations actually run (``n_iter_``).
     trajectory : ndarray
-        For EM, the mean log-likelihood per sample at each iteration
-        (``lower_bounds_``); for k-means, the final inertia (one entry).
+        For a mixture, the mean log-likelihood per sample at each iteration
+        (``lower_bounds_``); for an HMM, the total log-likelihood of all the
+        sequences at each iteration (hmmlearn's ``monitor_.history``, emlab's
+        ``lower_bounds_ * n_samples``); for k-means, the final inertia (one entry).
     warnings : tuple of str
         Names of the warning classes raised, other than the ignored
         convergence warnings.
@@ -47,8 +54,9 @@ class Fit:
     warnings: tuple = ()
 
 
-def fit_quietly(estimator, X, ignore):
-    """``estimator.fit(X)`` with the ``ignore`` warning classes silenced and the others recorded.
+def fit_quietly(estimator, X, ignore, **fit_args):
+    """``estimator.fit(X, **fit_args)`` with the ``ignore`` warning classes silenced and
+    the others recorded.
 
     Returns
     -------
@@ -59,7 +67,7 @@ def fit_quietly(estimator, X, ignore):
         warnings.simplefilter("always")
         for category in ignore:
             warnings.simplefilter("ignore", category)
-        estimator.fit(X)
+        estimator.fit(X, **fit_args)
     return estimator, tuple(sorted({w.category.__name__ for w in caught}))
 
 
@@ -72,10 +80,11 @@ def _outcome(estimator, model, names):
 
 
 class Emlab:
-    """emlab's :class:`~emlab.GaussianMixture` and :class:`~emlab.KMeans`."""
+    """emlab's :class:`~emlab.GaussianMixture`, :class:`~emlab.KMeans`,
+    ``GaussianHMM`` and ``CategoricalHMM``."""
 
     name = "emlab"
-    models = ("gmm", "kmeans")
+    models = ("gmm", "kmeans", "hmm-gaussian", "hmm-categorical")
     numba_cache = True  # cold start is also measured with an empty Numba cache
 
     def version(self):
@@ -93,6 +102,8 @@ class Emlab:
         """
         import emlab
 
+        if case.is_hmm:
+            return self._fit_hmm(case, X, start, max_iter)
         if case.model == "kmeans":
             estimator = emlab.KMeans(n_clusters=case.n_components, init=start.means, n_init=1,
                                      max_iter=max_iter, tol=0.0)
@@ -104,6 +115,35 @@ class Emlab:
             )
         estimator, names = fit_quietly(estimator, X, (emlab.ConvergenceWarning,))
         return _outcome(estimator, case.model, names)
+
+    def _fit_hmm(self, case, X, start, max_iter):
+        """Baum-Welch from ``start`` (``init_params=''``), every parameter learned.
+
+        ``reg_covar=0``: hmmlearn, given ``covars_prior=0``, adds nothing to
+        the covariances either, so both compute the same iterates. Dirichlet
+        priors of 1 (no pseudo-counts) on both sides.
+        """
+        import emlab
+
+        k = case.n_components
+        if case.model == "hmm-categorical":
+            estimator = emlab.CategoricalHMM(n_components=k, n_features=case.n_features,
+                                             max_iter=max_iter, tol=0.0, init_params="",
+                                             random_state=0)
+            estimator.emissionprob_ = start.emissionprob.copy()
+        else:
+            estimator = emlab.GaussianHMM(n_components=k, covariance_type=case.covariance_type,
+                                          reg_covar=0.0, max_iter=max_iter, tol=0.0,
+                                          init_params="", random_state=0)
+            estimator.means_ = start.means.copy()
+            estimator.covariances_ = start.covariances.copy()
+        estimator.startprob_ = start.startprob.copy()
+        estimator.transmat_ = start.transmat.copy()
+        lengths = sequence_lengths(case, X.shape[0])
+        estimator, names = fit_quietly(estimator, X, (emlab.ConvergenceWarning,),
+                                       lengths=lengths)
+        trajectory = np.asarray(estimator.lower_bounds_, dtype=np.float64) * X.shape[0]
+        return Fit(int(estimator.n_iter_), trajectory, names)
 
     def cold_start_code(self):
         return (
@@ -160,8 +200,110 @@ class ScikitLearn:
         )
 
 
+class _RecordWarnings(logging.Handler):
+    """Collects the messages hmmlearn logs at level WARNING (it does not use ``warnings``)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+class Hmmlearn:
+    """hmmlearn's ``GaussianHMM`` and ``CategoricalHMM`` with one implementation of
+    its forward-backward: ``'log'`` (its default, log-space recursions) or
+    ``'scaling'`` (scaled probabilities). Registered once per implementation,
+    as ``hmmlearn-log`` and ``hmmlearn-scaling``.
+
+    The start is set as attributes with ``init_params=''``, so hmmlearn's own
+    initialisation (k-means for the means) does not run; ``covars_prior=0``
+    (no pseudo-count on the covariances; its default is 1e-2) and
+    ``means_weight=0`` make its M-step the maximum-likelihood one, as emlab's
+    with ``reg_covar=0``; ``min_covar`` is used only by its initialisation,
+    which does not run. ``tol=-inf``: with ``tol=0`` hmmlearn would stop at
+    the first decrease of the log-likelihood, even one of round-off size at a
+    fixed point, and the two libraries would run different iteration counts;
+    -inf never stops early (emlab's ``tol=0`` does not stop either: it stops
+    when ``|change| < tol``).
+
+    BLAS runs on :attr:`blas_threads` = 1 thread during hmmlearn's fits.
+    hmmlearn has no parallel code of its own; its only multithreaded work is
+    BLAS/LAPACK calls on (T x d) blocks with d = 3 (a triangular solve per
+    state and sequence), which are slower on 2 threads than on 1 (measured
+    here at 10^6 steps: 'scaling' 0.33-0.50 s per iteration on 1 thread,
+    0.65-0.69 on 2; 'log' 0.98-1.05 against 1.36-1.46), and, with 1000 short
+    sequences on a busy machine, up to ten times slower. The speed-ups are
+    thus against hmmlearn in its faster setting.
+    """
+
+    models = ("hmm-gaussian", "hmm-categorical")
+    numba_cache = False
+    blas_threads = 1
+
+    def __init__(self, implementation):
+        self.implementation = implementation
+        self.name = f"hmmlearn-{implementation}"
+
+    def version(self):
+        import hmmlearn
+
+        return hmmlearn.__version__
+
+    def fit(self, case, X, start, max_iter):
+        """Fit ``case`` on X from ``start`` for exactly ``max_iter`` iterations.
+
+        Warnings hmmlearn logs ("Model is not converging", empty transition
+        rows) are recorded as ``'hmmlearn: <message start>'``.
+        """
+        from hmmlearn import hmm
+
+        k = case.n_components
+        common = dict(n_iter=max_iter, tol=-np.inf, init_params="", random_state=0,
+                      implementation=self.implementation)
+        if case.model == "hmm-categorical":
+            estimator = hmm.CategoricalHMM(n_components=k, n_features=case.n_features,
+                                           params="ste", **common)
+            estimator.emissionprob_ = start.emissionprob.copy()
+        else:
+            estimator = hmm.GaussianHMM(n_components=k, covariance_type=case.covariance_type,
+                                        min_covar=1e-6, covars_prior=0.0, covars_weight=1,
+                                        means_prior=0.0, means_weight=0.0, params="stmc",
+                                        **common)
+            estimator.means_ = start.means.copy()
+            estimator.covars_ = start.covariances.copy()
+        estimator.startprob_ = start.startprob.copy()
+        estimator.transmat_ = start.transmat.copy()
+        from threadpoolctl import threadpool_limits
+
+        handler = _RecordWarnings()
+        logger = logging.getLogger("hmmlearn")
+        logger.addHandler(handler)
+        try:
+            with threadpool_limits(limits=self.blas_threads, user_api="blas"):
+                estimator, names = fit_quietly(estimator, X, (),
+                                               lengths=sequence_lengths(case, X.shape[0]))
+        finally:
+            logger.removeHandler(handler)
+        logged = {"hmmlearn: " + " ".join(m.split()[:4]) for m in handler.messages}
+        trajectory = np.asarray(estimator.monitor_.history, dtype=np.float64)
+        return Fit(int(estimator.monitor_.iter), trajectory, tuple(sorted(set(names) | logged)))
+
+    def cold_start_code(self):
+        if self.implementation != "log":  # one cold start for the library is enough
+            return None
+        return (
+            "from hmmlearn.hmm import GaussianHMM\n"
+            "from sklearn.datasets import load_iris\n"
+            "X = load_iris(return_X_y=True)[0]\n",
+            "GaussianHMM(n_components=3, random_state=0).fit(X)\n",
+        )
+
+
 #: Every library the benchmarks know, by name.
-LIBRARIES = {library.name: library for library in (Emlab(), ScikitLearn())}
+LIBRARIES = {library.name: library for library in (Emlab(), ScikitLearn(), Hmmlearn("log"),
+                                                   Hmmlearn("scaling"))}
 
 
 def get_library(name):

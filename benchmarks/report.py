@@ -44,6 +44,16 @@ def case_metrics(libraries, reference, peer, gemm_gflops):
     }
 
 
+def memory_tk_multiple(library_result, case):
+    """Memory growth in units of one float64 array of ``n_samples x n_components``
+    (``8 N K`` bytes: for an HMM, T x K; for a mixture, the responsibilities);
+    None if not measured."""
+    growth = _growth(library_result)
+    if growth is None:
+        return None
+    return growth * 2**20 / (8.0 * case.n_samples * case.n_components)
+
+
 def _growth(library_result):
     memory = library_result.get("memory") or {}
     return memory.get("growth_mib")
@@ -104,30 +114,57 @@ def _table(header, rows):
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def peer_rows(case):
+    """``(peer, speed-up, memory ratio, trajectory difference)`` for every peer of a case.
+
+    One row for a case with one peer (the scikit-learn cases); one per peer
+    for the HMM cases (hmmlearn 'log' and 'scaling'). Reads the JSON of older
+    runs too (no ``peers`` key).
+    """
+    peers = case.get("peers") or [case["peer"]]
+    rows = []
+    for peer in peers:
+        primary = peer == case["peer"]
+        speedup = (case.get("speedups") or {}).get(peer, case.get("speedup") if primary else None)
+        ratio = (case.get("memory_ratios") or {}).get(
+            peer, case.get("memory_ratio") if primary else None)
+        diff = (case.get("trajectory_rel_diffs") or {}).get(
+            peer, case.get("trajectory_rel_diff") if primary else None)
+        rows.append((peer, speedup, ratio, diff))
+    return rows
+
+
 def measurements_table(results):
-    """The per-case numbers, one row per case."""
-    header = ["case", "emlab s/it", "peer s/it", "speed-up", "emlab GF/s", "peer GF/s",
-              "emlab/GEMM", "emlab MiB", "peer MiB", "mem ratio", "traj diff"]
+    """The per-case numbers: one row per case and peer (the HMM cases have two peers).
+
+    ``mem/8NK`` is emlab's memory growth in units of one float64 N x K array
+    (T x K for an HMM), the unit of the HMM memory target.
+    """
+    header = ["case", "peer", "emlab s/it", "peer s/it", "speed-up", "emlab GF/s", "peer GF/s",
+              "emlab/GEMM", "emlab MiB", "peer MiB", "mem ratio", "mem/8NK", "traj diff"]
     rows = []
     for case in results["cases"]:
         if case["status"] != "ok":
             rows.append([case["name"], case["status"]] + [""] * (len(header) - 2))
             continue
         ours = case["libraries"].get("emlab", {})
-        theirs = case["libraries"].get(case["peer"], {})
-        rows.append([
-            case["name"],
-            _fmt(ours.get("seconds_per_iter"), ".4g"),
-            _fmt(theirs.get("seconds_per_iter"), ".4g"),
-            _fmt(case["speedup"], ".3g", "x"),
-            _fmt(ours.get("gflops"), ".3g"),
-            _fmt(theirs.get("gflops"), ".3g"),
-            _fmt(case["gemm_fraction"], ".1%"),
-            _fmt(_growth(ours), ".1f"),
-            _fmt(_growth(theirs), ".1f"),
-            _fmt(case["memory_ratio"], ".1%"),
-            _fmt(case["trajectory_rel_diff"], ".1e"),
-        ])
+        for i, (peer, speedup, ratio, diff) in enumerate(peer_rows(case)):
+            theirs = case["libraries"].get(peer, {})
+            rows.append([
+                case["name"] if i == 0 else "",
+                peer,
+                _fmt(ours.get("seconds_per_iter"), ".4g"),
+                _fmt(theirs.get("seconds_per_iter"), ".4g"),
+                _fmt(speedup, ".3g", "x"),
+                _fmt(ours.get("gflops"), ".3g"),
+                _fmt(theirs.get("gflops"), ".3g"),
+                _fmt(case["gemm_fraction"], ".1%"),
+                _fmt(_growth(ours), ".1f"),
+                _fmt(_growth(theirs), ".1f"),
+                _fmt(ratio, ".1%"),
+                _fmt(case.get("memory_tk_multiple"), ".2f"),
+                _fmt(diff, ".1e"),
+            ])
     return _table(header, rows)
 
 
@@ -148,12 +185,14 @@ def targets_table(results):
 def cold_start_lines(results):
     """One line per library and cache state."""
     lines = []
-    for name, runs in (results.get("cold_start") or {}).items():
+    cold = results.get("cold_start") or {}
+    width = max([8] + [len(name) for name in cold])
+    for name, runs in cold.items():
         for state, run in runs.items():
             if "error" in run:
-                lines.append(f"  {name:8s} {state:12s} error: {run['error']}")
+                lines.append(f"  {name:{width}s} {state:12s} error: {run['error']}")
                 continue
-            lines.append(f"  {name:8s} {state:12s} import {run['import_s']:.2f} s + first fit "
+            lines.append(f"  {name:{width}s} {state:12s} import {run['import_s']:.2f} s + first fit "
                          f"{run['fit_s']:.2f} s = {run['total_s']:.2f} s "
                          f"(whole process {run['process_s']:.2f} s)")
     return lines

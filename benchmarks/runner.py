@@ -10,7 +10,8 @@ from . import coldstart, memory
 from .data import checksum, make_data, make_start
 from .machine import gemm_rate, limited_threads, machine_info, memory_bandwidth
 from .peers import get_library
-from .report import COLD_START_TARGET, case_metrics, evaluate, jsonable, summarise
+from .report import (COLD_START_TARGET, case_metrics, evaluate, jsonable, memory_tk_multiple,
+                     summarise)
 from .timing import per_iteration, trajectory_rel_diff
 
 REFERENCE = "emlab"
@@ -108,7 +109,8 @@ def _gemm(settings):
 
 
 def _libraries(case, settings):
-    names = [REFERENCE] + ([case.peer] if settings.peer and case.peer != REFERENCE else [])
+    peers = [name for name in case.peers if name != REFERENCE] if settings.peer else []
+    names = [REFERENCE] + peers
     libraries = [get_library(name) for name in names]
     return [lib for lib in libraries if case.model in lib.models]
 
@@ -118,6 +120,8 @@ def run_case(case, settings, gemm_gflops):
     record = {"name": case.name, "model": case.model, "covariance_type": case.covariance_type,
               "n_samples": case.n_samples, "n_features": case.n_features,
               "n_components": case.n_components, "peer": case.peer,
+              "peers": list(case.peers), "n_sequences": case.n_sequences,
+              "sequence_length": case.sequence_length,
               "separation": case.separation, "seed": case.seed,
               "useful_flops": case.useful_flops,
               "arithmetic_intensity": case.arithmetic_intensity,
@@ -174,6 +178,8 @@ def _library_record(timing, case, settings, library):
               "gflops": case.useful_flops / seconds / 1e9 if seconds > 0 else None,
               "warnings": list(timing.fit.warnings), "version": library.version(),
               "trajectory": timing.fit.trajectory}
+    if getattr(library, "blas_threads", None) is not None:  # a peer with its own BLAS setting
+        result["blas_threads"] = library.blas_threads
     if settings.memory:
         log(f"{case.name}: memory of {library.name}")
         result["memory"] = memory.measure(case, library.name, settings.iterations[0],
@@ -182,24 +188,46 @@ def _library_record(timing, case, settings, library):
 
 
 def _add_checks_and_targets(record, case, timings, gemm_gflops):
-    """Trajectory difference, stopped-early flags, ratios and target verdicts."""
+    """Trajectory differences, stopped-early flags, ratios and target verdicts.
+
+    With several peers (the HMM cases), ``trajectory_rel_diff`` is the largest
+    difference against any of them (each is in ``trajectory_rel_diffs``), and
+    ``speedup`` / ``memory_ratio`` are against ``case.peer``, the ratios against
+    every peer being in ``speedups`` / ``memory_ratios`` and, for the targets,
+    in metrics named ``speedup[<peer>]`` / ``memory_ratio[<peer>]``.
+    """
     m1, m2 = record["iterations"]
     record["stopped_early"] = {name: t.n_iter.get(m2) != m2 for name, t in timings.items()}
-    peer = timings.get(case.peer)
-    if peer is not None and case.peer != REFERENCE:
-        ours = timings[REFERENCE].fit
-        record["trajectory_rel_diff"] = trajectory_rel_diff(ours.trajectory, peer.fit.trajectory)
-        record["trajectory_lengths"] = [ours.trajectory.size, peer.fit.trajectory.size]
-    else:
-        record["trajectory_rel_diff"] = None
+    ours = timings[REFERENCE].fit
+    diffs, lengths = {}, {}
+    for name in case.peers:
+        peer = timings.get(name)
+        if peer is not None and name != REFERENCE:
+            diffs[name] = trajectory_rel_diff(ours.trajectory, peer.fit.trajectory)
+            lengths[name] = [ours.trajectory.size, peer.fit.trajectory.size]
+    record["trajectory_rel_diff"] = max(diffs.values()) if diffs else None
+    if case.peer in lengths:
+        record["trajectory_lengths"] = lengths[case.peer]
+    if len(case.peers) > 1:
+        record["trajectory_rel_diffs"] = diffs
+        record["trajectory_lengths_by_peer"] = lengths
     record.update(case_metrics(record["libraries"], REFERENCE, case.peer, gemm_gflops))
     values = {key: record[key] for key in
               ("speedup", "gemm_fraction", "memory_ratio", "trajectory_rel_diff")}
+    if len(case.peers) > 1:
+        record["speedups"], record["memory_ratios"] = {}, {}
+        for name in case.peers:
+            metrics = case_metrics(record["libraries"], REFERENCE, name, gemm_gflops)
+            record["speedups"][name] = values[f"speedup[{name}]"] = metrics["speedup"]
+            record["memory_ratios"][name] = values[f"memory_ratio[{name}]"] = \
+                metrics["memory_ratio"]
+    record["memory_tk_multiple"] = values["memory_tk_multiple"] = memory_tk_multiple(
+        record["libraries"].get(REFERENCE, {}), case)
     record["targets"] = evaluate(case.targets, values)
 
 
 def _cold_starts(settings):
-    names = [REFERENCE] + ([p for p in sorted({c.peer for c in settings.cases})
+    names = [REFERENCE] + ([p for p in sorted({p for c in settings.cases for p in c.peers})
                             if p != REFERENCE] if settings.peer else [])
     out = {}
     for name in names:

@@ -25,7 +25,8 @@ class PerIteration:
     median : float
         Median seconds per iteration over the repeats (NaN if none could be taken).
     best : float
-        The smallest of them: on a busy machine, the closest to an undisturbed run.
+        The smallest positive one: on a busy machine, the closest to an undisturbed
+        run (a sample is negative when the fit of ``m1`` iterations was the disturbed one).
     samples : list of float
         Seconds per iteration of each repeat.
     fit_seconds : dict
@@ -91,7 +92,8 @@ def per_iteration(libraries, case, X, start, iterations, repeats):
     for result in results.values():
         finite = [s for s in result.samples if np.isfinite(s)]
         result.median = float(np.median(finite)) if finite else float("nan")
-        result.best = float(np.min(finite)) if finite else float("nan")
+        positive = [s for s in finite if s > 0]
+        result.best = float(np.min(positive)) if positive else float("nan")
     return results
 
 

@@ -7,6 +7,7 @@ numbers it derives are consistent with each other.
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks.cases import format_count, parse_case_name, useful_flops
@@ -37,3 +38,91 @@ def test_a_tiny_run_is_consistent(tmp_path):
         assert len(ours["samples"]) == len(theirs["samples"]) == 1
         if ours["seconds_per_iter"] > 0 and theirs["seconds_per_iter"] > 0:
             assert case["speedup"] == pytest.approx(theirs["seconds_per_iter"] / ours["seconds_per_iter"])
+
+
+# --------------------------------------------------------------------------- hidden Markov models
+
+
+def test_hmm_case_names_round_trip():
+    case = parse_case_name("hmm-gaussian-full-S1000xT1000-d3-K4")
+    assert (case.model, case.covariance_type, case.n_samples, case.n_sequences,
+            case.sequence_length, case.n_features, case.n_components) == \
+        ("hmm-gaussian", "full", 10**6, 1000, 1000, 3, 4)
+    assert case.name == "hmm-gaussian-full-S1000xT1000-d3-K4"
+    assert case.peers == ("hmmlearn-log", "hmmlearn-scaling")
+    assert {t.describe() for t in case.targets} >= {"speedup >= 10",
+                                                    "speedup[hmmlearn-scaling] >= 10"}
+    single = parse_case_name("hmm-gaussian-full-T1000000-d3-K4")  # any spelling of the count
+    assert single.name == "hmm-gaussian-full-T1e6-d3-K4" and single.n_sequences == 1
+    assert {t.describe() for t in single.targets} >= {"speedup >= 20",
+                                                      "speedup[hmmlearn-scaling] >= 10"}
+    categorical = parse_case_name("hmm-categorical-T1e6-M10-K4")
+    assert (categorical.n_features, categorical.n_columns, categorical.data_bytes) == \
+        (10, 1, 8 * 10**6)
+    assert useful_flops("hmm-gaussian", "full", 10, 3, 4) == 6 * 10 * 16 + 2 * 10 * 4 * 9
+    assert useful_flops("hmm-categorical", None, 10, 10, 4) == 6 * 10 * 16 + 10 * 4
+    for bad in ("hmm-gaussian-T1e6-d3-K4", "hmm-categorical-T1e6-d3-K4",
+                "hmm-gaussian-full-T1e6-M3-K4", "hmm-gaussian-full-S0xT10-d3-K4"):
+        with pytest.raises(ValueError):
+            parse_case_name(bad)
+
+
+def test_hmm_data_follow_the_true_chain():
+    from benchmarks.data import make_data, make_start, sample_states, sequence_lengths, true_hmm
+
+    case = parse_case_name("hmm-gaussian-full-S3xT70000-d3-K4")
+    X = make_data(case)
+    assert X.shape == (210_000, 3) and X.flags.c_contiguous
+    assert list(sequence_lengths(case)) == [70_000] * 3
+    assert list(sequence_lengths(case, 150_000)) == [70_000, 70_000, 10_000]
+    hmm = true_hmm(case)
+    states = sample_states(np.random.default_rng(0), hmm.startprob, hmm.transmat, [200_000])
+    counts = np.zeros((4, 4))
+    np.add.at(counts, (states[:-1], states[1:]), 1)
+    empirical = counts / counts.sum(axis=1, keepdims=True)
+    assert np.allclose(empirical, hmm.transmat, atol=0.01)  # the run-at-a-time draw is the chain
+    start = make_start(case, X)
+    assert np.allclose(start.transmat.sum(axis=1), 1) and start.covariances.shape == (4, 3, 3)
+    symbols = make_data(parse_case_name("hmm-categorical-T5000-M6-K3"))
+    assert symbols.shape == (5000, 1) and symbols.dtype == np.int64
+    assert symbols.min() >= 0 and symbols.max() < 6
+
+
+def test_a_tiny_hmm_run_is_consistent():
+    pytest.importorskip("hmmlearn")
+    from benchmarks.plot import make_figure
+    from benchmarks.report import format_report
+
+    settings = Settings(cases=[parse_case_name("hmm-gaussian-full-S4xT300-d2-K2"),
+                               parse_case_name("hmm-categorical-T2000-M4-K2")],
+                        repeats=1, iterations=(2, 4), memory=False, cold_start=False, gemm_size=300,
+                        bandwidth_mib=16, quick=True)
+    results = run(settings)
+    json.dumps(results)
+    for case in results["cases"]:
+        assert case["status"] == "ok", case
+        assert set(case["libraries"]) == {"emlab", "hmmlearn-log", "hmmlearn-scaling"}
+        assert set(case["trajectory_rel_diffs"]) == {"hmmlearn-log", "hmmlearn-scaling"}
+        assert max(case["trajectory_rel_diffs"].values()) == case["trajectory_rel_diff"] <= 1e-6
+        assert not any(case["stopped_early"].values())
+        ours = case["libraries"]["emlab"]
+        assert len(ours["trajectory"]) == 4
+        for peer in ("hmmlearn-log", "hmmlearn-scaling"):
+            theirs = case["libraries"][peer]["seconds_per_iter"]
+            if ours["seconds_per_iter"] > 0 and theirs > 0:
+                assert case["speedups"][peer] == pytest.approx(theirs / ours["seconds_per_iter"])
+        assert case["speedup"] == case["speedups"]["hmmlearn-log"]
+    report = format_report(results)
+    assert "hmmlearn-scaling" in report and "hmm-categorical-T2000-M4-K2" in report
+    make_figure(results)  # draws with two peers per case and no roofline point for them
+
+
+def test_the_memory_worker_runs_an_hmm_case():
+    pytest.importorskip("hmmlearn")
+    from benchmarks.memory import _case_fields, run_worker
+
+    case = parse_case_name("hmm-gaussian-full-S2xT1500-d2-K2")  # the warm-up cuts a sequence
+    for library in ("emlab", "hmmlearn-scaling"):
+        report = run_worker({"case": json.loads(json.dumps(_case_fields(case))),
+                             "library": library, "max_iter": 2, "threads": 1})
+        assert "growth_mib" in report and report["growth_mib"] >= 0, report
