@@ -5,7 +5,6 @@ driver for your own latent-variable models, and the functions the book's proofs
 are checked with (:mod:`emlab.theory`).
 """
 
-from . import _config  # first: it sets OpenMP's wait policy before any kernel runs
 from . import datasets, plotting, theory
 from .em import EMResult, fit_em, run_em
 from .exceptions import (

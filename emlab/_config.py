@@ -29,22 +29,9 @@ MAX_BLOCKS, ACCUMULATOR_BYTES
 """
 
 import math
-import os
 from contextlib import contextmanager
 
 import numba
-
-# Numba's threading layer here is GNU OpenMP, whose idle threads by default spin
-# while they wait for the next parallel region or barrier. On a machine where
-# another process keeps a core busy, a spinning thread and a descheduled one make
-# each barrier wait for the scheduler: measured here on 2 cores with another
-# 2-thread job running, one fused EM pass (n = 1e6, d = 3, K = 4) took 22 to 1560
-# ms per call (most near 1100 ms) instead of 20.5 ms with the passive policy,
-# which costs a sleeping thread's wake-up (microseconds) per parallel region.
-# libgomp reads the variable when it is loaded, i.e. when a first parallel
-# kernel runs, so this takes effect unless parallel Numba code ran before
-# emlab was imported. A value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FASTMATH = {"nsz", "contract", "reassoc"}
 CACHE = True

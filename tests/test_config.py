@@ -38,18 +38,3 @@ def test_fastmath_keeps_ieee_infinities_and_nans():
     # log-space EM needs log(0) = -inf to behave
     assert not {"nnan", "ninf", "fast"} & set(_config.FASTMATH)
 
-
-def test_import_sets_a_passive_openmp_wait_policy_unless_the_user_chose_one():
-    import os
-    import subprocess
-    import sys
-
-    code = "import os, emlab; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "PASSIVE"
-    env["OMP_WAIT_POLICY"] = "ACTIVE"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "ACTIVE"
