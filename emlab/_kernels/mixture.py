@@ -212,6 +212,26 @@ def _tile_scatter_lower_small(rd, dt, rows, d, out):
                 out[j1, m1] += s11
 
 
+@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+def _tile_add_statistics(w, dt, rows, small, rd, acc_s, acc_ss):
+    """Add one component's weighted sums and scatter over a tile of differences ``dt``.
+
+    ``acc_s[j] += sum_r w[r] dt[j, r]`` and ``acc_ss += sum_r w[r] dt[:, r] dt[:, r]^T``
+    (lower triangle, padded as the tile); ``rd`` is scratch of ``dt``'s shape.
+    """
+    d = acc_s.shape[0]
+    for j in range(d):
+        sj = 0.0
+        for r in range(rows):
+            rd[j, r] = w[r] * dt[j, r]
+            sj += rd[j, r]
+        acc_s[j] += sj
+    if small:
+        _tile_scatter_lower_small(rd, dt, rows, d, acc_ss)
+    else:
+        _tile_scatter_lower(rd, dt, rows, acc_ss)
+
+
 @njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
 def sum_scatter_blocks(acc, scatter):
     """scatter[k] = lower triangle of acc[0, k] + acc[1, k] + ..., symmetrised.
@@ -277,16 +297,9 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
                 acc_n[b, k] += tot
                 for j in range(d):
                     c = centers[k, j]
-                    sj = 0.0
                     for r in range(rows):
                         dt[j, r] = xt[j, r] - c
-                        rd[j, r] = wt[r] * dt[j, r]
-                        sj += rd[j, r]
-                    acc_s[b, k, j] += sj
-                if small:
-                    _tile_scatter_lower_small(rd, dt, rows, d, acc_ss[b, k])
-                else:
-                    _tile_scatter_lower(rd, dt, rows, acc_ss[b, k])
+                _tile_add_statistics(wt, dt, rows, small, rd, acc_s[b, k], acc_ss[b, k])
     sum_blocks(acc_n, nk)
     sum_blocks(acc_s, sums)
     sum_scatter_blocks(acc_ss, scatter)
@@ -371,16 +384,7 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
                     tot += lp[k, r]
                 acc_n[b, k] += tot
                 dt = dts[k]
-                for j in range(d):
-                    sj = 0.0
-                    for r in range(rows):
-                        rd[j, r] = lp[k, r] * dt[j, r]
-                        sj += rd[j, r]
-                    acc_s[b, k, j] += sj
-                if small:
-                    _tile_scatter_lower_small(rd, dt, rows, d, acc_ss[b, k])
-                else:
-                    _tile_scatter_lower(rd, dt, rows, acc_ss[b, k])
+                _tile_add_statistics(lp[k], dt, rows, small, rd, acc_s[b, k], acc_ss[b, k])
     sum_blocks(acc_ll, loglik)
     sum_blocks(acc_n, nk)
     sum_blocks(acc_s, sums)
