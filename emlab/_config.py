@@ -6,6 +6,13 @@ walks the kernels and checks that they do.
 FASTMATH
     LLVM fast-math flags. ``nnan`` and ``ninf`` are left out on purpose: log-space
     EM relies on ``-inf`` (the log of a zero weight) behaving as IEEE says.
+ERROR_MODEL
+    ``"numpy"``: a float division by zero gives ``inf`` or ``nan`` as IEEE says
+    instead of raising ``ZeroDivisionError``. Numba's default (``"python"``)
+    puts a test and a branch before every division, which keeps LLVM from
+    vectorising any loop that divides (measured here: ``s[r] = 1 / s[r]`` over
+    a tile took 1.3 ns per row with it, 0.3 ns without). Every division in the
+    kernels has a divisor that is positive by construction, or is guarded.
 CACHE, PARALLEL
     ``cache=True`` together with ``parallel=True`` crashed old numba releases
     (numba #4807). With the pinned numba (0.68) both together were measured to
@@ -34,6 +41,7 @@ from contextlib import contextmanager
 import numba
 
 FASTMATH = {"nsz", "contract", "reassoc"}
+ERROR_MODEL = "numpy"
 CACHE = True
 PARALLEL = True
 

@@ -30,6 +30,7 @@ def test_every_kernel_uses_the_config_flags():
         cached = type(kernel._cache).__name__ != "NullCache"  # what cache=True installs
         assert cached == _config.CACHE, name
         assert opts.get("fastmath") == _config.FASTMATH, name
+        assert opts.get("error_model") == _config.ERROR_MODEL, name
         uses_prange = "prange(" in inspect.getsource(kernel.py_func)
         assert opts.get("parallel", False) == (_config.PARALLEL and uses_prange), name
 

@@ -327,6 +327,47 @@ def test_em_step_diag_matches_the_references(n, d, k, weighted, rng):
     np.testing.assert_allclose(sq, np.diagonal(want[3], axis1=1, axis2=2), rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("kind", ["full", "diag"])
+def test_fused_pass_with_many_equal_components(kind, rng):
+    # Every row's sum of exponentials is then exactly K, the largest it can be: the
+    # products of those sums (one log per 256 rows) must neither overflow nor lose digits.
+    from emlab._kernels.mixture import em_step_diag, em_step_full
+
+    n, d, k = 3 * _config.CHUNK_ROWS + 29, 3, 300
+    X = rng.standard_normal((n, d))
+    means = np.zeros((k, d))
+    log_weights = np.full(k, -np.log(k))
+    out = (np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d) if kind == "full" else (k, d)))
+    if kind == "full":
+        em_step_full(X, means, np.tile(np.eye(d), (k, 1, 1)), log_weights, np.empty(0),
+                     _config.n_blocks(n, k * (1 + d + d * d)), *out)
+    else:
+        em_step_diag(X, means, np.ones((k, d)), log_weights, np.empty(0),
+                     _config.n_blocks(n, k * (1 + 2 * d)), *out)
+    want = norm.logpdf(X).sum()
+    assert np.isclose(out[0][0], want, rtol=1e-13)
+    np.testing.assert_allclose(out[1], n / k, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["full", "diag"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_pass_reports_a_row_no_component_can_produce(kind, weighted, rng):
+    from emlab._kernels.mixture import em_step_diag, em_step_full
+
+    n, d, k = 300, 2, 3
+    X = rng.standard_normal((n, d))
+    X[137] = 1e200  # its squared distance overflows: log density -inf under every component
+    w = np.ones(n) if weighted else np.empty(0)
+    means = rng.standard_normal((k, d))
+    log_weights = np.full(k, -np.log(k))
+    out = (np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d) if kind == "full" else (k, d)))
+    if kind == "full":
+        em_step_full(X, means, np.tile(np.eye(d), (k, 1, 1)), log_weights, w, 2, *out)
+    else:
+        em_step_diag(X, means, np.ones((k, d)), log_weights, w, 2, *out)
+    assert out[0][0] == -np.inf
+
+
 def test_fused_pass_does_not_depend_on_thread_count(rng, random_spd):
     from emlab._kernels.mixture import em_step_full
 

@@ -19,7 +19,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .._config import CACHE, FASTMATH
+from .._config import CACHE, ERROR_MODEL, FASTMATH
 
 LOG2E = 1.4426950408889634
 LN2_HI = 0.6931471803691238  # ln 2 split in two so n * LN2_HI is exact for |n| < 2^21
@@ -38,7 +38,7 @@ def _int64_bits_as_float64(typingctx, bits):
     return sig, codegen
 
 
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
 def exp_nonpos(x):
     """``exp(x)`` for ``x <= 0`` (``-inf`` included); 0 below -708 (see the module notes)."""
     xc = max(x, EXP_UNDERFLOW)

@@ -49,7 +49,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._config import ACCUMULATOR_BYTES, CACHE, CHUNK_ROWS, FASTMATH, MAX_BLOCKS, PARALLEL
+from .._config import (ACCUMULATOR_BYTES, CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, MAX_BLOCKS,
+                       PARALLEL)
 from .elementary import exp_nonpos
 
 CHUNK = CHUNK_ROWS
@@ -60,7 +61,7 @@ DBL_MIN = 2.2250738585072014e-308  # smallest normal double
 EXP_CAP = 700.0  # exponents are capped here where a ratio could overflow
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _log_forward_step(pred, log_emission, shift, t, alpha):
     """Forward step t in log space, from the predicted state distribution ``pred``.
 
@@ -90,7 +91,7 @@ def _log_forward_step(pred, log_emission, shift, t, alpha):
     return top + math.log(s)
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, alpha):
     """Forward variables of rows [start, stop) into ``alpha``; returns log p(x).
 
@@ -139,7 +140,7 @@ def forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, a
     return loglik + math.log(c)
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _log_backward_weights(log_emission, shift, t, beta, alpha, transmat, w):
     """``w_j`` proportional to ``b_{t+1}(j) beta_j``, computed in log space.
 
@@ -168,7 +169,7 @@ def _log_backward_weights(log_emission, shift, t, beta, alpha, transmat, w):
             w[j] = math.exp(min(w[j] - top, EXP_CAP))
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _beta_products(transmat, w, alpha, t, tmp, bt):
     """``tmp[i, j] = A_ij w_j``, ``bt = A w``; returns ``alpha_t . A w``."""
     n_states = w.shape[0]
@@ -184,7 +185,7 @@ def _beta_products(transmat, w, alpha, t, tmp, bt):
     return s
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def backward_one(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum):
     """Posteriors and expected transition counts of rows [start, stop).
 
@@ -239,7 +240,7 @@ def backward_one(scaled, shift, log_emission, start, stop, transmat, gamma, xi_s
 # of 32. Padded states have zero probability throughout.
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _pad4(a):
     out = np.zeros((4, 4))
     if a.ndim == 1:
@@ -252,7 +253,7 @@ def _pad4(a):
     return out
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alpha):
     """:func:`forward_one` for K <= 4; ``scaled`` has 4 columns (zero beyond K)."""
     n_states = startprob.shape[0]
@@ -318,7 +319,7 @@ def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alph
     return loglik + math.log((a0 + a1) + (a2 + a3))
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def backward4(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum):
     """:func:`backward_one` for K <= 4; ``scaled`` has 4 columns (zero beyond K)."""
     n_states = transmat.shape[0]
@@ -422,7 +423,7 @@ def backward4(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum)
 # ----------------------------------------------------------------------------- many sequences
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _scale_tile(log_emission, t0, rows, tile, top, shift, scaled):
     """Rows [t0, t0 + rows): ``shift`` their maxima and ``scaled`` exp(row - max).
 
@@ -449,7 +450,7 @@ def _scale_tile(log_emission, t0, rows, tile, top, shift, scaled):
             scaled[t0 + r, k] = tile[k, r]
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _sequences(scaled, shift, log_emission, bounds, first, last, startprob, transmat, gamma,
                xi_sum, logprob):
     """Forward-backward of sequences [first, last), one after the other."""
@@ -477,14 +478,14 @@ def scratch_size(n_samples, n_states):
     return n_samples * (max(n_states, 4) + 1)
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def n_seq_blocks(n_seq, n_states):
     """The fixed number of blocks the sequences are split into (depends on the shapes only)."""
     by_memory = max(1, ACCUMULATOR_BYTES // (8 * n_states * n_states))
     return max(1, min(MAX_BLOCKS, n_seq, by_memory))
 
 
-@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, xi_sum, logprob):
     """The E-step of Baum-Welch for many sequences.
 
@@ -527,7 +528,7 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
         xi_sum += acc[b]
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def viterbi_one(log_emission, start, stop, log_startprob, log_transmat, states):
     """The most probable path of rows [start, stop) into ``states``; returns its log-probability.
 
@@ -569,7 +570,7 @@ def viterbi_one(log_emission, start, stop, log_startprob, log_transmat, states):
     return best
 
 
-@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def viterbi(log_emission, bounds, log_startprob, log_transmat, states, logprob):
     """Viterbi paths of many sequences (in parallel); ``states`` (n,), ``logprob`` (n_seq,)."""
     n_seq = bounds.shape[0] - 1
@@ -578,7 +579,7 @@ def viterbi(log_emission, bounds, log_startprob, log_transmat, states, logprob):
                                  log_transmat, states)
 
 
-@njit(fastmath=FASTMATH, cache=CACHE)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def sample_states(cum_startprob, cum_transmat, uniforms, states):
     """A state path driven by ``uniforms`` (one per step, in [0, 1)).
 

@@ -3,14 +3,14 @@
 import numpy as np
 from numba import njit, prange
 
-from .._config import CACHE, CHUNK_ROWS, FASTMATH, PARALLEL
+from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL
 from .mixture import block_rows, load_tile, sum_blocks
 
 CHUNK = CHUNK_ROWS  # the fixed row partition (see mixture.weighted_scatter)
 TILE = 64  # rows per tile, laid out features x rows so the distance loop vectorises
 
 
-@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_changed):
     """Assign each row to its nearest centre and sum the rows of each cluster.
 

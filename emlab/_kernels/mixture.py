@@ -5,7 +5,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._config import CACHE, CHUNK_ROWS, FASTMATH, PARALLEL
+from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL
 from .elementary import exp_nonpos
 from .gaussian import (
     LOG_2PI,
@@ -14,6 +14,7 @@ from .gaussian import (
     _tile_log_gaussian_full,
     _tile_log_gaussian_full_small,
     load_tile,
+    load_tile_4x4,
     log_det_cholesky,
     padded4,
 )
@@ -21,7 +22,7 @@ from .gaussian import (
 CHUNK = CHUNK_ROWS  # read once here; see TILE below about numba's cache
 
 
-@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def log_normalize(log_prob, chunk_rows, log_norm, resp):
     """Per-row log-sum-exp and normalised probabilities, shifted by the row maximum.
 
@@ -61,7 +62,7 @@ def log_normalize(log_prob, chunk_rows, log_norm, resp):
                 resp[i, k] *= inv
 
 
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
 def block_rows(b, n_blocks, n, chunk_rows):
     """Rows [start, stop) of block b: a fixed share of whole chunks, whatever the thread count."""
     n_chunks = (n + chunk_rows - 1) // chunk_rows
@@ -70,7 +71,7 @@ def block_rows(b, n_blocks, n, chunk_rows):
     return start, stop
 
 
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
 def sum_blocks(acc, out):
     """out = acc[0] + acc[1] + ..., added in block order (the same whatever the thread count)."""
     out[:] = 0
@@ -81,20 +82,64 @@ def sum_blocks(acc, out):
 # ----------------------------------------------------------------------------- tiles
 
 
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+def _log8(p0, p1, p2, p3, p4, p5, p6, p7):
+    """The sum of eight logs (of eight products that would overflow if multiplied together)."""
+    return ((math.log(p0) + math.log(p1)) + (math.log(p2) + math.log(p3))) + (
+        (math.log(p4) + math.log(p5)) + (math.log(p6) + math.log(p7)))
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+def _log_product(s, rows):
+    """``sum_r log(s[r])`` for ``1 <= s[r] <= K``, with one log per 256 rows.
+
+    Eight running products, one per residue of r modulo 8 (LLVM keeps them in
+    one vector register), each taking at most 39 factors before its log is
+    taken (32, plus up to 7 left over): no overflow for K below 8e7. A log
+    per row cost more than the rest of the tile's normalisation.
+    """
+    total = 0.0
+    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 1.0
+    full = rows - rows % 8
+    for r in range(0, full, 8):
+        p0 *= s[r]
+        p1 *= s[r + 1]
+        p2 *= s[r + 2]
+        p3 *= s[r + 3]
+        p4 *= s[r + 4]
+        p5 *= s[r + 5]
+        p6 *= s[r + 6]
+        p7 *= s[r + 7]
+        if r % 256 == 248:
+            total += _log8(p0, p1, p2, p3, p4, p5, p6, p7)
+            p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 1.0
+    for r in range(full, rows):
+        p0 *= s[r]
+    return total + _log8(p0, p1, p2, p3, p4, p5, p6, p7)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
 def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0):
     """In place: lp[k, r] -> (weighted) responsibilities; returns the tile's sum of log p(x_r).
 
-    ``top`` and ``s`` are scratch vectors of length TILE. Unweighted (an empty
-    ``sample_weight``), the log of a product of the per-row sums (each in
-    [1, K]) replaces one log per row. Weighted, row r's responsibilities and
-    log-likelihood are multiplied by ``sample_weight[t0 + r]``.
+    ``top`` and ``s`` are scratch vectors of length TILE. Every pass runs
+    across rows so that it vectorises: the row maxima, the exponentials and
+    their sums, then one reciprocal per row. Unweighted (an empty
+    ``sample_weight``), the logs of the row sums (each in [1, K]) are taken
+    of products of them (``_log_product``). Weighted, row r's
+    responsibilities and log-likelihood are multiplied by
+    ``sample_weight[t0 + r]``.
     """
     for r in range(rows):
         top[r] = lp[0, r]
     for k in range(1, n_components):
         for r in range(rows):
             top[r] = max(top[r], lp[k, r])
+    total = 0.0
+    for r in range(rows):
+        total += top[r]
+    if total == -np.inf:  # some row no component can produce
+        return -np.inf
     for r in range(rows):
         s[r] = 0.0
     for k in range(n_components):
@@ -102,31 +147,24 @@ def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0):
             e = exp_nonpos(lp[k, r] - top[r])
             lp[k, r] = e
             s[r] += e
-    total = 0.0
-    prod = 1.0
-    weighted = sample_weight.size > 0
-    for r in range(rows):
-        if top[r] == -np.inf:  # no component can produce this row
-            return -np.inf
-        if weighted:
+    if sample_weight.size > 0:
+        total = 0.0
+        for r in range(rows):
             w = sample_weight[t0 + r]
             if w > 0.0:
                 total += w * (top[r] + math.log(s[r]))
             s[r] = w / s[r]
-        else:
-            total += top[r]
-            prod *= s[r]
-            if prod > 1e280:
-                total += math.log(prod)
-                prod = 1.0
+    else:
+        total += _log_product(s, rows)
+        for r in range(rows):
             s[r] = 1.0 / s[r]
     for k in range(n_components):
         for r in range(rows):
             lp[k, r] *= s[r]
-    return total + math.log(prod)
+    return total
 
 
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
 def _tile_scatter_lower(rd, dt, rows, out):
     """out[j, m] += sum_r rd[j, r] dt[m, r] over the 4 x 4 blocks on and below the diagonal.
 
@@ -180,7 +218,7 @@ def _tile_scatter_lower(rd, dt, rows, out):
             out[j + 3, m + 3] += s33
 
 
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
 def _tile_scatter_lower_small(rd, dt, rows, d, out):
     """As ``_tile_scatter_lower`` for d <= 4: m <= j < d, in 2 x 2 blocks.
 
@@ -212,7 +250,7 @@ def _tile_scatter_lower_small(rd, dt, rows, d, out):
                 out[j1, m1] += s11
 
 
-@njit(fastmath=FASTMATH, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
 def _tile_add_statistics(w, dt, rows, small, rd, acc_s, acc_ss):
     """Add one component's weighted sums and scatter over a tile of differences ``dt``.
 
@@ -232,7 +270,7 @@ def _tile_add_statistics(w, dt, rows, small, rd, acc_s, acc_ss):
         _tile_scatter_lower(rd, dt, rows, acc_ss)
 
 
-@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def sum_scatter_blocks(acc, scatter):
     """scatter[k] = lower triangle of acc[0, k] + acc[1, k] + ..., symmetrised.
 
@@ -253,7 +291,7 @@ def sum_scatter_blocks(acc, scatter):
                 scatter[k, m, j] = v
 
 
-@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
     """Weighted counts, sums and scatter matrices about ``centers``, in one pass over X.
 
@@ -316,7 +354,7 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
 TILE_DIAG = 256  # rows per tile of the diagonal kernel (measured: 10% faster than 64 at d = 8)
 
 
-@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, loglik, nk, sums,
                  scatter):
     """One fused E- and M-step pass for full covariances.
@@ -391,7 +429,7 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
     sum_scatter_blocks(acc_ss, scatter)
 
 
-@njit(parallel=PARALLEL, fastmath=FASTMATH, cache=CACHE)
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, loglik, nk, sums,
                  sqsums):
     """One fused E- and M-step pass for diagonal (and spherical) covariances.
@@ -426,7 +464,7 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE_DIAG):
             rows = min(TILE_DIAG, stop - t0)
-            load_tile(X, t0, rows, xt)
+            load_tile_4x4(X, t0, rows, xt)
             for k in range(n_components):
                 q = lp[k]
                 for r in range(rows):
