@@ -264,7 +264,7 @@ def test_exp_nonpos_matches_numpy():
     assert out[-1] == 0.0 and out[-7] == 1.0
 
 
-FUSED_SHAPES = [(1, 1, 1), (5, 3, 2), (63, 2, 3), (65, 5, 4), (70, 8, 2), (130, 9, 3),
+FUSED_SHAPES = [(1, 1, 1), (5, 3, 2), (63, 2, 3), (65, 5, 4), (70, 8, 2), (130, 9, 3), (257, 6, 2),
                 (3 * _config.CHUNK_ROWS + 29, 7, 3)]
 
 

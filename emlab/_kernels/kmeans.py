@@ -4,7 +4,8 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL
-from .mixture import block_rows, load_tile, sum_blocks
+from .gaussian import load_tile_4x4
+from .mixture import block_rows, sum_blocks
 
 CHUNK = CHUNK_ROWS  # the fixed row partition (see mixture.weighted_scatter)
 TILE = 64  # rows per tile, laid out features x rows so the distance loop vectorises
@@ -43,7 +44,7 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
-            load_tile(X, t0, rows, xt)
+            load_tile_4x4(X, t0, rows, xt)
             for r in range(rows):
                 best[r] = np.inf
                 best_k[r] = 0

@@ -350,6 +350,7 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
 # log-densities, log-sum-exp and responsibilities are computed, and its
 # sufficient statistics are added to the accumulators of its block. Nothing of
 # size n x K survives the tile. Blocks are the fixed partition of weighted_scatter.
+# (TILE, the full-covariance tile, is set in gaussian.py; see the cache note there.)
 
 TILE_DIAG = 256  # rows per tile of the diagonal kernel (measured: 10% faster than 64 at d = 8)
 
