@@ -119,22 +119,29 @@ def _log_product(s, rows):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
-def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0):
-    """In place: lp[k, r] -> (weighted) responsibilities; returns the tile's sum of log p(x_r).
-
-    ``top`` and ``s`` are scratch vectors of length TILE. Every pass runs
-    across rows so that it vectorises: the row maxima, the exponentials and
-    their sums, then one reciprocal per row. Unweighted (an empty
-    ``sample_weight``), the logs of the row sums (each in [1, K]) are taken
-    of products of them (``_log_product``). Weighted, row r's
-    responsibilities and log-likelihood are multiplied by
-    ``sample_weight[t0 + r]``.
-    """
+def _tile_row_max(lp, rows, n_components, top):
+    """top[r] = max_k lp[k, r]."""
     for r in range(rows):
         top[r] = lp[0, r]
     for k in range(1, n_components):
         for r in range(rows):
             top[r] = max(top[r], lp[k, r])
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, nk):
+    """In place: lp[k, r] -> (weighted) responsibilities; returns the tile's sum of log p(x_r).
+
+    ``top`` holds the row maxima of ``lp`` on entry (``_tile_row_max``); ``s``
+    is a scratch vector of length TILE. Each component's total responsibility
+    over the tile is added to ``nk[k]``. Every pass runs across rows so that it
+    vectorises: the exponentials and their sums, then one reciprocal per row,
+    then the scaling (with the totals). Unweighted (an empty
+    ``sample_weight``), the logs of the row sums (each in [1, K]) are taken
+    of products of them (``_log_product``). Weighted, row r's
+    responsibilities and log-likelihood are multiplied by
+    ``sample_weight[t0 + r]``.
+    """
     total = 0.0
     for r in range(rows):
         total += top[r]
@@ -159,8 +166,12 @@ def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0):
         for r in range(rows):
             s[r] = 1.0 / s[r]
     for k in range(n_components):
+        tot = 0.0
         for r in range(rows):
-            lp[k, r] *= s[r]
+            v = lp[k, r] * s[r]
+            lp[k, r] = v
+            tot += v
+        nk[k] += tot
     return total
 
 
@@ -415,13 +426,11 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
                     _tile_log_gaussian_full_small(dt, rows, prec_chol_t[k], bias[k], y[0], y[1], lp[k])
                 else:
                     _tile_log_gaussian_full(dt, rows, chol_p[k], bias[k], y, lp[k])
-            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0)
+            _tile_row_max(lp, rows, n_components, top)
+            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0,
+                                                acc_n[b])
             # M-step statistics about the current means
             for k in range(n_components):
-                tot = 0.0
-                for r in range(rows):
-                    tot += lp[k, r]
-                acc_n[b, k] += tot
                 dt = dts[k]
                 _tile_add_statistics(lp[k], dt, rows, small, rd, acc_s[b, k], acc_ss[b, k])
     sum_blocks(acc_ll, loglik)
@@ -468,8 +477,6 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
             load_tile_4x4(X, t0, rows, xt)
             for k in range(n_components):
                 q = lp[k]
-                for r in range(rows):
-                    q[r] = 0.0
                 # four features per pass: one load and store of q per four squares
                 for j in range(0, dp, 4):
                     m0, m1, m2, m3 = means_p[k, j], means_p[k, j + 1], means_p[k, j + 2], means_p[k, j + 3]
@@ -479,15 +486,17 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
                         y1 = (xt[j + 1, r] - m1) * p1
                         y2 = (xt[j + 2, r] - m2) * p2
                         y3 = (xt[j + 3, r] - m3) * p3
-                        q[r] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
+                        v = y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
+                        q[r] = v if j == 0 else q[r] + v
+                # the log-density, and the row maxima as they come
+                bk = bias[k]
                 for r in range(rows):
-                    q[r] = bias[k] - 0.5 * q[r]
-            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0)
+                    v = bk - 0.5 * q[r]
+                    q[r] = v
+                    top[r] = v if k == 0 else max(top[r], v)
+            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0,
+                                                acc_n[b])
             for k in range(n_components):
-                tot = 0.0
-                for r in range(rows):
-                    tot += lp[k, r]
-                acc_n[b, k] += tot
                 for j in range(d):
                     mu = means[k, j]
                     s1 = 0.0
