@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL
-from .gaussian import load_tile_4x4
+from .gaussian import load_tile_4x4, padded4
 from .mixture import block_rows, sum_blocks
 
 CHUNK = CHUNK_ROWS  # the fixed row partition (see mixture.weighted_scatter)
@@ -36,8 +36,11 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
     acc_n = np.zeros((n_blocks, n_clusters))
     acc_s = np.zeros((n_blocks, n_clusters, d))
     acc_changed = np.zeros(n_blocks, dtype=np.int64)
+    dp = padded4(d)  # zero pad features: (0 - 0)^2 adds nothing
+    cp = np.zeros((n_clusters, dp))
+    cp[:, :d] = centers
     for b in prange(n_blocks):
-        xt = np.empty((d, TILE))
+        xt = np.zeros((dp, TILE))
         dist = np.empty(TILE)
         best = np.empty(TILE)
         best_k = np.empty(TILE, dtype=np.int64)
@@ -49,13 +52,17 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
                 best[r] = np.inf
                 best_k[r] = 0
             for k in range(n_clusters):
-                for r in range(rows):
-                    dist[r] = 0.0
-                for j in range(d):
-                    c = centers[k, j]
-                    for r in range(rows):
-                        t = xt[j, r] - c
-                        dist[r] += t * t
+                # four features per pass: one load and store of dist per four squares
+                for j in range(0, dp, 4):
+                    c0, c1, c2, c3 = cp[k, j], cp[k, j + 1], cp[k, j + 2], cp[k, j + 3]
+                    if j == 0:
+                        for r in range(rows):
+                            t0_, t1, t2, t3 = xt[j, r] - c0, xt[j + 1, r] - c1, xt[j + 2, r] - c2, xt[j + 3, r] - c3
+                            dist[r] = t0_ * t0_ + t1 * t1 + t2 * t2 + t3 * t3
+                    else:
+                        for r in range(rows):
+                            t0_, t1, t2, t3 = xt[j, r] - c0, xt[j + 1, r] - c1, xt[j + 2, r] - c2, xt[j + 3, r] - c3
+                            dist[r] += t0_ * t0_ + t1 * t1 + t2 * t2 + t3 * t3
                 for r in range(rows):
                     closer = dist[r] < best[r]
                     best[r] = dist[r] if closer else best[r]
