@@ -102,6 +102,9 @@ def _log_product(s, rows):
     p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 1.0
     full = rows - rows % 8
     for r in range(0, full, 8):
+        if r > 0 and r % 256 == 0:
+            total += _log8(p0, p1, p2, p3, p4, p5, p6, p7)
+            p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 1.0
         p0 *= s[r]
         p1 *= s[r + 1]
         p2 *= s[r + 2]
@@ -110,9 +113,6 @@ def _log_product(s, rows):
         p5 *= s[r + 5]
         p6 *= s[r + 6]
         p7 *= s[r + 7]
-        if r % 256 == 248:
-            total += _log8(p0, p1, p2, p3, p4, p5, p6, p7)
-            p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 1.0
     for r in range(full, rows):
         p0 *= s[r]
     return total + _log8(p0, p1, p2, p3, p4, p5, p6, p7)
