@@ -59,7 +59,7 @@ def load_tile_4x4(X, t0, rows, xt):
     LLVM vectorises ``load_tile``'s double loop with scatter stores, which took
     a fifth of the diagonal kernel's time at d = 8 (measured with perf).
     Measured here, one core, tiles in cache, ns per element: 0.27-0.30 at
-    d = 8-64 (``load_tile``: 0.28-0.93), 0.36-0.45 at d = 2-3 (0.74-0.97).
+    d = 8-64 (``load_tile``: 0.28-0.93), 0.36-0.46 at d = 2-3 (0.74-0.97).
     The diagonal kernel uses it. The full-covariance kernels keep
     ``load_tile``: there the copy is a small share of the time, and no
     difference could be measured (two identical copies of a kernel, compiled
