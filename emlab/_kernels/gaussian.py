@@ -80,7 +80,8 @@ def load_tile_4x4(X, t0, rows, xt):
             xt[j + 2, r], xt[j + 2, r + 1], xt[j + 2, r + 2], xt[j + 2, r + 3] = a02, a12, a22, a32
             xt[j + 3, r], xt[j + 3, r + 1], xt[j + 3, r + 2], xt[j + 3, r + 3] = a03, a13, a23, a33
         for j in range(d4, d):
-            xt[j, r], xt[j, r + 1], xt[j, r + 2], xt[j, r + 3] = X[i, j], X[i + 1, j], X[i + 2, j], X[i + 3, j]
+            for rr in range(4):
+                xt[j, r + rr] = X[i + rr, j]
     for r in range(r4, rows):
         for j in range(d):
             xt[j, r] = X[t0 + r, j]

@@ -57,12 +57,14 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
                     c0, c1, c2, c3 = cp[k, j], cp[k, j + 1], cp[k, j + 2], cp[k, j + 3]
                     if j == 0:
                         for r in range(rows):
-                            t0_, t1, t2, t3 = xt[j, r] - c0, xt[j + 1, r] - c1, xt[j + 2, r] - c2, xt[j + 3, r] - c3
-                            dist[r] = t0_ * t0_ + t1 * t1 + t2 * t2 + t3 * t3
+                            e0, e1 = xt[j, r] - c0, xt[j + 1, r] - c1
+                            e2, e3 = xt[j + 2, r] - c2, xt[j + 3, r] - c3
+                            dist[r] = e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
                     else:
                         for r in range(rows):
-                            t0_, t1, t2, t3 = xt[j, r] - c0, xt[j + 1, r] - c1, xt[j + 2, r] - c2, xt[j + 3, r] - c3
-                            dist[r] += t0_ * t0_ + t1 * t1 + t2 * t2 + t3 * t3
+                            e0, e1 = xt[j, r] - c0, xt[j + 1, r] - c1
+                            e2, e3 = xt[j + 2, r] - c2, xt[j + 3, r] - c3
+                            dist[r] += e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
                 for r in range(rows):
                     closer = dist[r] < best[r]
                     best[r] = dist[r] if closer else best[r]

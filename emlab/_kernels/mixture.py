@@ -91,7 +91,7 @@ def _log8(p0, p1, p2, p3, p4, p5, p6, p7):
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
 def _log_product(s, rows):
-    """``sum_r log(s[r])`` for ``1 <= s[r] <= K``, with one log per 256 rows.
+    """``sum_r log(s[r])`` for ``1 <= s[r] <= K``, with eight logs per 256 rows.
 
     Eight running products, one per residue of r modulo 8 (LLVM keeps them in
     one vector register), each taking at most 39 factors before its log is
@@ -155,7 +155,7 @@ def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, nk
             lp[k, r] = e
             s[r] += e
     if sample_weight.size > 0:
-        total = 0.0
+        total = 0.0  # the sum of the maxima above served only the -inf check
         for r in range(rows):
             w = sample_weight[t0 + r]
             if w > 0.0:
