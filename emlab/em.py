@@ -27,6 +27,155 @@ from .exceptions import (
 ON_DECREASE = ("warn", "raise", "ignore")
 
 
+class SufficientStatistics:
+    """Sufficient statistics of a chunk of data: the unit of work of chunked EM.
+
+    EM's E-step is a sum over samples: the objective and the expected
+    sufficient statistics of a data set are the sums of those of its chunks.
+    A model's ``statistics(X_chunk, params)`` returns one of these objects; the
+    driver adds them up over the chunks (on a Dask cluster, on the workers) and
+    hands the total to ``params_from_statistics``. Online EM mixes them:
+    ``(1 - g) * s + g * s_batch`` (see ``partial_fit``).
+
+    Parameters
+    ----------
+    objective : float
+        The chunk's total objective: the (weighted) sum over its samples of
+        ``log p(x_i | params)``.
+    weight : float
+        The chunk's total weight: its number of samples, or the sum of its
+        sample weights.
+    **arrays : ndarray
+        The statistics themselves; ``+`` adds them elementwise, ``c * s``
+        scales them (and ``objective`` and ``weight``) by ``c``.
+
+    Notes
+    -----
+    A subclass whose statistics do not add elementwise (centred second moments,
+    which add with a correction for the difference of the means) overrides
+    :meth:`_add_arrays` and :meth:`_scale_arrays`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = SufficientStatistics(-3.0, 2.0, counts=np.array([1.5, 0.5]))
+    >>> b = SufficientStatistics(-1.0, 1.0, counts=np.array([0.0, 1.0]))
+    >>> total = a + b
+    >>> total.objective, total.weight, total.counts.tolist()
+    (-4.0, 3.0, [1.5, 1.5])
+    >>> (0.5 * total).counts.tolist()
+    [0.75, 0.75]
+    """
+
+    __slots__ = ("objective", "weight", "arrays")
+
+    def __init__(self, objective, weight, **arrays):
+        self.objective = float(objective)
+        self.weight = float(weight)
+        self.arrays = arrays
+
+    def __getattr__(self, name):
+        try:
+            return object.__getattribute__(self, "arrays")[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no statistic {name!r}; it holds "
+                                 f"{sorted(self.arrays)}.") from None
+
+    def _new(self, objective, weight, arrays):
+        out = object.__new__(type(self))
+        out.objective, out.weight, out.arrays = float(objective), float(weight), arrays
+        return out
+
+    def _add_arrays(self, other):
+        return {name: value + other.arrays[name] for name, value in self.arrays.items()}
+
+    def _scale_arrays(self, factor):
+        return {name: factor * value for name, value in self.arrays.items()}
+
+    def __add__(self, other):
+        if isinstance(other, (int, float)) and other == 0:  # so that sum() works
+            return self
+        if not isinstance(other, SufficientStatistics) or set(other.arrays) != set(self.arrays):
+            return NotImplemented
+        return self._new(self.objective + other.objective, self.weight + other.weight,
+                         self._add_arrays(other))
+
+    __radd__ = __add__
+
+    def __mul__(self, factor):
+        factor = float(factor)
+        if not np.isfinite(factor) or factor < 0:
+            raise ValueError(f"statistics can only be scaled by a finite factor >= 0; got {factor}.")
+        return self._new(factor * self.objective, factor * self.weight, self._scale_arrays(factor))
+
+    __rmul__ = __mul__
+
+    def __repr__(self):
+        shapes = ", ".join(f"{name}{np.shape(value)}" for name, value in self.arrays.items())
+        return (f"{type(self).__name__}(objective={self.objective:.6g}, weight={self.weight:.6g}, "
+                f"{shapes})")
+
+
+class ChunkedData:
+    """Data in chunks that the driver never gathers: what ``fit`` makes of a Dask array.
+
+    Subclasses implement :meth:`map_reduce`. ``n_samples`` and ``n_features``
+    are known without a pass over the data.
+    """
+
+    n_samples: int
+    n_features: int
+    n_chunks: int
+
+    def map_reduce(self, fn, params_list):
+        """``[sum over chunks of fn(chunk, params) for params in params_list]``, in one pass.
+
+        ``fn(X_chunk, params, **extras)`` returns a :class:`SufficientStatistics`;
+        ``extras`` are the chunk's slices of per-row arrays (``sample_weight``)
+        or per-chunk values (``lengths`` of the sequences in it). The sums are
+        taken in a fixed order, so results do not depend on scheduling.
+        """
+        raise NotImplementedError
+
+    def sample_rows(self, size, rng):
+        """``min(size, n_samples)`` rows drawn uniformly without replacement (ndarray)."""
+        raise NotImplementedError
+
+
+def tree_sum(items):
+    """Pairwise sum in a fixed order: ((a + b) + (c + d)) + ..."""
+    items = list(items)
+    if not items:
+        raise ValueError("nothing to sum.")
+    while len(items) > 1:
+        items = [items[i] + items[i + 1] if i + 1 < len(items) else items[i]
+                 for i in range(0, len(items), 2)]
+    return items[0]
+
+
+class ChunkList(ChunkedData):
+    """In-memory chunks (a list of arrays, and optional per-chunk extras), summed in order.
+
+    Mostly a reference for the Dask route: the same protocol, no cluster.
+    """
+
+    def __init__(self, chunks, extras=None):
+        self.chunks = [np.ascontiguousarray(c, dtype=np.float64) for c in chunks]
+        self.extras = extras if extras is not None else [{} for _ in self.chunks]
+        self.n_chunks = len(self.chunks)
+        self.n_samples = sum(c.shape[0] for c in self.chunks)
+        self.n_features = self.chunks[0].shape[1]
+
+    def map_reduce(self, fn, params_list):
+        return [tree_sum(fn(c, p, **e) for c, e in zip(self.chunks, self.extras))
+                for p in params_list]
+
+    def sample_rows(self, size, rng):
+        size = min(size, self.n_samples)
+        rows = np.sort(rng.choice(self.n_samples, size, replace=False))
+        return np.concatenate(self.chunks)[rows]
+
+
 class EMModel(Protocol):
     """What :func:`~emlab.fit_em` needs from a latent-variable model.
 
@@ -86,6 +235,108 @@ def check_em_options(max_iter, tol, on_decrease):
     return max_iter, tol
 
 
+class _Run:
+    """One EM run, advanced one E-step at a time by whoever computes the E-steps.
+
+    The loop is driven from outside, so that several runs (restarts) can share
+    one pass over chunked data per iteration; :func:`run_em` drives one run.
+    """
+
+    def __init__(self, model, params, *, max_iter, tol, on_decrease, decrease_rtol, verbose):
+        self.model = model
+        self.params = params
+        self.max_iter, self.tol = max_iter, tol
+        self.on_decrease, self.decrease_rtol, self.verbose = on_decrease, decrease_rtol, verbose
+        self.started = time.perf_counter()
+        self.lower_bounds = []
+        self.decreases = []
+        self.prev = -np.inf
+        self.slack = 0.0
+        self.converged = False
+        self.n_iter = 0
+        self.done = False
+
+    def advance(self, objective, expectations, data):
+        """Take the E-step's output for ``self.params``, check it, and run the M-step."""
+        self.n_iter += 1
+        n_iter = self.n_iter
+        objective = float(objective)
+        if np.isnan(objective):
+            raise FloatingPointError(
+                f"the EM objective is NaN at iteration {n_iter}; the model's E-step "
+                f"produced an invalid log-likelihood."
+            )
+        change = objective - self.prev
+        fell = change < -(self.decrease_rtol * max(1.0, abs(objective)) + self.slack)
+        if fell:
+            self.decreases.append((n_iter, -change))
+            msg = (
+                f"EM objective decreased at iteration {n_iter}: {self.prev:.17g} -> "
+                f"{objective:.17g} (by {-change:.3g}), which exact EM cannot do."
+            )
+            if self.on_decrease == "raise":
+                raise LikelihoodDecreaseError(msg)
+            if self.on_decrease == "warn" and len(self.decreases) == 1:
+                msg += " Later decreases in this run are not reported again."
+                warnings.warn(msg, LikelihoodDecreaseWarning, stacklevel=4)
+        self.params = _m_step(self.model, data, expectations, self.params)
+        self.slack = float(getattr(self.model, "m_step_slack", 0.0))
+        self.lower_bounds.append(objective)
+        if self.verbose >= 2:
+            shown = "" if n_iter == 1 else f"{change:+.3e}"
+            print(f"  iteration {n_iter:4d}  objective {objective:+.10f}  change {shown:>11s}  "
+                  f"{time.perf_counter() - self.started:8.2f} s", flush=True)
+        # A decrease beyond round-off is reported above and never read as convergence.
+        if not fell and abs(change) < self.tol:
+            self.converged = True
+        self.prev = objective
+        self.done = self.converged or n_iter >= self.max_iter
+
+    def result(self):
+        if self.verbose >= 1:
+            state = "converged" if self.converged else "did not converge"
+            print(f"EM {state} after {self.n_iter} iteration(s): objective "
+                  f"{self.lower_bounds[-1]:+.10f}, {time.perf_counter() - self.started:.2f} s",
+                  flush=True)
+        return EMResult(self.params, np.asarray(self.lower_bounds), self.converged, self.n_iter,
+                        self.decreases)
+
+
+def uses_statistics(model):
+    """Whether ``model`` follows the sufficient-statistics protocol (see :class:`EMModel`)."""
+    return hasattr(model, "statistics") and hasattr(model, "params_from_statistics")
+
+
+def _objective(model, stats, params):
+    """The objective per sample from summed statistics: (total + log-prior) / total weight."""
+    if hasattr(model, "objective"):
+        return model.objective(stats, params)
+    log_prior = model.log_prior(params) if hasattr(model, "log_prior") else 0.0
+    if stats.weight <= 0:
+        raise ValueError("the data carry no weight: every sample_weight is zero.")
+    return (stats.objective + log_prior) / stats.weight
+
+
+def _e_steps(model, data, params_list):
+    """E-steps of several parameter sets: one pass over chunked data for all of them."""
+    if isinstance(data, ChunkedData):
+        stats_list = data.map_reduce(model.statistics, params_list)
+        return [(_objective(model, s, p), s) for s, p in zip(stats_list, params_list)]
+    if hasattr(model, "e_step"):
+        return [model.e_step(data, p) for p in params_list]
+    out = []
+    for p in params_list:
+        stats = model.statistics(data, p)
+        out.append((_objective(model, stats, p), stats))
+    return out
+
+
+def _m_step(model, data, expectations, params):
+    if isinstance(expectations, SufficientStatistics) and uses_statistics(model):
+        return model.params_from_statistics(expectations, params)
+    return model.m_step(data, expectations, params)
+
+
 def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decrease_rtol=1e-10,
            verbose=0):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
@@ -93,8 +344,10 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
     Parameters
     ----------
     model : EMModel
-    X : array-like
-        Passed unchanged to the model's steps.
+    X : array-like or ChunkedData
+        Passed unchanged to the model's steps; a :class:`ChunkedData` (data in
+        chunks, on a Dask cluster for instance) is summed chunk by chunk
+        through the model's ``statistics``.
     params : object
         Starting parameters.
     max_iter : int, default=100
@@ -120,51 +373,12 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
     EMResult
     """
     max_iter, tol = check_em_options(max_iter, tol, on_decrease)
-    started = time.perf_counter()
-    lower_bounds = []
-    decreases = []
-    prev = -np.inf
-    slack = 0.0
-    converged = False
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        objective, expectations = model.e_step(X, params)
-        objective = float(objective)
-        if np.isnan(objective):
-            raise FloatingPointError(
-                f"the EM objective is NaN at iteration {n_iter}; the model's E-step "
-                f"produced an invalid log-likelihood."
-            )
-        change = objective - prev
-        fell = change < -(decrease_rtol * max(1.0, abs(objective)) + slack)
-        if fell:
-            decreases.append((n_iter, -change))
-            msg = (
-                f"EM objective decreased at iteration {n_iter}: {prev:.17g} -> {objective:.17g} "
-                f"(by {-change:.3g}), which exact EM cannot do."
-            )
-            if on_decrease == "raise":
-                raise LikelihoodDecreaseError(msg)
-            if on_decrease == "warn" and len(decreases) == 1:
-                msg += " Later decreases in this run are not reported again."
-                warnings.warn(msg, LikelihoodDecreaseWarning, stacklevel=3)
-        params = model.m_step(X, expectations, params)
-        slack = float(getattr(model, "m_step_slack", 0.0))
-        lower_bounds.append(objective)
-        if verbose >= 2:
-            shown = "" if n_iter == 1 else f"{change:+.3e}"
-            print(f"  iteration {n_iter:4d}  objective {objective:+.10f}  change {shown:>11s}  "
-                  f"{time.perf_counter() - started:8.2f} s", flush=True)
-        # A decrease beyond round-off is reported above and never read as convergence.
-        if not fell and abs(change) < tol:
-            converged = True
-            break
-        prev = objective
-    if verbose >= 1:
-        state = "converged" if converged else "did not converge"
-        print(f"EM {state} after {n_iter} iteration(s): objective {lower_bounds[-1]:+.10f}, "
-              f"{time.perf_counter() - started:.2f} s", flush=True)
-    return EMResult(params, np.asarray(lower_bounds), converged, n_iter, decreases)
+    run = _Run(model, params, max_iter=max_iter, tol=tol, on_decrease=on_decrease,
+               decrease_rtol=decrease_rtol, verbose=verbose)
+    while not run.done:
+        objective, expectations = _e_steps(model, X, [run.params])[0]
+        run.advance(objective, expectations, X)
+    return run.result()
 
 
 def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
@@ -215,15 +429,28 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
     """
     n_init = check_int(n_init, "n_init", low=1)
     check_int(verbose, "verbose", low=0)
-    check_em_options(max_iter, tol, on_decrease)
+    max_iter, tol = check_em_options(max_iter, tol, on_decrease)
     rng = check_random_state(random_state)
+    options = dict(max_iter=max_iter, tol=tol, on_decrease=on_decrease,
+                   decrease_rtol=decrease_rtol, verbose=verbose)
+    if isinstance(X, ChunkedData) and n_init > 1:
+        # restarts in lockstep: one pass over the chunks per iteration serves all of them
+        runs = [_Run(model, init if (init is not None and i == 0) else model.init_params(X, rng),
+                     **options) for i in range(n_init)]
+        while not all(run.done for run in runs):
+            active = [run for run in runs if not run.done]
+            for run, (objective, stats) in zip(active, _e_steps(model, X, [r.params for r in active])):
+                run.advance(objective, stats, X)
+        results = [run.result() for run in runs]
+    else:
+        results = []
+        for i in range(n_init):
+            if verbose and n_init > 1:
+                print(f"start {i + 1} of {n_init}", flush=True)
+            params = init if (init is not None and i == 0) else model.init_params(X, rng)
+            results.append(run_em(model, X, params, **options))
     best = None
-    for i in range(n_init):
-        if verbose and n_init > 1:
-            print(f"start {i + 1} of {n_init}", flush=True)
-        params = init if (init is not None and i == 0) else model.init_params(X, rng)
-        result = run_em(model, X, params, max_iter=max_iter, tol=tol, on_decrease=on_decrease,
-                        decrease_rtol=decrease_rtol, verbose=verbose)
+    for result in results:
         if best is None or result.lower_bounds[-1] > best.lower_bounds[-1]:
             best = result
     if not best.converged:

@@ -16,6 +16,7 @@ from ._validation import (
     check_random_state,
     check_scalar,
 )
+from .em import ChunkedData, SufficientStatistics
 from .exceptions import ConvergenceWarning
 
 
@@ -135,6 +136,97 @@ def lloyd(X, centers, max_iter, tol):
             break
     labels, min_dist = _assign(X, centers)[:2]
     return centers, labels, float(min_dist.sum()), n_iter, converged
+
+
+class LloydStatistics(SufficientStatistics):
+    """What one Lloyd pass over a chunk yields: ``counts`` (K,) and ``sums`` (K, d) per cluster.
+
+    ``objective`` is minus the (weighted) inertia. ``far_dist`` (K,) and
+    ``far_rows`` (K, d) are the chunk's K rows farthest from their centres,
+    where empty clusters are moved; two chunks' lists merge by keeping the K
+    farthest (a maximum, not a sum), and scaling leaves them alone.
+    """
+
+    __slots__ = ()
+
+    def _add_arrays(self, other):
+        dist = np.concatenate([self.far_dist, other.far_dist])
+        rows = np.concatenate([self.far_rows, other.far_rows])
+        keep = np.argsort(-dist, kind="stable")[: self.far_dist.shape[0]]
+        return {"counts": self.counts + other.counts, "sums": self.sums + other.sums,
+                "far_dist": dist[keep], "far_rows": rows[keep]}
+
+    def _scale_arrays(self, factor):
+        return {"counts": factor * self.counts, "sums": factor * self.sums,
+                "far_dist": self.far_dist, "far_rows": self.far_rows}
+
+
+def lloyd_statistics(X, centers, sample_weight=None):
+    """The :class:`LloydStatistics` of a chunk X for ``centers`` (one assignment pass)."""
+    k, d = centers.shape
+    labels, min_dist, counts, sums, _ = _assign(X, centers)
+    if sample_weight is not None:
+        counts = np.bincount(labels, weights=sample_weight, minlength=k).astype(np.float64)
+        sums = np.zeros((k, d))
+        for j in range(k):
+            rows = labels == j
+            sums[j] = sample_weight[rows] @ X[rows]
+        min_dist = np.where(sample_weight > 0, min_dist, -np.inf)  # a row of weight 0 never moves
+        inertia = float(sample_weight @ np.where(sample_weight > 0, min_dist, 0.0))
+        weight = float(sample_weight.sum())
+    else:
+        inertia, weight = float(min_dist.sum()), X.shape[0]
+    far = np.argsort(-min_dist, kind="stable")[:k]
+    far_dist = np.full(k, -np.inf)
+    far_rows = np.zeros((k, d))
+    far_dist[: far.size] = min_dist[far]
+    far_rows[: far.size] = X[far]
+    return LloydStatistics(-inertia, weight, counts=counts, sums=sums, far_dist=far_dist,
+                           far_rows=far_rows)
+
+
+def centers_from_statistics(stats, centers, n_clusters):
+    """New centres: the means of the clusters; an empty one moves to a far row.
+
+    The i-th empty cluster takes the i-th farthest row of ``stats`` (as
+    :func:`_relocate_empty` does in memory, without removing that row from its
+    old cluster's mean, which the next pass corrects). Returns
+    ``(centers, n_relocated)``.
+    """
+    counts = stats.counts
+    empty = np.flatnonzero(counts <= 0)
+    new = np.array(centers, dtype=np.float64, copy=True)
+    live = counts > 0
+    new[live] = stats.sums[live] / counts[live, None]
+    if empty.size:
+        far = stats.far_dist[: empty.size]
+        if far.size < empty.size or not np.all(far > 0):
+            raise _too_few_distinct(n_clusters)
+        new[empty] = stats.far_rows[: empty.size]
+    return new, int(empty.size)
+
+
+def lloyd_chunked(data, centers, max_iter, tol):
+    """Lloyd's algorithm over chunked data (:class:`~emlab.em.ChunkedData`): one pass a step.
+
+    The labels are never gathered, so convergence is the centres moving by at
+    most ``tol`` (sum of squared shifts, absolute). Returns ``centers,
+    inertia, n_iter, converged``, the inertia being that of the returned
+    centres (one more pass).
+    """
+    n_clusters = centers.shape[0]
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        stats = data.map_reduce(lloyd_statistics, [centers])[0]
+        new_centers, relocated = centers_from_statistics(stats, centers, n_clusters)
+        shift = float(((new_centers - centers) ** 2).sum())
+        centers = new_centers
+        if shift <= tol and not relocated:
+            converged = True
+            break
+    inertia = -data.map_reduce(lloyd_statistics, [centers])[0].objective
+    return centers, inertia, n_iter, converged
 
 
 class KMeans(ParamsMixin):

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _config, _missing
+from ._dask import DaskData, is_dask_array, map_rows
 from ._base import ParamsMixin
 from ._covariance import MODELS
 from ._kernels.mixture import log_normalize
@@ -21,11 +22,15 @@ from ._validation import (
     check_scalar,
     check_weights,
 )
-from .em import check_em_options, fit_em
+from .em import ChunkedData, SufficientStatistics, check_em_options, fit_em
 from .exceptions import DegenerateCovarianceError, DegenerateCovarianceWarning, EmptyComponentWarning
-from .kmeans import KMeans, kmeans_plusplus
+from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+#: Chunked data (Dask) seed on a uniform sample of this many rows per component ...
+INIT_SAMPLE_ROWS = 1000
+#: ... and at least this many.
+INIT_SAMPLE_MIN = 10_000
 MISSING = ("error", "marginalize")
 COVARIANCE_TYPES = tuple(MODELS)
 
@@ -177,11 +182,18 @@ def resolve_prior(prior, X, sample_weight, n_components, covariance_type):
     unknown = sorted(set(prior) - set(PRIOR_KEYS))
     if unknown:
         raise ValueError(f"unknown prior key(s) {unknown}; the keys are {list(PRIOR_KEYS)}.")
-    n, d = X.shape
     model = MODELS[covariance_type]
-    w = np.ones(n) if sample_weight is None else sample_weight
-    data_mean = np.average(X, axis=0, weights=w)
-    data_cov = np.atleast_2d(np.cov(X, rowvar=False, aweights=w, bias=True)) if n > 1 else np.eye(d)
+    if isinstance(X, ChunkedData):  # the moments from one pass over the chunks
+        n, d = X.n_samples, X.n_features
+        start = ("full", 1, np.zeros((1, d)), None)
+        stats = X.map_reduce(_start_statistics, [start])[0]
+        data_mean, data_cov = stats.means[0], stats.second[0] / stats.nk[0]
+    else:
+        n, d = X.shape
+        w = np.ones(n) if sample_weight is None else sample_weight
+        data_mean = np.average(X, axis=0, weights=w)
+        data_cov = (np.atleast_2d(np.cov(X, rowvar=False, aweights=w, bias=True)) if n > 1
+                    else np.eye(d))
     out = {"shrinkage": check_scalar(prior.get("shrinkage", 0.01), "prior['shrinkage']", low=0.0),
            "dof": check_scalar(prior.get("dof", d + 2.0), "prior['dof']", low=0.0)}
     if out["shrinkage"] <= 0:
@@ -327,6 +339,96 @@ def fused_statistics(X, params, sample_weight=None):
     return (loglik,) + _centred(model, nk, sums, second, params.means)
 
 
+class GaussianStatistics(SufficientStatistics):
+    """A Gaussian mixture's sufficient statistics, centred: ``nk``, ``means`` and ``second``.
+
+    ``nk`` (K,) the total responsibility of each component, ``means`` (K, d)
+    the weighted means, ``second`` the scatter about them: (K, d, d) matrices
+    ('full', 'tied') or their diagonals (K, d) ('diag', 'spherical'). Two
+    chunks' statistics add exactly with the correction for the difference of
+    their means (Chan, Golub and LeVeque's pairwise update),
+
+        ``S = S_a + S_b + n_a n_b / (n_a + n_b) (m_b - m_a)(m_b - m_a)^T``,
+
+    so second moments are never formed about the origin (no cancellation), and
+    chunks whose statistics were taken about different centres still add.
+    """
+
+    __slots__ = ()
+
+    def _add_arrays(self, other):
+        na, nb = self.nk, other.nk
+        n = na + nb
+        delta = other.means - self.means
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(n > 0, nb / n, 0.0)
+            coef = np.where(n > 0, na * frac, 0.0)
+        outer = (coef[:, None, None] * delta[:, :, None] * delta[:, None, :]
+                 if self.second.ndim == 3 else coef[:, None] * delta**2)
+        return {"nk": n, "means": self.means + frac[:, None] * delta,
+                "second": self.second + other.second + outer}
+
+    def _scale_arrays(self, factor):
+        return {"nk": factor * self.nk, "means": self.means, "second": factor * self.second}
+
+
+def chunk_statistics(X, params, sample_weight=None, groups=None):
+    """The :class:`GaussianStatistics` of X under ``params``, in one pass over X.
+
+    Rows with NaN (missing values) take the marginal E-step of
+    :mod:`emlab._missing`; ``groups`` are their patterns when already known.
+    """
+    if groups is None and _missing.has_nan(X):
+        groups = _missing.patterns(X)
+    if groups is None:
+        loglik, nk, means, second = fused_statistics(X, params, sample_weight)
+    else:
+        loglik, nk, sums, raw = _missing.expected_statistics(
+            X, params, sample_weight, groups, diagonal=raw_is_diagonal(params))
+        _, means, second = _centred(params.model, nk, sums, raw, params.means)
+    weight = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+    return GaussianStatistics(loglik, weight, nk=nk, means=means, second=second)
+
+
+def _start_statistics(X, start, sample_weight=None):
+    """Statistics of a starting assignment of the rows of a chunk, for initialisation.
+
+    ``start`` is ``(covariance_type, n_components, centers, seed)``: every row
+    goes to its nearest centre, or, with ``seed`` (and ``centers`` None), gets
+    uniform random responsibilities from a generator seeded by ``seed`` and
+    the bits of the chunk's first row, so that chunks draw differently
+    (``init_params='random'``). Rows with missing
+    values see the chunk's column means in their place.
+    """
+    covariance_type, k, centers, seed = start
+    n = X.shape[0]
+    if _missing.has_nan(X):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column of the chunk
+            X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+        X = np.where(np.isnan(X), 0.0, X)
+    if centers is None:
+        entropy = [seed, n] + X[:1].ravel().view(np.uint64).tolist()
+        resp = np.random.default_rng(entropy).uniform(size=(n, k))
+        resp /= resp.sum(axis=1, keepdims=True)
+        shift = np.broadcast_to(X.mean(axis=0), (k, X.shape[1]))
+    else:
+        resp = np.zeros((n, k))
+        resp[np.arange(n), _nearest(X, centers)] = 1.0
+        shift = centers
+    if sample_weight is not None:
+        resp *= sample_weight[:, None]
+    nk, means, second = sufficient_statistics(X, resp, shift, covariance_type)
+    weight = n if sample_weight is None else float(np.sum(sample_weight))
+    return GaussianStatistics(0.0, weight, nk=nk, means=means, second=second)
+
+
+def _nearest(X, centers):
+    """Index of the nearest centre of every row (squared Euclidean distance)."""
+    d2 = np.column_stack([((X - c) ** 2).sum(axis=1) for c in centers])
+    return d2.argmin(axis=1)
+
+
 # --------------------------------------------------------------------------- the EM model
 
 
@@ -390,13 +492,17 @@ class _MixtureEM:
     def init_params(self, X, rng):
         self.iteration = 0
         self.reported_empty = set()
-        if self.groups is not None:  # start from the data with column means filled in
-            X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         model = MODELS[self.covariance_type]
         user = (self.weights_init, self.means_init, self.precisions_init)
         if any(p is None for p in user):
-            params = m_step(X, self._initial_resp(X, rng), self.reg_covar,
-                            covariance_type=self.covariance_type, prior=self.prior).params
+            if isinstance(X, ChunkedData):
+                stats = X.map_reduce(_start_statistics, [self._chunked_start(X, rng)])[0]
+                params = self._from_start(stats)
+            else:
+                if self.groups is not None:  # start from the data with column means filled in
+                    X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+                params = m_step(X, self._initial_resp(X, rng), self.reg_covar,
+                                covariance_type=self.covariance_type, prior=self.prior).params
             weights, means, covariances = params.weights, params.means, params.covariances
         if self.weights_init is not None:
             weights = self.weights_init
@@ -406,28 +512,69 @@ class _MixtureEM:
             covariances = model.from_precisions(self.precisions_init)
         return MixtureParams(weights, means, covariances, covariance_type=self.covariance_type)
 
-    def e_step(self, X, params):
-        self.iteration += 1
-        if self.groups is None:
-            loglik, nk, means, second = fused_statistics(X, params, self.sample_weight)
+    def _from_start(self, stats):
+        return params_from_statistics(stats.nk, stats.means, stats.second, self.reg_covar,
+                                      self.covariance_type, prior=self.prior).params
+
+    def _chunked_start(self, data, rng):
+        """How chunked data start (see :func:`_start_statistics`), without gathering X.
+
+        'random' draws responsibilities on the workers. The other methods seed
+        on a uniform sample of rows (:data:`INIT_SAMPLE_ROWS` per component, at
+        least :data:`INIT_SAMPLE_MIN`): k-means++ or distinct random rows, and
+        for 'kmeans' Lloyd's algorithm then runs over all the chunks from the
+        k-means++ seeds. Every row then goes to its nearest centre.
+        """
+        k = self.n_components
+        if self.init_params_name == "random":
+            return self.covariance_type, k, None, int(rng.integers(2**63 - 1))
+        sample = data.sample_rows(max(INIT_SAMPLE_MIN, INIT_SAMPLE_ROWS * k), rng)
+        if self.groups is not None or _missing.has_nan(sample):
+            sample = np.where(np.isnan(sample), np.nanmean(sample, axis=0), sample)
+            sample = np.where(np.isnan(sample), 0.0, sample)
+        if self.init_params_name == "random_from_data":
+            distinct = np.unique(sample, axis=0)
+            if distinct.shape[0] < k:
+                raise ValueError(f"the sample of {sample.shape[0]} rows drawn from X to start "
+                                 f"from has {distinct.shape[0]} distinct rows, fewer than "
+                                 f"n_components={k}.")
+            centers = distinct[rng.choice(distinct.shape[0], k, replace=False)]
         else:
-            loglik, nk, sums, raw = _missing.expected_statistics(
-                X, params, self.sample_weight, self.groups, diagonal=raw_is_diagonal(params))
-            _, means, second = _centred(params.model, nk, sums, raw, params.means)
-        if not np.isfinite(loglik):
+            centers = kmeans_plusplus(sample, k, rng)[0]
+            if self.init_params_name == "kmeans":
+                centers = lloyd_chunked(data, centers, max_iter=300, tol=1e-4)[0]
+        return self.covariance_type, k, centers, None
+
+    # ------------------------------------------------------------------- the statistics protocol
+
+    def statistics(self, X, params, sample_weight=None):
+        """The chunk's :class:`GaussianStatistics` (see :class:`~emlab.em.EMModel`)."""
+        return chunk_statistics(X, params, sample_weight)
+
+    def log_prior(self, params):
+        return log_prior(params, self.prior)
+
+    def objective(self, stats, params):
+        """The objective per sample (log-likelihood, or log-posterior), with named errors."""
+        self.iteration += 1
+        if not np.isfinite(stats.objective):
             raise FloatingPointError(
                 f"a sample has zero density under every component at iteration "
                 f"{self.iteration}; the data's scale may be extreme (standardise X)."
             )
-        return (loglik + log_prior(params, self.prior)) / self.total_weight(X), (nk, means, second)
+        return (stats.objective + log_prior(params, self.prior)) / stats.weight
 
-    def total_weight(self, X):
-        return X.shape[0] if self.sample_weight is None else float(self.sample_weight.sum())
+    def e_step(self, X, params):
+        stats = chunk_statistics(X, params, self.sample_weight, self.groups)
+        return self.objective(stats, params), stats
 
     def m_step(self, X, stats, params):
+        return self.params_from_statistics(stats, params)
+
+    def params_from_statistics(self, stats, params):
         try:
-            step = params_from_statistics(*stats, self.reg_covar, self.covariance_type, params,
-                                          self.prior)
+            step = params_from_statistics(stats.nk, stats.means, stats.second, self.reg_covar,
+                                          self.covariance_type, params, self.prior)
         except DegenerateCovarianceError as exc:
             raise DegenerateCovarianceError(f"{exc} (EM iteration {self.iteration})") from None
         fresh = [int(k) for k in step.empty if k not in self.reported_empty]
@@ -435,7 +582,7 @@ class _MixtureEM:
             self.reported_empty.update(fresh)
             self.empty_events.append((self.iteration, fresh))
         # The driver allows the next objective to fall by this much (see EMModel).
-        self.m_step_slack = step.ridge_deficit / self.total_weight(X)
+        self.m_step_slack = step.ridge_deficit / stats.weight
         return step.params
 
 
@@ -592,24 +739,33 @@ class GaussianMixture(ParamsMixin):
         self.verbose = verbose
         self.on_decrease = on_decrease
 
-    def _make_model(self, X, sample_weight=None):
-        n, d = X.shape
-        sample_weight = check_sample_weight(sample_weight, n)
+    def _check_settings(self):
+        """The checks that need no data; returns n_components."""
         check_int(self.verbose, "verbose", low=0)
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
         k = check_int(self.n_components, "n_components", low=1)
-        if k > n:
-            raise ValueError(f"n_components={k} must be <= n_samples={n}.")
         check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         check_em_options(self.max_iter, self.tol, self.on_decrease)
         check_int(self.n_init, "n_init", low=1)
-        reg = check_scalar(self.reg_covar, "reg_covar", low=0.0)
+        check_scalar(self.reg_covar, "reg_covar", low=0.0)
         check_option(self.init_params, "init_params", INIT_PARAMS)
+        check_option(self.missing, "missing", MISSING)
+        return k
+
+    def _make_model(self, X, sample_weight=None):
+        k = self._check_settings()
+        chunked = isinstance(X, ChunkedData)
+        n, d = (X.n_samples, X.n_features) if chunked else X.shape
+        if not chunked:  # chunked data carry their weights chunk by chunk
+            sample_weight = check_sample_weight(sample_weight, n)
+        if k > n:
+            raise ValueError(f"n_components={k} must be <= n_samples={n}.")
+        reg = check_scalar(self.reg_covar, "reg_covar", low=0.0)
         w = None if self.weights_init is None else check_weights(self.weights_init, k)
         m = None if self.means_init is None else check_means(self.means_init, k, d)
         p = None if self.precisions_init is None else self._check_precisions_init(k, d)
-        groups = _missing.patterns(X) if _missing.has_nan(X) else None
+        groups = _missing.patterns(X) if not chunked and _missing.has_nan(X) else None
         Xc = X if groups is None else np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         prior = resolve_prior(self.prior, Xc, sample_weight, k, self.covariance_type)
         return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight, prior,
@@ -642,34 +798,43 @@ class GaussianMixture(ParamsMixin):
             the repeated rows, and scaling all weights changes nothing.
             ``lower_bounds_`` is then the weighted mean log-likelihood.
         """
-        self._fit(self._check_fit_X(X), sample_weight)
+        self._fit(*self._check_fit_X(X, sample_weight))
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then label X with the fitted model (the same as ``fit(X).predict(X)``)."""
-        X = self._check_fit_X(X)
+        X, sample_weight = self._check_fit_X(X, sample_weight)
         self._fit(X, sample_weight)
         return self._predict(X)
 
     _NAN_HINT = ("; or let GaussianMixture(missing='marginalize') fit with them (the E-step then "
                  "uses the marginal density of the observed coordinates)")
 
-    def _check_fit_X(self, X):
-        check_option(self.missing, "missing", MISSING)
-        X = check_array(X, min_samples=2, allow_nan=self.missing == "marginalize",
-                        nan_hint=self._NAN_HINT)
-        if self.missing == "marginalize":
+    def _check_fit_X(self, X, sample_weight=None):
+        """``(X, sample_weight)`` checked; a Dask array becomes a checked :class:`DaskData`."""
+        self._check_settings()
+        marginalize = self.missing == "marginalize"
+        if is_dask_array(X):
+            X = DaskData(X, per_row={"sample_weight": sample_weight}, allow_nan=marginalize,
+                         min_samples=2, nan_hint=self._NAN_HINT)
+            return X, None
+        if is_dask_array(sample_weight):
+            raise ValueError("sample_weight is a Dask array but X is not; pass both as Dask arrays "
+                             "(chunked alike) or both in memory.")
+        X = check_array(X, min_samples=2, allow_nan=marginalize, nan_hint=self._NAN_HINT)
+        if marginalize:
             blank = np.flatnonzero(np.isnan(X).all(axis=0))
             if blank.size:
                 raise ValueError(f"X has {blank.size} column(s) with no observed value, e.g. column "
                                  f"{blank[0]}; nothing can be estimated for it: drop it.")
-        return X
+        return X, sample_weight
 
     def _fit(self, X, sample_weight=None):
         model = self._make_model(X, sample_weight)
         warm = None
         if self.warm_start and hasattr(self, "weights_"):
-            if self.n_features_in_ != X.shape[1] or self.covariance_type != self._fitted_type:
+            n_features = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
+            if self.n_features_in_ != n_features or self.covariance_type != self._fitted_type:
                 raise ValueError(
                     "warm_start needs X with the fitted number of features and the fitted "
                     "covariance_type; set warm_start=False to start afresh."
@@ -698,7 +863,7 @@ class GaussianMixture(ParamsMixin):
         self.n_iter_ = result.n_iter
         self.lower_bounds_ = result.lower_bounds
         self.lower_bound_ = float(result.lower_bounds[-1])
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
         self._fitted_type = params.covariance_type
 
     def _warn_if_held_up_by_ridge(self, params):
@@ -743,22 +908,34 @@ class GaussianMixture(ParamsMixin):
         return log_norm, np.exp(log_prob - log_norm[:, None])
 
     def score_samples(self, X):
-        """Log-likelihood ``log p(x_i)`` of each row, shape (n_samples,)."""
+        """Log-likelihood ``log p(x_i)`` of each row, shape (n_samples,).
+
+        A Dask array gives a lazy Dask array, computed chunk by chunk (as do
+        :meth:`predict` and :meth:`predict_proba`).
+        """
+        if is_dask_array(X):
+            return map_rows(self.score_samples, X, np.float64)
         return self._log_prob_resp(self._check_X(X))[0]
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of X."""
-        return float(np.mean(self.score_samples(X)))
+        return float(np.mean(self.score_samples(X)))  # a Dask array's mean computes it
 
     def predict_proba(self, X):
         """Responsibilities ``p(z_i = k | x_i)``, shape (n_samples, n_components)."""
+        if is_dask_array(X):
+            return map_rows(self.predict_proba, X, np.float64, self.n_components)
         return self._log_prob_resp(self._check_X(X))[1]
 
     def predict(self, X):
         """The most probable component of each row, shape (n_samples,)."""
+        if is_dask_array(X):
+            return map_rows(self.predict, X, np.int64)
         return self._predict(self._check_X(X))
 
     def _predict(self, X):
+        if isinstance(X, ChunkedData):  # fit_predict on a Dask array
+            return map_rows(self.predict, X.X, np.int64)
         if _missing.has_nan(X):
             return self._log_prob_resp(X)[1].argmax(axis=1)
         return weighted_log_prob(X, MixtureParams.from_model(self)).argmax(axis=1)
