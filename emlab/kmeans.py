@@ -16,7 +16,8 @@ from ._validation import (
     check_random_state,
     check_scalar,
 )
-from .em import ChunkedData, SufficientStatistics
+from ._dask import DaskData, is_dask_array, map_rows
+from .em import SufficientStatistics
 from .exceptions import ConvergenceWarning
 
 
@@ -39,6 +40,36 @@ def _assign(X, centers, labels=None):
         assign_accumulate(X, np.ascontiguousarray(centers), n_blocks, labels, min_dist, counts,
                           sums, changed)
     return labels, min_dist, counts, sums, int(changed[0])
+
+
+SLICE_FLOATS = 1 << 17  # 1 MiB of float64 per temporary
+
+
+def _slice_rows(X):
+    return max(1, SLICE_FLOATS // max(1, X.shape[1]))
+
+
+def squared_distances(X, center):
+    """``||x_i - center||^2`` for every row, a slice of rows at a time.
+
+    Row by row the same arithmetic as ``((X - center) ** 2).sum(axis=1)``, but
+    no temporary the size of X: a memory-mapped X is streamed, not copied.
+    """
+    n, step = X.shape[0], _slice_rows(X)
+    out = np.empty(n)
+    for i in range(0, n, step):
+        out[i:i + step] = ((X[i:i + step] - center) ** 2).sum(axis=1)
+    return out
+
+
+def mean_variance(X):
+    """The mean over features of the variance of each, a slice of rows at a time."""
+    n, step = X.shape[0], _slice_rows(X)
+    mean = X.mean(axis=0)
+    total = np.zeros(X.shape[1])
+    for i in range(0, n, step):
+        total += ((X[i:i + step] - mean) ** 2).sum(axis=0)
+    return float(np.mean(total / n))
 
 
 def _too_few_distinct(n_clusters):
@@ -67,7 +98,7 @@ def kmeans_plusplus(X, n_clusters, rng, n_local_trials=None):
         n_local_trials = 2 + int(math.log(n_clusters))
     indices = np.empty(n_clusters, dtype=np.int64)
     indices[0] = rng.integers(n)
-    closest = ((X - X[indices[0]]) ** 2).sum(axis=1)
+    closest = squared_distances(X, X[indices[0]])
     for c in range(1, n_clusters):
         cumulative = np.cumsum(closest)
         potential = cumulative[-1]
@@ -77,7 +108,7 @@ def kmeans_plusplus(X, n_clusters, rng, n_local_trials=None):
         candidates = np.minimum(np.searchsorted(cumulative, draws, side="right"), n - 1)
         best_pot, best_closest, best_idx = np.inf, None, -1
         for idx in candidates:
-            trial = np.minimum(closest, ((X - X[idx]) ** 2).sum(axis=1))
+            trial = np.minimum(closest, squared_distances(X, X[idx]))
             pot = trial.sum()
             if pot < best_pot:
                 best_pot, best_closest, best_idx = pot, trial, idx
@@ -246,6 +277,9 @@ class KMeans(ParamsMixin):
         Relative tolerance: the run stops when the centres move by at most
         ``tol`` times the mean feature variance of X (sum of squared shifts).
     random_state : None, int or numpy.random.Generator
+    learning_decay, learning_offset : float, default=0.7, 10.0
+        Step sizes of :meth:`partial_fit`, as in
+        :class:`~emlab.GaussianMixture`.
 
     Attributes
     ----------
@@ -255,6 +289,8 @@ class KMeans(ParamsMixin):
         Sum of squared distances of the samples to their centres.
     n_iter_ : int
     converged_ : bool
+    n_steps_ : int
+        Set by :meth:`partial_fit`: the number of batches seen.
 
     Notes
     -----
@@ -277,19 +313,22 @@ class KMeans(ParamsMixin):
     _estimator_type = "clusterer"
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
-                 tol=1e-4, random_state=None):
+                 tol=1e-4, random_state=None, learning_decay=0.7, learning_offset=10.0):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
-    def _check_params(self, X):
+    def _check_params(self, X, n_rows=None):
         n_clusters = check_int(self.n_clusters, "n_clusters", low=1)
-        if n_clusters > X.shape[0]:
+        n_rows = X.shape[0] if n_rows is None else n_rows
+        if n_clusters > n_rows:
             raise ValueError(
-                f"n_clusters={n_clusters} must be <= n_samples={X.shape[0]}."
+                f"n_clusters={n_clusters} must be <= n_samples={n_rows}."
             )
         max_iter = check_int(self.max_iter, "max_iter", low=1)
         tol = check_scalar(self.tol, "tol", low=0.0)
@@ -322,11 +361,21 @@ class KMeans(ParamsMixin):
         return distinct[rng.choice(distinct.shape[0], n_clusters, replace=False)]
 
     def fit(self, X, y=None):
-        """Cluster X. ``y`` is ignored."""
+        """Cluster X. ``y`` is ignored.
+
+        X may be a Dask array: each Lloyd step is then one task per chunk of
+        rows (counts and sums per cluster come back, X is never gathered),
+        the seeds come from a uniform sample of rows (at most
+        ``max(10000, 1000 * n_clusters)``), convergence is on the centres'
+        shift alone (the labels are not kept between steps), and ``labels_``
+        is a lazy Dask array.
+        """
+        if is_dask_array(X):
+            return self._fit_chunked(DaskData(X))
         X = check_array(X)
         n_clusters, init, n_init, max_iter, tol = self._check_params(X)
         rng = check_random_state(self.random_state)
-        abs_tol = tol * float(np.mean(np.var(X, axis=0)))
+        abs_tol = tol * mean_variance(X)
         best = None
         for _ in range(n_init):
             centers = self._seed(X, n_clusters, init, rng)
@@ -334,17 +383,84 @@ class KMeans(ParamsMixin):
             if best is None or run[2] < best[2]:
                 best = run
         centers, labels, inertia, n_iter, converged = best
+        self._set_fitted(centers, inertia, n_iter, converged, X.shape[1], max_iter)
+        self.labels_ = labels
+        return self
+
+    def _set_fitted(self, centers, inertia, n_iter, converged, n_features, max_iter):
         if not converged:
             warnings.warn(
                 f"k-means did not converge in max_iter={max_iter} iterations; "
-                f"raise max_iter or tol.", ConvergenceWarning, stacklevel=2,
+                f"raise max_iter or tol.", ConvergenceWarning, stacklevel=3,
             )
         self.cluster_centers_ = centers
-        self.labels_ = labels
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self.converged_ = converged
+        self.n_features_in_ = n_features
+
+    def _fit_chunked(self, data):
+        rng = check_random_state(self.random_state)
+        k = check_int(self.n_clusters, "n_clusters", low=1)
+        sample = data.sample_rows(max(10_000, 1000 * k), rng)
+        n_clusters, init, n_init, max_iter, tol = self._check_params(sample, n_rows=data.n_samples)
+        abs_tol = tol * mean_variance(sample)
+        best = None
+        for _ in range(n_init):
+            run = lloyd_chunked(data, self._seed(sample, n_clusters, init, rng), max_iter, abs_tol)
+            if best is None or run[1] < best[1]:
+                best = run
+        centers, inertia, n_iter, converged = best
+        self._set_fitted(centers, inertia, n_iter, converged, data.n_features, max_iter)
+        self.labels_ = map_rows(self.predict, data.X, np.int64)
+        return self
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (mini-batch) k-means on a batch of rows. Returns self.
+
+        The stepwise update of :meth:`emlab.GaussianMixture.partial_fit`
+        applied to k-means' statistics: per-sample cluster counts and sums
+        are averaged, ``s <- s + g_t (s_batch - s)`` with
+        ``g_t = (t + learning_offset)^(-learning_decay)``, and the centres are
+        ``sums / counts``. The first call seeds from its batch (``init``). A
+        cluster empty in the first batch moves to a far row of it. The
+        inertia need not fall from batch to batch; ``inertia_`` is the last
+        batch's (under the centres it was given) and ``n_steps_`` counts the
+        calls.
+        """
+        decay = check_scalar(self.learning_decay, "learning_decay", low=0.0)
+        if not 0.5 < decay <= 1.0:
+            raise ValueError(f"learning_decay must be in (0.5, 1]; got {decay}.")
+        offset = check_scalar(self.learning_offset, "learning_offset", low=0.0)
+        first = getattr(self, "_online", None) is None
+        X = check_array(X, n_features=None if first else self.n_features_in_)
+        if sample_weight is not None:
+            from ._validation import check_sample_weight
+            sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        if first:
+            n_clusters, init, _, _, _ = self._check_params(X)
+            if hasattr(self, "cluster_centers_") and self.cluster_centers_.shape[1] == X.shape[1]:
+                centers = self.cluster_centers_
+            else:
+                centers = self._seed(X, n_clusters, init, check_random_state(self.random_state))
+            self.n_steps_ = 0
+        else:
+            centers, running = self._online
+        batch = lloyd_statistics(X, centers, sample_weight)
+        per_sample = (1.0 / batch.weight) * batch
+        if first:
+            running = per_sample
+        else:
+            g = (self.n_steps_ + offset) ** (-decay)
+            running = (1.0 - g) * running + g * per_sample
+        centers = centers_from_statistics(running, centers, centers.shape[0])[0]
+        self.n_steps_ += 1
+        self.cluster_centers_ = centers
+        self.inertia_ = -batch.objective
+        self.n_iter_ = self.n_steps_
+        self.converged_ = False
         self.n_features_in_ = X.shape[1]
+        self._online = (centers, running)
         return self
 
     def fit_predict(self, X, y=None):
@@ -355,13 +471,15 @@ class KMeans(ParamsMixin):
         return check_array(X, n_features=self.n_features_in_)
 
     def predict(self, X):
-        """Index of the nearest centre for each row of X."""
+        """Index of the nearest centre for each row of X (lazily, chunk by chunk, for a Dask array)."""
+        if is_dask_array(X):
+            return map_rows(self.predict, X, np.int64)
         return _assign(self._check_X(X), self.cluster_centers_)[0]
 
     def transform(self, X):
         """Euclidean distances from each row of X to every centre, shape (n_samples, n_clusters)."""
         X = self._check_X(X)
-        return np.sqrt(np.column_stack([((X - c) ** 2).sum(axis=1) for c in self.cluster_centers_]))
+        return np.sqrt(np.column_stack([squared_distances(X, c) for c in self.cluster_centers_]))
 
     def score(self, X, y=None):
         """Minus the inertia of X under the fitted centres (higher is better)."""

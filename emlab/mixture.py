@@ -24,7 +24,7 @@ from ._validation import (
 )
 from .em import ChunkedData, SufficientStatistics, check_em_options, fit_em
 from .exceptions import DegenerateCovarianceError, DegenerateCovarianceWarning, EmptyComponentWarning
-from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked
+from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked, squared_distances
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 #: Chunked data (Dask) seed on a uniform sample of this many rows per component ...
@@ -425,7 +425,7 @@ def _start_statistics(X, start, sample_weight=None):
 
 def _nearest(X, centers):
     """Index of the nearest centre of every row (squared Euclidean distance)."""
-    d2 = np.column_stack([((X - c) ** 2).sum(axis=1) for c in centers])
+    d2 = np.column_stack([squared_distances(X, c) for c in centers])
     return d2.argmin(axis=1)
 
 
@@ -483,8 +483,7 @@ class _MixtureEM:
                     )
                 seeds = distinct[rng.choice(distinct.shape[0], k, replace=False)]
             # Each sample goes to its nearest seed (one Lloyd assignment).
-            d2 = np.column_stack([((X - s) ** 2).sum(axis=1) for s in seeds])
-            labels = d2.argmin(axis=1)
+            labels = _nearest(X, seeds)
         resp = np.zeros((n, k))
         resp[np.arange(n), labels] = 1.0 if w is None else w
         return resp
@@ -664,6 +663,12 @@ class GaussianMixture(ParamsMixin):
         each M-step computes that deficit exactly and the check allows it
         (scikit-learn's EM falls by the same amounts, unchecked). Only a fall
         beyond it is reported.
+    learning_decay : float in (0.5, 1], default=0.7
+        Online EM (:meth:`partial_fit`): the exponent of the step sizes
+        ``g_t = (t + learning_offset)^(-learning_decay)`` (names as in
+        scikit-learn's ``LatentDirichletAllocation``).
+    learning_offset : float >= 0, default=10.0
+        Online EM: damps the first steps, so early batches do not dominate.
 
     Attributes
     ----------
@@ -688,9 +693,24 @@ class GaussianMixture(ParamsMixin):
         Mean log-likelihood per sample at each iteration of the best run:
         entry t is that of the parameters after t M-steps (entry 0: the start).
     n_features_in_ : int
+    n_steps_ : int
+        Set by :meth:`partial_fit`: the number of batches seen.
 
     Notes
     -----
+    ``fit`` also takes a Dask array (and ``sample_weight`` as one): each
+    E-step is then one task per chunk of rows, on the workers of the active
+    ``distributed.Client``, and only the sufficient statistics
+    (:class:`GaussianStatistics`, O(K d^2) numbers per chunk) come back; X is
+    checked in one pass (a NaN is named by chunk and row), persisted, and
+    never gathered. From the same start the iterates equal the in-memory
+    fit's to round-off. The initialisation seeds k-means++ (or picks rows)
+    on a uniform sample of at most ``max(10000, 1000 * n_components)`` rows
+    and, for 'kmeans', runs Lloyd's algorithm over all the chunks; so it
+    differs from the in-memory start. ``n_init`` restarts share one pass
+    over the chunks per iteration. A read-only memory map
+    (``np.load(path, mmap_mode="r")``) is read in place, without a copy.
+
     Each EM iteration is one fused pass over X (Numba, parallel over fixed
     blocks of rows, so results do not depend on the thread count): the
     log-densities, a max-shifted log-sum-exp and the responsibilities of a
@@ -721,7 +741,8 @@ class GaussianMixture(ParamsMixin):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, prior=None, missing="error",
-                 random_state=None, warm_start=False, verbose=0, on_decrease="warn"):
+                 random_state=None, warm_start=False, verbose=0, on_decrease="warn",
+                 learning_decay=0.7, learning_offset=10.0):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -738,6 +759,8 @@ class GaussianMixture(ParamsMixin):
         self.warm_start = warm_start
         self.verbose = verbose
         self.on_decrease = on_decrease
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     def _check_settings(self):
         """The checks that need no data; returns n_components."""
@@ -844,27 +867,113 @@ class GaussianMixture(ParamsMixin):
                         max_iter=self.max_iter, tol=self.tol, init=warm,
                         random_state=check_random_state(self.random_state),
                         on_decrease=self.on_decrease, verbose=self.verbose)
+        self._warn_empty(model)
+        self._set_fitted(result.params, X)
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bounds_ = result.lower_bounds
+        self.lower_bound_ = float(result.lower_bounds[-1])
+        self.__dict__.pop("_online", None)  # a later partial_fit starts from these parameters
+
+    def _warn_empty(self, model):
         for iteration, comps in model.empty_events:
             fate = ("their mean and covariance went to the prior's mode" if self.prior is not None
                     else "their mean and covariance are frozen")
             warnings.warn(
                 f"component(s) {comps} received no responsibility at iteration {iteration}; "
                 f"their weight is now 0 and {fate}. Consider fewer components.",
-                EmptyComponentWarning, stacklevel=2,
+                EmptyComponentWarning, stacklevel=3,
             )
-        params = result.params
+        model.empty_events.clear()
+
+    def _set_fitted(self, params, X):
         self._warn_if_held_up_by_ridge(params)
         self.weights_ = params.weights
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
         self.precisions_ = params.model.precisions(params.precisions_cholesky)
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.lower_bounds_ = result.lower_bounds
-        self.lower_bound_ = float(result.lower_bounds[-1])
         self.n_features_in_ = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
         self._fitted_type = params.covariance_type
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (stepwise) EM on a batch of rows. Returns self.
+
+        Stepwise EM (Cappé and Moulines, 2009) keeps a running average ``s``
+        of the per-sample sufficient statistics and, for the t-th batch (t =
+        1, 2, ...), moves it towards the batch's statistics under the current
+        parameters,
+
+            ``s <- s + g_t (s_batch - s)``,  ``g_t = (t + learning_offset)^(-learning_decay)``,
+
+        then runs the ordinary M-step on ``s``. The first call initialises
+        from its batch (with ``init_params``, or the ``*_init`` values), or
+        from the fitted parameters if :meth:`fit` ran before, and sets ``s``
+        to the batch's statistics. With ``learning_decay`` in (0.5, 1] the
+        steps satisfy Robbins and Monro's conditions (their sum diverges,
+        the sum of their squares does not) and the estimates converge to a
+        stationary point of the expected log-likelihood.
+
+        Every M-step is the ordinary one, so the parameters are always valid
+        (weights on the simplex, covariances symmetric positive definite) and
+        ``reg_covar`` and ``prior`` hold; the prior weighs as against one
+        batch (the statistics are scaled to the batch's weight). **The
+        monotonicity guard does not apply**: each step climbs a noisy
+        estimate of Q from one batch, and the log-likelihood of the data seen
+        so far can fall (the book's chapter "EM at scale" shows a run where it
+        does). ``lower_bounds_`` records each batch's mean log-likelihood
+        under the parameters it was given, and ``n_steps_`` counts the calls.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch (a Dask array works too: its statistics are reduced from
+            its chunks).
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+        """
+        decay = check_scalar(self.learning_decay, "learning_decay", low=0.0)
+        if not 0.5 < decay <= 1.0:
+            raise ValueError(f"learning_decay must be in (0.5, 1] (Robbins-Monro: the steps "
+                             f"g_t = (t + learning_offset)^-learning_decay must have a divergent "
+                             f"sum and a convergent sum of squares); got {decay}.")
+        offset = check_scalar(self.learning_offset, "learning_offset", low=0.0)
+        X, sample_weight = self._check_fit_X(X, sample_weight)
+        online = getattr(self, "_online", None)
+        if online is None:
+            model = self._make_model(X, sample_weight)
+            if hasattr(self, "weights_"):
+                n_features = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
+                if self.n_features_in_ != n_features or self.covariance_type != self._fitted_type:
+                    raise ValueError("partial_fit after fit needs X with the fitted number of "
+                                     "features and the fitted covariance_type.")
+                params = MixtureParams.from_model(self)
+            else:
+                params = model.init_params(X, check_random_state(self.random_state))
+            model.sample_weight, model.groups = None, None  # the first batch's; not kept
+            self.lower_bounds_ = np.empty(0)
+            self.n_steps_ = 0
+        else:
+            model, params, running = online
+        batch = (X.map_reduce(model.statistics, [params])[0] if isinstance(X, ChunkedData)
+                 else chunk_statistics(X, params, check_sample_weight(sample_weight, X.shape[0])))
+        objective = model.objective(batch, params)
+        per_sample = (1.0 / batch.weight) * batch
+        if online is None:
+            running = per_sample
+        else:
+            g = (self.n_steps_ + offset) ** (-decay)
+            running = (1.0 - g) * running + g * per_sample
+        params = model.params_from_statistics(batch.weight * running, params)
+        self._warn_empty(model)
+        self._set_fitted(params, X)
+        self.n_steps_ += 1
+        self.lower_bounds_ = np.append(self.lower_bounds_, objective)
+        self.lower_bound_ = float(objective)
+        self.n_iter_ = self.n_steps_
+        self.converged_ = False
+        self._online = (model, params, running)
+        return self
 
     def _warn_if_held_up_by_ridge(self, params):
         """Name the components whose covariance is nonsingular only thanks to ``reg_covar``.
@@ -1005,7 +1114,8 @@ class GaussianMixture(ParamsMixin):
 
     _FORMAT = "emlab.GaussianMixture/1"
     _SCALAR_PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
-                      "init_params", "missing", "warm_start", "verbose", "on_decrease")
+                      "init_params", "missing", "warm_start", "verbose", "on_decrease",
+                      "learning_decay", "learning_offset")
 
     def save(self, path):
         """Write the fitted model to a ``.npz`` file: arrays and JSON text, no pickle.
