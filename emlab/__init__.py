@@ -6,7 +6,7 @@ are checked with (:mod:`emlab.theory`).
 """
 
 from . import datasets, plotting, theory
-from .em import EMResult, fit_em, run_em
+from .em import ChunkList, EMResult, SufficientStatistics, fit_em, run_em
 from .exceptions import (
     ConvergenceWarning,
     DegenerateCovarianceError,
@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CategoricalHMM",
+    "ChunkList",
     "ConvergenceWarning",
     "DegenerateCovarianceError",
     "DegenerateCovarianceWarning",
@@ -39,6 +40,7 @@ __all__ = [
     "NotFittedError",
     "PoissonHMM",
     "Selection",
+    "SufficientStatistics",
     "datasets",
     "fit_em",
     "plotting",

@@ -185,12 +185,34 @@ class EMModel(Protocol):
     (responsibilities, sufficient statistics, ...).
     ``m_step(X, expectations, params)`` returns the next parameters.
 
-    Optionally, after ``m_step`` the model may set an attribute
-    ``m_step_slack`` (a float >= 0, per sample): how far that M-step may fall
-    short of maximising Q. Exact EM has slack 0; a regularised M-step (such as
-    a Gaussian mixture's ``reg_covar``) has a computable one. By the identity
-    ``l(t') - l(t) = Q(t'|t) - Q(t|t) + KL >= -slack``, the objective may then
-    fall by up to the slack, and the guard allows exactly that much.
+    **The sufficient-statistics protocol.** Instead of (or beside) ``e_step``
+    and ``m_step``, a model may implement
+
+    * ``statistics(X_chunk, params)``, returning a
+      :class:`SufficientStatistics`: the chunk's total log-likelihood
+      (``objective``), its number of samples or total weight (``weight``) and
+      its expected sufficient statistics, which add over chunks;
+    * ``params_from_statistics(stats, params)``: the M-step from the sum;
+    * optionally ``log_prior(params)`` (MAP-EM; added to the summed
+      objective before dividing by the weight) or ``objective(stats,
+      params)`` (the objective per sample, replacing that rule).
+
+    The driver then computes each E-step as the sum of the chunks'
+    statistics, which is exactly the E-step of the whole data: on a
+    :class:`ChunkedData` (a Dask array's chunks, on the workers), or in one
+    piece for an array. Such a model is distributed (``fit`` with a Dask
+    array) and online (stepwise EM mixes the statistics) with no more code.
+    ``statistics`` may run in another process: keep large arrays out of the
+    model object. ``init_params`` then receives the :class:`ChunkedData`
+    (its ``sample_rows`` and ``map_reduce`` never gather X).
+
+    Optionally, after ``m_step`` (or ``params_from_statistics``) the model may
+    set an attribute ``m_step_slack`` (a float >= 0, per sample): how far that
+    M-step may fall short of maximising Q. Exact EM has slack 0; a
+    regularised M-step (such as a Gaussian mixture's ``reg_covar``) has a
+    computable one. By the identity ``l(t') - l(t) = Q(t'|t) - Q(t|t) + KL >=
+    -slack``, the objective may then fall by up to the slack, and the guard
+    allows exactly that much.
     """
 
     def init_params(self, X, rng): ...
@@ -388,7 +410,10 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
     Parameters
     ----------
     model : EMModel
-    X : array-like
+    X : array-like or ChunkedData
+        Chunked data need a model with the statistics protocol (see
+        :class:`EMModel`); their ``n_init`` runs then advance in lockstep,
+        sharing one pass over the chunks per iteration.
     n_init : int, default=1
         Number of starts; the run with the highest final objective is kept.
     max_iter, tol, on_decrease, decrease_rtol, verbose

@@ -372,13 +372,14 @@ class GaussianStatistics(SufficientStatistics):
         return {"nk": factor * self.nk, "means": self.means, "second": factor * self.second}
 
 
-def chunk_statistics(X, params, sample_weight=None, groups=None):
+def chunk_statistics(X, params, sample_weight=None, groups=None, complete=False):
     """The :class:`GaussianStatistics` of X under ``params``, in one pass over X.
 
     Rows with NaN (missing values) take the marginal E-step of
-    :mod:`emlab._missing`; ``groups`` are their patterns when already known.
+    :mod:`emlab._missing`; ``groups`` are their patterns when already known,
+    and ``complete=True`` says that X has none (skipping the search).
     """
-    if groups is None and _missing.has_nan(X):
+    if groups is None and not complete and _missing.has_nan(X):
         groups = _missing.patterns(X)
     if groups is None:
         loglik, nk, means, second = fused_statistics(X, params, sample_weight)
@@ -455,6 +456,7 @@ class _MixtureEM:
         self.reported_empty = set()
         self.iteration = 0
         self.m_step_slack = 0.0
+        self.complete = False  # True when X was checked to hold no NaN (missing='error')
 
     def _initial_resp(self, X, rng):
         """Initial responsibilities (times the sample weights)."""
@@ -548,7 +550,7 @@ class _MixtureEM:
 
     def statistics(self, X, params, sample_weight=None):
         """The chunk's :class:`GaussianStatistics` (see :class:`~emlab.em.EMModel`)."""
-        return chunk_statistics(X, params, sample_weight)
+        return chunk_statistics(X, params, sample_weight, complete=self.complete)
 
     def log_prior(self, params):
         return log_prior(params, self.prior)
@@ -564,7 +566,8 @@ class _MixtureEM:
         return (stats.objective + log_prior(params, self.prior)) / stats.weight
 
     def e_step(self, X, params):
-        stats = chunk_statistics(X, params, self.sample_weight, self.groups)
+        stats = chunk_statistics(X, params, self.sample_weight, self.groups,
+                                 complete=self.groups is None)
         return self.objective(stats, params), stats
 
     def m_step(self, X, stats, params):
@@ -791,8 +794,10 @@ class GaussianMixture(ParamsMixin):
         groups = _missing.patterns(X) if not chunked and _missing.has_nan(X) else None
         Xc = X if groups is None else np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         prior = resolve_prior(self.prior, Xc, sample_weight, k, self.covariance_type)
-        return _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight, prior,
-                          groups)
+        model = _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight,
+                           prior, groups)
+        model.complete = self.missing != "marginalize"  # X was checked: it holds no NaN
+        return model
 
     def _check_precisions_init(self, k, d):
         model = MODELS[self.covariance_type]
