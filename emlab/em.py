@@ -464,8 +464,11 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
                      **options) for i in range(n_init)]
         while not all(run.done for run in runs):
             active = [run for run in runs if not run.done]
-            for run, (objective, stats) in zip(active, _e_steps(model, X, [r.params for r in active])):
-                run.advance(objective, stats, X)
+            stats_list = X.map_reduce(model.statistics, [run.params for run in active])
+            for run, stats in zip(active, stats_list):
+                if hasattr(model, "iteration"):  # the model's messages name this run's iteration
+                    model.iteration = run.n_iter
+                run.advance(_objective(model, stats, run.params), stats, X)
         results = [run.result() for run in runs]
     else:
         results = []

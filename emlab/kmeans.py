@@ -371,6 +371,7 @@ class KMeans(ParamsMixin):
         is a lazy Dask array.
         """
         if is_dask_array(X):
+            self._check_params(np.empty((0, X.shape[-1])), n_rows=np.inf)  # before any pass
             return self._fit_chunked(DaskData(X))
         X = check_array(X)
         n_clusters, init, n_init, max_iter, tol = self._check_params(X)
@@ -478,9 +479,16 @@ class KMeans(ParamsMixin):
 
     def transform(self, X):
         """Euclidean distances from each row of X to every centre, shape (n_samples, n_clusters)."""
+        if is_dask_array(X):
+            return map_rows(self.transform, X, np.float64, self.cluster_centers_.shape[0])
         X = self._check_X(X)
         return np.sqrt(np.column_stack([squared_distances(X, c) for c in self.cluster_centers_]))
 
     def score(self, X, y=None):
         """Minus the inertia of X under the fitted centres (higher is better)."""
-        return -float(_assign(self._check_X(X), self.cluster_centers_)[1].sum())
+        if is_dask_array(X):
+            return -float(map_rows(self._min_distances, X, np.float64).sum())
+        return -float(self._min_distances(X).sum())
+
+    def _min_distances(self, X):
+        return _assign(self._check_X(X), self.cluster_centers_)[1]

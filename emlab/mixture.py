@@ -1010,6 +1010,11 @@ class GaussianMixture(ParamsMixin):
 
     def _check_X(self, X):
         check_is_fitted(self, "weights_")
+        if is_dask_array(X):  # checked chunk by chunk where it is used, never gathered
+            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X must have shape (n_samples, {self.n_features_in_}); got "
+                                 f"{X.shape}.")
+            return X
         return check_array(X, n_features=self.n_features_in_, allow_nan=self.missing == "marginalize",
                            nan_hint=self._NAN_HINT)
 
@@ -1028,7 +1033,7 @@ class GaussianMixture(ParamsMixin):
         :meth:`predict` and :meth:`predict_proba`).
         """
         if is_dask_array(X):
-            return map_rows(self.score_samples, X, np.float64)
+            return map_rows(self.score_samples, self._check_X(X), np.float64)
         return self._log_prob_resp(self._check_X(X))[0]
 
     def score(self, X, y=None):
@@ -1038,13 +1043,13 @@ class GaussianMixture(ParamsMixin):
     def predict_proba(self, X):
         """Responsibilities ``p(z_i = k | x_i)``, shape (n_samples, n_components)."""
         if is_dask_array(X):
-            return map_rows(self.predict_proba, X, np.float64, self.n_components)
+            return map_rows(self.predict_proba, self._check_X(X), np.float64, self.n_components)
         return self._log_prob_resp(self._check_X(X))[1]
 
     def predict(self, X):
         """The most probable component of each row, shape (n_samples,)."""
         if is_dask_array(X):
-            return map_rows(self.predict, X, np.int64)
+            return map_rows(self.predict, self._check_X(X), np.int64)
         return self._predict(self._check_X(X))
 
     def _predict(self, X):
@@ -1069,12 +1074,16 @@ class GaussianMixture(ParamsMixin):
         parameters (scikit-learn's convention and sign).
         """
         X = self._check_X(X)
-        return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+        return -2.0 * self._total_log_likelihood(X) + self._n_parameters() * np.log(X.shape[0])
 
     def aic(self, X):
         """Akaike information criterion, ``-2 log L + 2 p``: lower is better."""
         X = self._check_X(X)
-        return -2.0 * self.score(X) * X.shape[0] + 2.0 * self._n_parameters()
+        return -2.0 * self._total_log_likelihood(X) + 2.0 * self._n_parameters()
+
+    def _total_log_likelihood(self, X):
+        """``sum_i log p(x_i)``; a Dask array is reduced chunk by chunk."""
+        return float(self.score_samples(X).sum())
 
     def icl(self, X):
         """Integrated completed likelihood (Biernacki, Celeux and Govaert, 2000): lower is better.
@@ -1086,10 +1095,17 @@ class GaussianMixture(ParamsMixin):
         most-probable labels instead, which is never larger.
         """
         X = self._check_X(X)
+        if is_dask_array(X):
+            entropy = float(map_rows(self._entropies, X, np.float64).sum())
+        else:
+            entropy = float(np.sum(self._entropies(X)))
+        return self.bic(X) + 2.0 * entropy
+
+    def _entropies(self, X):
+        """``-sum_k r_ik log r_ik`` of each row."""
         resp = self.predict_proba(X)
         with np.errstate(divide="ignore", invalid="ignore"):
-            entropy = -float(np.sum(np.where(resp > 0, resp * np.log(resp), 0.0)))
-        return self.bic(X) + 2.0 * entropy
+            return -np.sum(np.where(resp > 0, resp * np.log(resp), 0.0), axis=1)
 
     # ----------------------------------------------------------------------- sampling
 

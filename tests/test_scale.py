@@ -392,3 +392,23 @@ def test_read_only_memmap_is_read_in_place(estimator, tmp_path):
     attr = "cluster_centers_" if estimator == "kmeans" else "means_"
     # read-only arrays run Numba's read-only specialisation of the kernels: equal to round-off
     np.testing.assert_allclose(getattr(got, attr), getattr(want, attr), rtol=1e-10, atol=1e-12)
+
+
+def test_inference_on_dask_arrays_is_lazy_and_equal(rng):
+    X = mixture_data(rng, n=3000)
+    dX = da.from_array(X, chunks=(700, 2))  # columns split too
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    lazy = gm.predict_proba(dX)
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_allclose(lazy.compute(), gm.predict_proba(X), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gm.score_samples(dX).compute(), gm.score_samples(X), rtol=1e-12)
+    np.testing.assert_array_equal(gm.predict(dX).compute(), gm.predict(X))
+    for criterion in ("bic", "aic", "icl"):
+        assert getattr(gm, criterion)(dX) == pytest.approx(getattr(gm, criterion)(X), rel=1e-12)
+    km = KMeans(3, random_state=0).fit(X)
+    np.testing.assert_allclose(km.transform(dX).compute(), km.transform(X), rtol=1e-12)
+    assert km.score(dX) == pytest.approx(km.score(X), rel=1e-12)
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 3\)"):
+        gm.predict(dX[:, :2])
+    with pytest.raises(ValueError, match="n_clusters must be >= 1"):
+        KMeans(0).fit(dX)  # settings are checked before any pass over the chunks
