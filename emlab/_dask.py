@@ -113,6 +113,8 @@ class DaskData(ChunkedData):
         rechunk = {1: -1} if len(X.chunks[1]) > 1 else {}
         if row_chunks is not None and tuple(row_chunks) != X.chunks[0]:
             rechunk[0] = tuple(row_chunks)
+        elif row_chunks is None and 0 in X.chunks[0] and n > 0:
+            rechunk[0] = tuple(c for c in X.chunks[0] if c > 0)  # a filter can empty a chunk
         if rechunk:
             X = X.rechunk(rechunk)
         X = X.map_blocks(_as_float64, dtype=np.float64)

@@ -212,6 +212,13 @@ def test_dask_chunks_split_by_columns_or_of_unknown_size(rng):
     unknown = dX[dX[:, 0] > -np.inf]  # boolean indexing leaves the chunk sizes unknown (NaN)
     assert np.isnan(unknown.chunks[0][0])
     assert_same_fit(a, GaussianMixture(3, **options).fit(unknown))
+    # a filter that empties whole chunks: those are dropped, the rest fit as in memory
+    keep = np.ones(X.shape[0], dtype=bool)
+    keep[500:1500] = False
+    filtered = dX[da.from_array(keep, chunks=500)]
+    assert 0 in filtered.compute_chunk_sizes().chunks[0]
+    assert_same_fit(GaussianMixture(3, **options).fit(X[keep]),
+                    GaussianMixture(3, **options).fit(filtered))
 
 
 def test_dask_nan_is_named_by_chunk_and_row(rng):
