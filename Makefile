@@ -15,7 +15,7 @@ help:
 	@echo "make book   - set up $(VENV) and build the book (every chapter executed)"
 	@echo "make test   - set up $(VENV) and run the tests, book chapters included"
 	@echo "make lab    - set up $(VENV) with JupyterLab and jupytext, and open the chapters"
-	@echo "make bench  - emlab against scikit-learn and hmmlearn, side by side (about 15 min measured; benchmarks/README.md)"
+	@echo "make bench  - emlab against scikit-learn, hmmlearn, Dask in-process and Spark, side by side (about 25 min; benchmarks/README.md)"
 	@echo "make demo   - k-means versus EM on the two classic samples (writes two_samples.png)"
 	@echo "make clean  - remove the built book, caches and Numba's compiled kernels"
 

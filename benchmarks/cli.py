@@ -47,6 +47,13 @@ def build_parser():
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory workers")
     parser.add_argument("--no-peer", action="store_true", help="run emlab alone")
     parser.add_argument("--no-cold-start", action="store_true", help="skip cold-start runs")
+    parser.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None,
+                        help="after the grid, run the scale-out benchmark (python -m "
+                             "benchmarks.scale: emlab on a Dask cluster against emlab in one "
+                             "process and Spark MLlib; its --quick sizes with --quick). On by "
+                             "default; off when --cases is given, unless --scale is")
+    parser.add_argument("--no-spark", action="store_true",
+                        help="run the scale-out benchmark without Spark")
     return parser
 
 
@@ -68,7 +75,8 @@ def settings_from_args(args, argv):
 
 
 def main(argv=None):
-    """Run the benchmarks, write the JSON and the plot, print the report. Returns 0."""
+    """Run the benchmarks, write the JSON and the plot, print the report; then the scale-out
+    benchmark (:mod:`benchmarks.scale`) unless skipped. Returns 0, or 1 if that run broke."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -89,5 +97,29 @@ def main(argv=None):
         log(f"wrote {plot_path}")
     except Exception as exc:  # the numbers matter more than the picture
         log(f"could not draw the plot: {type(exc).__name__}: {exc}")
-    print(format_report(results))
+    print(format_report(results), flush=True)
+    run_scale = args.scale if args.scale is not None else not args.cases
+    return _scale(args, out) if run_scale else 0
+
+
+def _scale(args, grid_out):
+    """The scale-out benchmark after the grid: 0, or 1 if its run broke (the grid is saved)."""
+    from . import scale
+
+    values = dict(scale.QUICK) if args.quick else {}
+    settings = scale.ScaleSettings(**values, spark=not args.no_spark,
+                                   command=["python", "-m", "benchmarks.scale"]
+                                   + (["--quick"] if args.quick else [])
+                                   + (["--no-spark"] if args.no_spark else []))
+    if args.out:
+        out = grid_out.with_name(f"{grid_out.stem}-scale.json")
+    else:
+        out = RESULTS / ("quick-scale.json" if args.quick else "scale.json")
+    log("scale-out benchmark (benchmarks.scale)")
+    print(flush=True)
+    try:
+        scale.run_and_report(settings, out)
+    except Exception as exc:  # the grid's results are written; say what broke and fail
+        log(f"the scale-out benchmark failed: {type(exc).__name__}: {exc}")
+        return 1
     return 0
