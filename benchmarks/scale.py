@@ -432,7 +432,7 @@ def local_cluster(n_workers):
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"}) as cluster, \
+                      dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"}) as cluster, \
             Client(cluster) as client:
         yield client
 

@@ -3,19 +3,24 @@
 The three estimators share one base, :class:`BaseHMM`, whose Baum-Welch loop is
 the generic EM driver with its monotonicity guard. The base never branches on
 the emission model: each subclass supplies the log-emissions, the emission
-M-step, its initialisation, sampling, parameter count and input checks.
+statistics and M-step, its initialisation, sampling, parameter count and input
+checks.
 
 * E-step: the emission log-probabilities (n, K), then one forward-backward pass
   over all sequences (:func:`emlab._kernels.hmm.forward_backward`, scaled
   probabilities with a log-space fallback, parallel over sequences) giving the
   log-likelihood, the state posteriors ``gamma`` and the expected transition
-  counts summed over time.
+  counts summed over time; from ``gamma``, the emission model's sufficient
+  statistics. All of it is a :class:`HMMStatistics`, which adds over chunks
+  of whole sequences: that is how a Dask array or a list of sequences is
+  fitted without being gathered (the sufficient-statistics protocol of
+  :mod:`emlab.em`).
 * M-step: ``startprob`` and every row of ``transmat`` are the maximisers of
   ``sum_j (count_j + prior_j - 1) log p_j`` on their support (Lagrange
   multipliers; the book's chapter "Baum-Welch is EM"); the emission parameters
   are a weighted maximum-likelihood fit with weights ``gamma``: for Gaussian
   emissions exactly the M-step of a Gaussian mixture
-  (``emlab.mixture.m_step``).
+  (``emlab.mixture.params_from_statistics``).
 
 The objective EM monitors is the log-likelihood plus the log-density of the
 Dirichlet (and, for :class:`PoissonHMM`, gamma) priors without their
@@ -23,6 +28,7 @@ normalising constants, per observation: with priors of 1 (the defaults) it is
 the log-likelihood, as hmmlearn's ``monitor_.history`` (which is the total).
 """
 
+import functools
 import numbers
 from dataclasses import dataclass
 
@@ -32,6 +38,7 @@ from scipy.special import gammaln, xlogy
 from . import _config, mixture
 from ._base import ParamsMixin
 from ._covariance import MODELS
+from ._dask import DaskData, is_dask_array
 from ._kernels.hmm import forward_backward, sample_states, scratch_size, viterbi
 from ._validation import (
     check_array,
@@ -40,8 +47,9 @@ from ._validation import (
     check_random_state,
     check_scalar,
 )
-from .em import check_em_options, fit_em
+from .em import ChunkedData, SufficientStatistics, check_em_options, fit_em, tree_sum
 from .exceptions import DegenerateCovarianceError, NotFittedError
+from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked
 
 ALGORITHMS = ("viterbi", "map")
 COVARIANCE_TYPES = tuple(MODELS)
@@ -217,20 +225,244 @@ def viterbi_paths(log_emission, bounds, startprob, transmat):
     return float(logprob.sum()), states
 
 
+# --------------------------------------------------------------------------- sufficient statistics
+
+
+#: Rows of the blocks that checks and log-emissions walk X in (about 2 MiB of float64 each), so
+#: that no temporary the size of X is ever made (X may be a memory map larger than RAM).
+BLOCK_ELEMENTS = 2**18
+#: A list of in-memory sequences is cut into chunks of whole sequences of about this many rows.
+LIST_CHUNK_ROWS = 2**16
+
+
+def _row_blocks(n, width):
+    """Slices of consecutive rows, about :data:`BLOCK_ELEMENTS` values of ``width`` columns each."""
+    step = max(1, BLOCK_ELEMENTS // max(1, width))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+class HMMStatistics(SufficientStatistics):
+    """Baum-Welch's sufficient statistics of a chunk of whole sequences.
+
+    ``objective`` is the chunk's total log-likelihood and ``weight`` its number
+    of rows; the arrays are ``start`` (K,), the posteriors of the first state
+    of every sequence summed; ``xi_sum`` (K, K), the expected transition
+    counts; ``emission``, the emission model's own :class:`SufficientStatistics`
+    (which adds as it needs to: a Gaussian's by the pairwise update); and
+    ``zero`` (2,), ``[chunk, sequence]`` of the first sequence of zero
+    probability (``[-1, -1]`` if none; the chunk is -1 when not known), which
+    two chunks' statistics merge by keeping the first.
+    """
+
+    __slots__ = ()
+
+    def _add_arrays(self, other):
+        out = {name: value + other.arrays[name] for name, value in self.arrays.items()
+               if name != "zero"}
+        out["zero"] = self.zero if self.zero[1] >= 0 else other.zero
+        return out
+
+    def _scale_arrays(self, factor):
+        out = {name: factor * value for name, value in self.arrays.items() if name != "zero"}
+        out["zero"] = self.zero
+        return out
+
+
+class _ScanStatistics(SufficientStatistics):
+    """One pass over the data before EM: column extremes, bad values, moments.
+
+    ``min`` and ``max`` (d,) merge by minimum and maximum; ``nonint`` and
+    ``negative`` are ``[count, chunk, row in the chunk]`` of the values that
+    are not integers or are negative (counts add, the first place is kept);
+    ``moments`` is the :class:`~emlab.mixture.GaussianStatistics` of one
+    component holding every row (mean and centred scatter, full or diagonal).
+    Each entry is there only if asked for.
+    """
+
+    __slots__ = ()
+
+    def _add_arrays(self, other):
+        out = {}
+        for name, value in self.arrays.items():
+            theirs = other.arrays[name]
+            if name == "min":
+                out[name] = np.minimum(value, theirs)
+            elif name == "max":
+                out[name] = np.maximum(value, theirs)
+            elif name in ("nonint", "negative"):
+                place = value[1:] if value[0] > 0 else theirs[1:]
+                out[name] = np.concatenate([[value[0] + theirs[0]], place])
+            else:
+                out[name] = value + theirs
+        return out
+
+    def _scale_arrays(self, factor):
+        return {name: factor * value if name == "moments" else value
+                for name, value in self.arrays.items()}
+
+
+def _moments(X, full):
+    """Mean and centred scatter (d, d), or its diagonal, of the rows of X, block by block."""
+    n, d = X.shape
+    mean = np.asarray(X.mean(axis=0), dtype=np.float64)
+    second = np.zeros((d, d)) if full else np.zeros(d)
+    for rows in _row_blocks(n, d):
+        centred = X[rows] - mean
+        if full:
+            second += centred.T @ centred
+        else:
+            second += np.einsum("ij,ij->j", centred, centred)
+    return mixture.GaussianStatistics(0.0, n, nk=np.array([float(n)]), means=mean[None, :],
+                                      second=second[None])
+
+
+def _scan(X, request, lengths=None, chunk=None, first_sequence=0):
+    """The :class:`_ScanStatistics` of a chunk; ``request`` is ``(integers, moments)``.
+
+    ``integers``: the extremes and the non-integer and negative values (their
+    place named by ``chunk``); ``moments``: None, 'full' or 'diag'. The other
+    keywords are the chunk's extras, which a scan does not need.
+    """
+    integers, moments = request
+    n, d = X.shape
+    arrays = {}
+    if integers:
+        arrays["min"] = np.asarray(X.min(axis=0), dtype=np.float64)
+        arrays["max"] = np.asarray(X.max(axis=0), dtype=np.float64)
+        where = -1 if chunk is None else int(chunk)
+        nonint, negative = [0, where, -1], [0, where, -1]
+        for rows in _row_blocks(n, d):
+            block = X[rows]
+            for record, bad in ((nonint, block != np.round(block)), (negative, block < 0)):
+                count = int(np.count_nonzero(bad))
+                if count and record[0] == 0:
+                    record[2] = rows.start + int(np.flatnonzero(bad.any(axis=1))[0])
+                record[0] += count
+        arrays["nonint"], arrays["negative"] = np.array(nonint), np.array(negative)
+    if moments is not None:
+        arrays["moments"] = _moments(X, moments == "full")
+    return _ScanStatistics(0.0, n, **arrays)
+
+
+# --------------------------------------------------------------------------- chunked data
+
+
+def _is_sequence_list(X):
+    """Whether X is a list of sequences (2-d or Dask arrays) rather than one array-like."""
+    return (isinstance(X, (list, tuple)) and len(X) > 0
+            and any(is_dask_array(a) or getattr(a, "ndim", None) == 2 for a in X))
+
+
+def _group_sequences(lengths, target):
+    """``[(first, last), ...]``: consecutive whole sequences in chunks of at most ``target`` rows.
+
+    A sequence longer than ``target`` is a chunk of its own.
+    """
+    groups, first, rows = [], 0, 0
+    for i, length in enumerate(lengths):
+        if rows and rows + length > target:
+            groups.append((first, i))
+            first, rows = i, 0
+        rows += int(length)
+    groups.append((first, len(lengths)))
+    return groups
+
+
+def _chunk_extras(bounds, groups):
+    """Each chunk's keyword arguments for ``statistics``: its sequences' lengths and its place."""
+    return [{"lengths": np.diff(bounds[first:last + 1]), "chunk": c, "first_sequence": first}
+            for c, (first, last) in enumerate(groups)]
+
+
+class _SequenceList(ChunkedData):
+    """In-memory sequences given as a list of arrays, as chunks of whole sequences.
+
+    Consecutive sequences are grouped into chunks of about
+    :data:`LIST_CHUNK_ROWS` rows (a longer one alone); a chunk of several
+    sequences is concatenated only while its statistics are computed, so the
+    sequences are never concatenated all at once. Chunks are summed in order,
+    in this process.
+    """
+
+    def __init__(self, sequences, target_rows=None):
+        target_rows = LIST_CHUNK_ROWS if target_rows is None else target_rows
+        self.sequences = sequences
+        lengths = np.array([s.shape[0] for s in sequences], dtype=np.int64)
+        self.bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self.groups = _group_sequences(lengths, target_rows)
+        self.per_chunk = _chunk_extras(self.bounds, self.groups)
+        self.offsets = self.bounds[[first for first, _ in self.groups] + [len(sequences)]]
+        self.n_chunks = len(self.groups)
+        self.n_samples = int(self.bounds[-1])
+        self.n_features = sequences[0].shape[1]
+
+    def chunk(self, c):
+        first, last = self.groups[c]
+        if last - first == 1:
+            return self.sequences[first]
+        return np.concatenate(self.sequences[first:last])
+
+    def map_reduce(self, fn, params_list):
+        parts = []
+        for c in range(self.n_chunks):
+            block = self.chunk(c)
+            parts.append([fn(block, params, **self.per_chunk[c]) for params in params_list])
+        return [tree_sum(part[i] for part in parts) for i in range(len(params_list))]
+
+    def sample_rows(self, size, rng):
+        size = min(int(size), self.n_samples)
+        rows = np.sort(rng.choice(self.n_samples, size, replace=False))
+        which = np.searchsorted(self.bounds, rows, side="right") - 1
+        return np.array([self.sequences[q][r - self.bounds[q]] for q, r in zip(which, rows)])
+
+
+def _rows_only(fn, X, params, **extras):
+    return fn(X, params)
+
+
+class _RowsOnly(ChunkedData):
+    """Chunked data seen as plain rows: the chunks' extras (``lengths``) are not passed on.
+
+    For functions of the rows alone, such as k-means' :func:`~emlab.kmeans.lloyd_statistics`.
+    """
+
+    def __init__(self, data):
+        self.data = data
+        self.n_samples, self.n_features = data.n_samples, data.n_features
+        self.n_chunks = data.n_chunks
+
+    def map_reduce(self, fn, params_list):
+        return self.data.map_reduce(functools.partial(_rows_only, fn), params_list)
+
+    def sample_rows(self, size, rng):
+        return self.data.sample_rows(size, rng)
+
+
+def _data_shape(X):
+    """(n_samples, n_features) of an array or of chunked data."""
+    return (X.n_samples, X.n_features) if isinstance(X, ChunkedData) else X.shape
+
+
 # --------------------------------------------------------------------------- the EM model
 
 
 class _BaumWelch:
-    """The :class:`~emlab.em.EMModel` of an HMM: Baum-Welch as EM.
+    """The :class:`~emlab.em.EMModel` of an HMM: Baum-Welch as EM, on sufficient statistics.
 
-    ``X`` (what the driver passes along) is a :class:`Sequences`. The
-    posteriors live in a :class:`Workspace` that every E-step overwrites (the
-    M-step has used them by then), so no second (n, K) array is ever alive.
+    :meth:`statistics` runs the E-step on a chunk of whole sequences and
+    returns :class:`HMMStatistics`, which add over chunks;
+    :meth:`params_from_statistics` is the M-step. On chunked data (a Dask
+    array cut at sequence boundaries, a list of sequences) the driver sums the
+    statistics of the chunks; in memory :meth:`e_step` computes them for all
+    sequences at once, its posteriors in a :class:`Workspace` that every
+    E-step overwrites, so no second (n, K) array is ever alive. The workspace
+    is not pickled: the model travels to Dask workers without it.
     """
 
-    def __init__(self, hmm, data):
+    def __init__(self, hmm, summary=None):
         self.hmm = hmm
-        self.n_samples = data.X.shape[0]
+        self.summary = summary  # what the initialisation needs from the data (moments)
         k = hmm.n_components
         self.startprob_prior = check_prior(hmm.startprob_prior, "startprob_prior", (k,))
         self.transmat_prior = check_prior(hmm.transmat_prior, "transmat_prior", (k, k))
@@ -240,49 +472,89 @@ class _BaumWelch:
         self.m_step_slack = 0.0
         self.workspace = Workspace()
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["workspace"] = None  # (n, K) arrays: never shipped to a worker
+        state["summary"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.workspace = Workspace()
+
     def init_params(self, data, rng):
         restart = self.starts
         self.starts += 1
         self.iteration = 0
-        return self.hmm._initial_params(data.X, rng, restart)
+        X = data if isinstance(data, ChunkedData) else data.X
+        return self.hmm._initial_params(X, rng, restart, self.summary)
 
     def log_prior(self, params):
         return (log_dirichlet(params.startprob, self.startprob_prior)
                 + log_dirichlet(params.transmat, self.transmat_prior)
                 + self.hmm._log_emission_prior(params.emission))
 
-    def e_step(self, data, params):
-        self.iteration += 1
-        log_emission = self.hmm._log_emission(data.X, params.emission)
-        logprob, gamma, xi_sum = posteriors(log_emission, data.bounds, params.startprob,
-                                            params.transmat, self.workspace)
+    # ------------------------------------------------------------------- E-step
+
+    def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0):
+        log_emission = self.hmm._log_emission(X, params.emission)
+        logprob, gamma, xi_sum = posteriors(log_emission, bounds, params.startprob,
+                                            params.transmat, workspace)
         del log_emission
-        total = float(logprob.sum())
-        if not np.isfinite(total):
-            bad = int(np.flatnonzero(~np.isfinite(logprob))[0])
+        bad = np.flatnonzero(~np.isfinite(logprob))
+        zero = (np.array([-1 if chunk is None else int(chunk), int(first_sequence) + int(bad[0])])
+                if bad.size else np.array([-1, -1]))
+        return HMMStatistics(float(logprob.sum()), X.shape[0],
+                             start=gamma[bounds[:-1]].sum(axis=0), xi_sum=xi_sum,
+                             emission=self.hmm._emission_statistics(X, gamma, params.emission),
+                             zero=zero)
+
+    def statistics(self, X, params, lengths=None, chunk=None, first_sequence=0):
+        """The :class:`HMMStatistics` of a chunk X of whole sequences (the statistics protocol).
+
+        ``lengths`` are the lengths of the chunk's sequences (None: one
+        sequence); ``chunk`` and ``first_sequence`` (the index of its first
+        sequence in the data) only name a sequence of zero probability.
+        """
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        bounds = check_lengths(lengths, X.shape[0])
+        return self._statistics(X, bounds, params, Workspace(), chunk, first_sequence)
+
+    def objective(self, stats, params):
+        """The objective per observation (log-likelihood plus log-prior), with a named error."""
+        self.iteration += 1
+        if not np.isfinite(stats.objective):
+            chunk, seq = (int(v) for v in stats.zero)
+            where = f"sequence {seq}" + (f" (in chunk {chunk})" if chunk >= 0 else "")
             raise FloatingPointError(
-                f"sequence {bad} has zero probability under the model at Baum-Welch iteration "
+                f"{where} has zero probability under the model at Baum-Welch iteration "
                 f"{self.iteration}: no state path can produce it (a zero in startprob_, "
                 f"transmat_ or the emission probabilities rules every path out)."
             )
-        start_counts = gamma[data.bounds[:-1]].sum(axis=0)
-        objective = (total + self.log_prior(params)) / self.n_samples
-        return objective, {"gamma": gamma, "xi_sum": xi_sum, "start": start_counts}
+        return (stats.objective + self.log_prior(params)) / stats.weight
 
-    def m_step(self, data, stats, params):
-        gamma = stats.pop("gamma")  # the workspace's array: the next E-step overwrites it
+    def e_step(self, data, params):
+        stats = self._statistics(data.X, data.bounds, params, self.workspace)
+        return self.objective(stats, params), stats
+
+    # ------------------------------------------------------------------- M-step
+
+    def params_from_statistics(self, stats, params):
         startprob, transmat = params.startprob, params.transmat
         if "s" in self.learn:
-            startprob = dirichlet_map(stats["start"], self.startprob_prior, startprob)
+            startprob = dirichlet_map(stats.start, self.startprob_prior, startprob)
         if "t" in self.learn:
-            transmat = dirichlet_map(stats["xi_sum"], self.transmat_prior, transmat)
+            transmat = dirichlet_map(stats.xi_sum, self.transmat_prior, transmat)
         try:
-            emission, deficit = self.hmm._emission_m_step(data.X, gamma, params.emission)
+            emission, deficit = self.hmm._emission_from_statistics(stats.emission, params.emission)
         except DegenerateCovarianceError as exc:
             raise DegenerateCovarianceError(f"{exc} (Baum-Welch iteration {self.iteration})") from None
         # the driver allows the next objective to fall by this much (see EMModel)
-        self.m_step_slack = deficit / self.n_samples
+        self.m_step_slack = deficit / stats.weight
         return HMMParams(startprob, transmat, emission)
+
+    def m_step(self, data, stats, params):
+        return self.params_from_statistics(stats, params)
 
 
 # --------------------------------------------------------------------------- the base estimator
@@ -292,15 +564,19 @@ class BaseHMM(ParamsMixin):
     """What every HMM here shares: Baum-Welch through the EM driver, scoring, decoding, sampling.
 
     Subclasses define the emission model through ``_emission_letters``,
-    ``_emission_attributes``, ``_check_X``, ``_init_emission``,
+    ``_emission_attributes``, ``_value_kind``, ``_check_X``, ``_check_values``,
+    ``_check_features``, ``_moments_needed``, ``_init_emission``,
     ``_emission_from_attributes``, ``_set_emission``, ``_log_emission``,
-    ``_emission_m_step``, ``_log_emission_prior``, ``_n_emission_parameters``
-    and ``_sample_emission``. Nothing here depends on which model it is.
+    ``_emission_statistics``, ``_emission_from_statistics``,
+    ``_log_emission_prior``, ``_n_emission_parameters`` and
+    ``_sample_emission``. Nothing here depends on which model it is.
     """
 
     _estimator_type = "density_estimator"
     _emission_letters = ""
     _emission_attributes = ()
+    #: ``(what the values must be, what they must not be)`` for integer data, else None
+    _value_kind = None
 
     # ----------------------------------------------------------------------- checks
 
@@ -314,6 +590,16 @@ class BaseHMM(ParamsMixin):
         check_letters(self.params, "params", allowed)
         check_letters(self.init_params, "init_params", allowed)
         return k
+
+    def _check_features(self, n_features):
+        """A ValueError if the emission model cannot take ``n_features`` columns."""
+
+    def _check_values(self, X, name):
+        """A ValueError naming ``name`` if the emission model cannot take the values of X."""
+
+    def _moments_needed(self):
+        """'full' or 'diag' if the initialisation needs the data's mean and (co)variances."""
+        return None
 
     def _check_startprob(self):
         k = self.n_components
@@ -350,15 +636,149 @@ class BaseHMM(ParamsMixin):
                          self._emission_from_attributes())
 
     def _sequences(self, X, lengths, fitting=False):
+        """In-memory X (a list of arrays concatenated) and its sequences, checked."""
+        if is_dask_array(X) or (_is_sequence_list(X) and any(is_dask_array(a) for a in X)):
+            raise ValueError(
+                f"X is a Dask array (or a list holding some): {type(self).__name__}.fit takes one "
+                f"chunk by chunk, but score, score_samples, predict, predict_proba, decode, bic "
+                f"and aic work on data in memory. Pass X.compute() (or the part of X that fits "
+                f"in memory) with the lengths of its sequences."
+            )
+        if _is_sequence_list(X):
+            if lengths is not None:
+                raise ValueError("lengths must be None when X is a list of sequences: each array "
+                                 "in X is one sequence.")
+            pieces = self._check_pieces(X)
+            X, lengths = np.concatenate(pieces), [p.shape[0] for p in pieces]
         X = self._check_X(X, fitting)
         return Sequences(X, check_lengths(lengths, X.shape[0]))
 
+    def _check_pieces(self, X):
+        """The arrays of a list of sequences, each checked and named ``X[i]``."""
+        pieces, d = [], None
+        for i, piece in enumerate(X):
+            if getattr(piece, "ndim", 2) != 2:
+                raise ValueError(f"X[{i}] must be 2-d of shape (n_rows, n_features): each array in "
+                                 f"the list X is one sequence; got shape {np.shape(piece)}.")
+            piece = check_array(piece, name=f"X[{i}]")
+            if d is None:
+                d = piece.shape[1]
+                self._check_features(d)
+            elif piece.shape[1] != d:
+                raise ValueError(f"every sequence in X must have the same number of features: "
+                                 f"X[0] has {d}, X[{i}] has {piece.shape[1]}.")
+            self._check_values(piece, f"X[{i}]")
+            pieces.append(piece)
+        return pieces
+
+    # ----------------------------------------------------------------------- chunked data
+
+    def _fit_data(self, X, lengths):
+        """What fit runs EM on: :class:`Sequences` in memory, or chunked data.
+
+        A Dask array (with ``lengths``) or a list of arrays holding a Dask
+        array becomes a :class:`~emlab._dask.DaskData` cut at sequence
+        boundaries; a list of in-memory arrays a :class:`_SequenceList`.
+        """
+        if _is_sequence_list(X):
+            if lengths is not None:
+                raise ValueError(f"lengths must be None when X is a list of sequences (each array "
+                                 f"in X is one sequence); got lengths={lengths!r}.")
+            if any(is_dask_array(a) for a in X):
+                return self._dask_list(X)
+            return _SequenceList(self._check_pieces(X))
+        if is_dask_array(X):
+            return self._dask_data(X, lengths)
+        return self._sequences(X, lengths, fitting=True)
+
+    @staticmethod
+    def _known_rows(X, name):
+        if X.ndim != 2:
+            hint = " Reshape 1-d data with X.reshape(-1, 1)." if X.ndim == 1 else ""
+            raise ValueError(f"{name} must be 2-d of shape (n_samples, n_features); got {X.ndim}-d "
+                             f"with shape {X.shape}.{hint}")
+        if any(np.isnan(c) for c in X.chunks[0]):
+            X = X.compute_chunk_sizes()  # one pass: the row count of every chunk
+        return X
+
+    def _dask_data(self, X, lengths, target=None):
+        """A Dask array as :class:`~emlab._dask.DaskData` whose chunks are whole sequences.
+
+        Consecutive sequences are grouped into chunks of at most ``target``
+        rows (default the largest row chunk of X); a longer sequence is a
+        chunk of its own.
+        """
+        X = self._known_rows(X, "X")
+        self._check_features(X.shape[1])
+        bounds = check_lengths(lengths, X.shape[0])
+        if target is None:
+            target = max(X.chunks[0]) if X.chunks[0] else 1
+        groups = _group_sequences(np.diff(bounds), max(1, int(target)))
+        row_chunks = tuple(int(bounds[last] - bounds[first]) for first, last in groups)
+        return DaskData(X, row_chunks=row_chunks, per_chunk=_chunk_extras(bounds, groups), name="X")
+
+    def _dask_list(self, X):
+        """A list of sequences, some of them Dask arrays, as one Dask array cut at their ends."""
+        import dask.array as da
+
+        pieces, target, d = [], 0, None
+        for i, piece in enumerate(X):
+            if is_dask_array(piece):
+                piece = self._known_rows(piece, f"X[{i}]")
+                target = max([target, *piece.chunks[0]])
+            else:
+                piece = np.asarray(piece)
+                if piece.ndim != 2:
+                    raise ValueError(f"X[{i}] must be 2-d of shape (n_rows, n_features): each "
+                                     f"array in the list X is one sequence; got shape "
+                                     f"{piece.shape}.")
+                piece = da.from_array(piece, chunks=piece.shape)
+            if piece.shape[0] == 0:
+                raise ValueError(f"X[{i}] has 0 rows; every sequence needs at least one.")
+            if d is None:
+                d = piece.shape[1]
+            elif piece.shape[1] != d:
+                raise ValueError(f"every sequence in X must have the same number of features: "
+                                 f"X[0] has {d}, X[{i}] has {piece.shape[1]}.")
+            pieces.append(piece)
+        lengths = [p.shape[0] for p in pieces]
+        return self._dask_data(da.concatenate(pieces, axis=0), lengths, target)
+
+    def _summary(self, data):
+        """One pass over the data for what the checks and the initialisation need, or None.
+
+        In memory the values were checked with X, so only the moments are
+        computed (when ``init_params`` needs them); chunked data also get their
+        values checked (integers, signs, the number of symbols) in that pass.
+        """
+        chunked = isinstance(data, ChunkedData)
+        request = (chunked and self._value_kind is not None, self._moments_needed())
+        if request == (False, None):
+            return None
+        if not chunked:
+            return _scan(data.X, request)
+        stats = data.map_reduce(_scan, [request])[0]
+        self._check_scan(stats, data)
+        return stats
+
+    def _check_scan(self, stats, data):
+        """The ValueError of chunked data whose values the model cannot take, naming the chunk."""
+        if self._value_kind is None:
+            return
+        for key, words in zip(("nonint", "negative"), self._value_kind):
+            count, chunk, row = (int(v) for v in stats.arrays[key])
+            if count:
+                start, stop = int(data.offsets[chunk]), int(data.offsets[chunk + 1]) - 1
+                raise ValueError(f"X must hold {words}: {count} value(s) are not, the first in "
+                                 f"chunk {chunk} (rows {start} to {stop}), at row {start + row}.")
+
     # ----------------------------------------------------------------------- initialisation
 
-    def _initial_params(self, X, rng, restart):
+    def _initial_params(self, X, rng, restart, summary=None):
         """Starting parameters: for each letter in ``init_params`` a fresh value, otherwise the
         attribute the user set. ``restart`` > 0 draws startprob and transmat from a flat
-        Dirichlet instead of the uniform start."""
+        Dirichlet instead of the uniform start. X is an array or chunked data, ``summary``
+        what :meth:`_summary` found in it."""
         k = self.n_components
         if "s" in self.init_params:
             startprob = np.full(k, 1.0 / k) if restart == 0 else rng.dirichlet(np.ones(k))
@@ -371,7 +791,7 @@ class BaseHMM(ParamsMixin):
         else:
             self._given("transmat_", "t")
             transmat = self._check_transmat()
-        return HMMParams(startprob, transmat, self._init_emission(X, rng))
+        return HMMParams(startprob, transmat, self._init_emission(X, rng, summary))
 
     # ----------------------------------------------------------------------- fitting
 
@@ -380,17 +800,27 @@ class BaseHMM(ParamsMixin):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            All sequences, one after the other.
+        X : array-like of shape (n_samples, n_features), dask.array.Array, or list of arrays
+            All sequences, one after the other (a C-contiguous float64 array,
+            a read-only memory map included, is read in place, never copied).
+            A Dask array is fitted chunk by chunk without being gathered: its
+            rows are cut into chunks of whole sequences (consecutive sequences
+            grouped up to about its largest chunk; a longer sequence is a
+            chunk of its own, so without ``lengths`` one task holds all of X),
+            and each E-step runs one task per chunk, on the workers of the
+            active ``distributed.Client`` if any. A list of arrays (NumPy or
+            Dask, each of shape (n_rows_i, n_features)) holds one sequence per
+            array and is fitted the same way, without concatenating it.
         lengths : array-like of int, optional
-            The length of each sequence (summing to n_samples); default one sequence.
+            The length of each sequence (summing to n_samples); default one
+            sequence. Must be None when X is a list of sequences.
         """
         k = self._check_settings()
-        data = self._sequences(X, lengths, fitting=True)
-        n = data.X.shape[0]
+        data = self._fit_data(X, lengths)
+        n, d = _data_shape(data if isinstance(data, ChunkedData) else data.X)
         if k > n:
             raise ValueError(f"n_components={k} must be <= n_samples={n}.")
-        model = _BaumWelch(self, data)
+        model = _BaumWelch(self, self._summary(data))
         result = fit_em(model, data, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
                         random_state=check_random_state(self.random_state),
                         on_decrease=self.on_decrease, verbose=self.verbose)
@@ -401,11 +831,17 @@ class BaseHMM(ParamsMixin):
         self.lower_bounds_ = result.lower_bounds
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
-        self.n_features_in_ = data.X.shape[1]
+        self.n_features_in_ = d
         return self
 
     def fit_predict(self, X, lengths=None):
-        """Fit, then decode X with the fitted model (``fit(X, lengths).predict(X, lengths)``)."""
+        """Fit, then decode X with the fitted model (``fit(X, lengths).predict(X, lengths)``).
+
+        Decoding works on data in memory, so X must be a NumPy array or a list
+        of them: a Dask array raises a ValueError before anything is fitted.
+        """
+        if is_dask_array(X) or (_is_sequence_list(X) and any(is_dask_array(a) for a in X)):
+            self._sequences(X, lengths)  # the ValueError about Dask arrays, before any fitting
         return self.fit(X, lengths).predict(X, lengths)
 
     # ----------------------------------------------------------------------- inference
@@ -522,8 +958,9 @@ class BaseHMM(ParamsMixin):
 
     def bic(self, X, lengths=None):
         """Bayesian information criterion ``-2 log p(X) + p log n``: lower is better."""
-        data_n = self._sequences(X, lengths).X.shape[0]
-        return -2.0 * self.score(X, lengths) + self._n_parameters() * np.log(data_n)
+        data = self._sequences(X, lengths)
+        logprob = self._posteriors(data.X, np.diff(data.bounds))[0]
+        return -2.0 * logprob + self._n_parameters() * np.log(data.X.shape[0])
 
     def aic(self, X, lengths=None):
         """Akaike information criterion ``-2 log p(X) + 2 p``: lower is better."""
@@ -589,6 +1026,15 @@ _COMMON_NOTES = """
     expected transition counts are summed as they are computed. Results do not
     depend on the number of threads. The book's chapter "Baum-Welch is EM"
     derives the updates and checks that the likelihood never falls.
+
+    Chunked EM: a Dask array (with ``lengths``) or a list of sequences is
+    fitted chunk by chunk, each chunk holding whole sequences; every E-step is
+    one forward-backward pass per chunk (one Dask task each) returning only
+    the sufficient statistics (start and transition counts, the emission
+    model's statistics, the log-likelihood), summed in a fixed order, and the
+    M-step is the in-memory one. X is never gathered, and the fit equals the
+    in-memory fit to round-off. The initialisation reads the data in passes
+    too. Scoring, prediction and decoding work on data in memory.
 """
 
 
@@ -637,8 +1083,12 @@ class GaussianHMM(BaseHMM):
     Notes
     -----
     The emission M-step is a Gaussian mixture's M-step
-    (``emlab.mixture.m_step``) with the state posteriors as
-    responsibilities: weighted means and centred scatter matrices.
+    (``emlab.mixture.params_from_statistics``) with the state posteriors as
+    responsibilities: weighted means and centred scatter matrices. On a Dask
+    array or a list of sequences the k-means start (``init_params`` with 'm')
+    seeds k-means++ on a uniform sample of rows and runs Lloyd's algorithm
+    over all the chunks, as :class:`~emlab.GaussianMixture` does; the
+    covariances start from the data's, found in one pass.
     %(notes)s
 
     Examples
@@ -687,6 +1137,9 @@ class GaussianHMM(BaseHMM):
         n_features = None if fitting else self._n_features()
         return check_array(X, n_features=n_features)
 
+    def _moments_needed(self):
+        return "full" if "c" in self.init_params else None
+
     def _n_features(self):
         return np.shape(self.means_)[1] if hasattr(self, "means_") else None
 
@@ -712,16 +1165,20 @@ class GaussianHMM(BaseHMM):
         check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         return self._emission(self.means_, self.covariances_)
 
-    def _init_emission(self, X, rng):
-        from .kmeans import KMeans
-
-        k, (n, d) = self.n_components, X.shape
-        if "m" in self.init_params:
+    def _init_emission(self, X, rng, summary=None):
+        k, (n, d) = self.n_components, _data_shape(X)
+        if "m" in self.init_params and isinstance(X, ChunkedData):
+            # as GaussianMixture on a Dask array: k-means++ on a sample, then Lloyd on every chunk
+            size = max(mixture.INIT_SAMPLE_MIN, mixture.INIT_SAMPLE_ROWS * k)
+            centers = kmeans_plusplus(X.sample_rows(size, rng), k, rng)[0]
+            means = lloyd_chunked(_RowsOnly(X), centers, max_iter=300, tol=1e-4)[0]
+        elif "m" in self.init_params:
             means = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X).cluster_centers_
         else:
             means = self._given("means_", "m")
         if "c" in self.init_params:
-            cv = np.atleast_2d(np.cov(X, rowvar=False)) if n > 1 else np.zeros((d, d))
+            # the data's covariance (unbiased, as numpy.cov) from the summary's moments
+            cv = summary.moments.second[0] / (n - 1) if n > 1 else np.zeros((d, d))
             cv = cv + self.reg_covar * np.eye(d)
             cov = {"full": np.broadcast_to(cv, (k, d, d)).copy(), "tied": cv,
                    "diag": np.tile(np.diag(cv), (k, 1)),
@@ -741,15 +1198,31 @@ class GaussianHMM(BaseHMM):
     def _log_emission(self, X, emission):
         return emission.model.log_gaussian(X, emission.means, emission.precisions_cholesky)
 
-    def _emission_m_step(self, X, gamma, emission):
+    def _emission_statistics(self, X, gamma, emission):
+        """The centred :class:`~emlab.mixture.GaussianStatistics` of X weighted by ``gamma``.
+
+        Accumulated about the current means (as a Gaussian mixture's M-step);
+        chunks' statistics add by the pairwise update.
+        """
+        if "m" not in self.params and "c" not in self.params:
+            return SufficientStatistics(0.0, X.shape[0])
+        nk, means, second = mixture.sufficient_statistics(X, gamma, emission.means,
+                                                          self.covariance_type)
+        return mixture.GaussianStatistics(0.0, X.shape[0], nk=nk, means=means, second=second)
+
+    def _emission_from_statistics(self, stats, emission):
+        """The emission M-step: a Gaussian mixture's, for the letters in ``params``.
+
+        Returns the new emission parameters and the Q deficit ``reg_covar`` causes.
+        """
         learn_m, learn_c = "m" in self.params, "c" in self.params
         if not (learn_m or learn_c):
             return emission, 0.0
         ct = self.covariance_type
+        nk, means, second = stats.nk, stats.means, stats.second
         if learn_m and learn_c:
-            step = mixture.m_step(X, gamma, self.reg_covar, emission, ct)
+            step = mixture.params_from_statistics(nk, means, second, self.reg_covar, ct, emission)
             return step.params, step.ridge_deficit
-        nk, means, second = mixture.sufficient_statistics(X, gamma, emission.means, ct)
         if learn_m:  # covariances fixed: the weighted means maximise Q
             empty = nk <= 10 * np.finfo(np.float64).eps * max(nk.sum(), 1.0)
             means = np.where(empty[:, None], emission.means, means)
@@ -785,10 +1258,13 @@ class GaussianHMM(BaseHMM):
 
 
 def _check_integers(X, name, what):
-    """X (float64) must hold integers; a ValueError naming ``name`` otherwise."""
-    bad = np.flatnonzero((X != np.round(X)).any(axis=1))
-    if bad.size:
-        raise ValueError(f"{name} must hold {what}; row {bad[0]} has {X[bad[0]].tolist()}.")
+    """X (float64) must hold integers; a ValueError naming ``name`` otherwise (block by block)."""
+    for rows in _row_blocks(X.shape[0], X.shape[1]):
+        block = X[rows]
+        bad = np.flatnonzero((block != np.round(block)).any(axis=1))
+        if bad.size:
+            row = rows.start + int(bad[0])
+            raise ValueError(f"{name} must hold {what}; row {row} has {X[row].tolist()}.")
 
 
 class CategoricalHMM(BaseHMM):
@@ -843,6 +1319,7 @@ class CategoricalHMM(BaseHMM):
 
     _emission_letters = "e"
     _emission_attributes = ("emissionprob_",)
+    _value_kind = ("integer symbols", "symbols >= 0")
 
     def __init__(self, n_components=1, *, n_features=None, emissionprob_prior=1.0,
                  startprob_prior=1.0, transmat_prior=1.0, algorithm="viterbi", max_iter=100,
@@ -863,32 +1340,51 @@ class CategoricalHMM(BaseHMM):
         self.on_decrease = on_decrease
         self.verbose = verbose
 
-    def _symbols(self, X=None):
-        """The number of symbols: n_features, else emissionprob_'s, else X's largest plus one."""
+    def _symbols(self, largest=None):
+        """The number of symbols: n_features, else emissionprob_'s, else the largest symbol + 1.
+
+        ``largest`` is the largest symbol in the data when fitting, None otherwise.
+        """
         if self.n_features is not None:
             return check_int(self.n_features, "n_features", low=1)
-        if hasattr(self, "emissionprob_") and ("e" not in self.init_params or X is None):
+        if hasattr(self, "emissionprob_") and ("e" not in self.init_params or largest is None):
             return int(np.shape(self.emissionprob_)[-1])
-        if X is None:
+        if largest is None:
             raise NotFittedError("n_features is unknown: set n_features or emissionprob_, or fit.")
-        return int(X.max()) + 1
+        return int(largest) + 1
+
+    def _check_features(self, n_features):
+        if n_features != 1:
+            raise ValueError(f"X must have shape (n_samples, 1): one integer symbol per row; got "
+                             f"{n_features} columns.")
+
+    def _check_values(self, X, name):
+        _check_integers(X, name, "integer symbols")
+        if X.min() < 0:
+            raise ValueError(f"{name} must hold symbols >= 0; row {int(np.argmin(X[:, 0]))} has "
+                             f"{X.min():g}.")
 
     def _check_X(self, X, fitting):
         X = check_array(X)
-        if X.shape[1] != 1:
-            raise ValueError(f"X must have shape (n_samples, 1): one integer symbol per row; got "
-                             f"{X.shape[1]} columns.")
-        _check_integers(X, "X", "integer symbols")
-        if X.min() < 0:
-            raise ValueError(f"X must hold symbols >= 0; row {int(np.argmin(X[:, 0]))} has "
-                             f"{X.min():g}.")
-        m = self._symbols(X if fitting else None)
-        if X.max() >= m:
-            raise ValueError(f"X holds symbol {X.max():g} (row {int(np.argmax(X[:, 0]))}), out of "
+        self._check_features(X.shape[1])
+        self._check_values(X, "X")
+        largest = X.max()
+        m = self._symbols(largest if fitting else None)
+        if largest >= m:
+            raise ValueError(f"X holds symbol {largest:g} (row {int(np.argmax(X[:, 0]))}), out of "
                              f"range for n_features={m} symbols (0 to {m - 1}).")
         if fitting:
             self._fit_symbols = m
         return X
+
+    def _check_scan(self, stats, data):
+        super()._check_scan(stats, data)
+        largest = float(stats.max[0])
+        m = self._symbols(largest)
+        if largest >= m:
+            raise ValueError(f"X holds symbol {largest:g}, out of range for n_features={m} symbols "
+                             f"(0 to {m - 1}).")
+        self._fit_symbols = m
 
     def _emission_from_attributes(self):
         k = self.n_components
@@ -897,7 +1393,7 @@ class CategoricalHMM(BaseHMM):
             m = check_int(self.n_features, "n_features", low=1)
         return check_probabilities(self.emissionprob_, "emissionprob_", (k, m))
 
-    def _init_emission(self, X, rng):
+    def _init_emission(self, X, rng, summary=None):
         k, m = self.n_components, self._fit_symbols
         if "e" in self.init_params:
             e = rng.random((k, m))
@@ -911,19 +1407,31 @@ class CategoricalHMM(BaseHMM):
     def _log_emission(self, X, emission):
         with np.errstate(divide="ignore"):
             log_e = np.log(emission.T)  # (M, K)
-        return np.ascontiguousarray(log_e[X[:, 0].astype(np.intp)])
+        out = np.empty((X.shape[0], emission.shape[0]))
+        for rows in _row_blocks(X.shape[0], 1 + emission.shape[0]):  # no integer copy of all X
+            out[rows] = log_e[X[rows, 0].astype(np.intp)]
+        return out
 
     def _prior(self, emission):
         return check_prior(self.emissionprob_prior, "emissionprob_prior", emission.shape)
 
-    def _emission_m_step(self, X, gamma, emission):
+    def _emission_statistics(self, X, gamma, emission):
+        """``counts`` (K, M): the posterior mass of each state on each symbol."""
+        if "e" not in self.params:
+            return SufficientStatistics(0.0, X.shape[0])
+        k, m = emission.shape
+        counts = np.zeros((k, m))
+        for rows in _row_blocks(X.shape[0], 2):
+            symbols = X[rows, 0].astype(np.intp)
+            block = gamma[rows]
+            for j in range(k):
+                counts[j] += np.bincount(symbols, weights=block[:, j], minlength=m)
+        return SufficientStatistics(0.0, X.shape[0], counts=counts)
+
+    def _emission_from_statistics(self, stats, emission):
         if "e" not in self.params:
             return emission, 0.0
-        symbols = X[:, 0].astype(np.intp)
-        m = emission.shape[1]
-        counts = np.array([np.bincount(symbols, weights=gamma[:, j], minlength=m)
-                           for j in range(emission.shape[0])])
-        return dirichlet_map(counts, self._prior(emission), emission), 0.0
+        return dirichlet_map(stats.counts, self._prior(emission), emission), 0.0
 
     def _log_emission_prior(self, emission):
         return log_dirichlet(emission, self._prior(emission))
@@ -987,6 +1495,7 @@ class PoissonHMM(BaseHMM):
 
     _emission_letters = "l"
     _emission_attributes = ("lambdas_",)
+    _value_kind = ("integer counts", "non-negative counts")
 
     def __init__(self, n_components=1, *, lambdas_prior=0.0, lambdas_weight=0.0,
                  startprob_prior=1.0, transmat_prior=1.0, algorithm="viterbi", max_iter=100,
@@ -1012,11 +1521,18 @@ class PoissonHMM(BaseHMM):
         if not fitting and hasattr(self, "lambdas_"):
             n_features = np.shape(self.lambdas_)[-1]
         X = check_array(X, n_features=n_features)
-        _check_integers(X, "X", "integer counts")
+        self._check_values(X, "X")
+        return X
+
+    def _check_values(self, X, name):
+        _check_integers(X, name, "integer counts")
         if X.min() < 0:
             row = int(np.flatnonzero((X < 0).any(axis=1))[0])
-            raise ValueError(f"X must hold non-negative counts; row {row} has {X[row].tolist()}.")
-        return X
+            raise ValueError(f"{name} must hold non-negative counts; row {row} has "
+                             f"{X[row].tolist()}.")
+
+    def _moments_needed(self):
+        return "diag" if "l" in self.init_params else None
 
     def _rate_prior(self, shape):
         out = []
@@ -1045,12 +1561,12 @@ class PoissonHMM(BaseHMM):
     def _emission_from_attributes(self):
         return self._check_lambdas(self.lambdas_)
 
-    def _init_emission(self, X, rng):
-        k, d = self.n_components, X.shape[1]
+    def _init_emission(self, X, rng, summary=None):
+        k, (n, d) = self.n_components, _data_shape(X)
         if "l" not in self.init_params:
             return self._check_lambdas(self._given("lambdas_", "l"), d)
-        mean = X.mean(axis=0)
-        var = X.var(axis=0)
+        mean = summary.moments.means[0]
+        var = summary.moments.second[0] / n
         lam = np.empty((k, d))
         for j in range(d):
             if mean[j] > 0 and var[j] > 0:
@@ -1063,18 +1579,28 @@ class PoissonHMM(BaseHMM):
         self.lambdas_ = emission
 
     def _log_emission(self, X, emission):
-        const = gammaln(X + 1.0).sum(axis=1)
-        out = np.empty((X.shape[0], emission.shape[0]))
-        for j in range(emission.shape[0]):
-            out[:, j] = xlogy(X, emission[j]).sum(axis=1) - emission[j].sum() - const
+        k = emission.shape[0]
+        totals = emission.sum(axis=1)
+        out = np.empty((X.shape[0], k))
+        for rows in _row_blocks(X.shape[0], 2 * X.shape[1]):  # temporaries of a block only
+            block = X[rows]
+            const = gammaln(block + 1.0).sum(axis=1)
+            for j in range(k):
+                out[rows, j] = xlogy(block, emission[j]).sum(axis=1) - totals[j] - const
         return out
 
-    def _emission_m_step(self, X, gamma, emission):
+    def _emission_statistics(self, X, gamma, emission):
+        """``nk`` (K,), the posterior mass of each state, and ``sums`` (K, d) = gamma^T X."""
+        if "l" not in self.params:
+            return SufficientStatistics(0.0, X.shape[0])
+        return SufficientStatistics(0.0, X.shape[0], nk=gamma.sum(axis=0), sums=gamma.T @ X)
+
+    def _emission_from_statistics(self, stats, emission):
         if "l" not in self.params:
             return emission, 0.0
         a, b = self._rate_prior(emission.shape)
-        num = a + gamma.T @ X
-        den = b + gamma.sum(axis=0)[:, None]
+        num = a + stats.sums
+        den = b + stats.nk[:, None]
         safe = np.where(den > 0, den, 1.0)
         return np.where(den > 0, num / safe, emission), 0.0
 

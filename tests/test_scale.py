@@ -271,7 +271,7 @@ def test_dask_kmeans_matches_in_memory_lloyd(rng):
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"})
+                                       dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"})
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
