@@ -12,6 +12,7 @@ import pytest
 from scipy.stats import poisson
 
 import reference as ref
+from daskguard import guarded_scheduler
 from emlab import CategoricalHMM, ConvergenceWarning, GaussianHMM, PoissonHMM
 from emlab import hmm as hmm_module
 from emlab.em import ChunkList
@@ -270,28 +271,6 @@ def test_inference_on_a_dask_array_is_refused_clearly():
     with pytest.raises(ValueError, match="X is a Dask array"):
         fresh.fit_predict(dX, LENGTHS)
     assert not hasattr(fresh, "lower_bounds_")  # refused before fitting
-
-
-def guarded_scheduler(limit):
-    """Dask's threaded scheduler, failing if any computed array has more than ``limit`` rows."""
-    import dask.threaded
-
-    def check(obj):
-        if isinstance(obj, np.ndarray) and obj.ndim:
-            assert obj.shape[0] <= limit, f"a computation returned {obj.shape[0]} rows"
-        elif isinstance(obj, (list, tuple)):
-            for item in obj:
-                check(item)
-        elif isinstance(obj, dict):
-            for item in obj.values():
-                check(item)
-
-    def get(dsk, keys, **kwargs):
-        out = dask.threaded.get(dsk, keys, **kwargs)
-        check(out)
-        return out
-
-    return get
 
 
 @pytest.mark.parametrize("kind", ["gaussian-full", "categorical", "poisson"])

@@ -16,11 +16,13 @@ import pytest
 from scipy.stats import binom
 
 import reference as ref
+from daskguard import guarded_scheduler
 from emlab import GaussianMixture, KMeans, fit_em
 from emlab.em import ChunkList, SufficientStatistics, tree_sum
 from emlab.mixture import MixtureParams, chunk_statistics
 
 da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -238,28 +240,31 @@ def test_dask_nan_is_named_by_chunk_and_row(rng):
 
 @pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
 def test_dask_initialisation_without_gathering(init_params, rng):
-    X = mixture_data(rng, n=4000)
-    gm = GaussianMixture(3, init_params=init_params, random_state=0, n_init=2, tol=1e-6,
-                         max_iter=500).fit(da.from_array(X, chunks=1000))
+    X = mixture_data(rng, n=30_000)  # the seeds' sample is 10,000 rows: a third of X
+    with dask.config.set(scheduler=guarded_scheduler(X.shape[0] // 2)):  # fails on a gather
+        gm = GaussianMixture(3, init_params=init_params, random_state=0, n_init=2, tol=1e-6,
+                             max_iter=500).fit(da.from_array(X, chunks=5000))
     ref_fit = GaussianMixture(3, random_state=0, n_init=2).fit(X)
     # the same optimum as in memory (the starts differ: seeds come from a sample)
     assert gm.score(X) == pytest.approx(ref_fit.score(X), abs=2e-3)
     assert np.all(np.diff(gm.lower_bounds_) >= -1e-10)
-    labels = gm.predict(da.from_array(X, chunks=1000))
+    labels = gm.predict(da.from_array(X, chunks=5000))
     np.testing.assert_array_equal(labels.compute(), gm.predict(X))
 
 
 def test_dask_kmeans_matches_in_memory_lloyd(rng):
-    X = mixture_data(rng, n=4000)
+    X = mixture_data(rng, n=30_000)
     centers = X[[0, 1, 2]].copy()
     a = KMeans(3, init=centers, tol=0.0, max_iter=300).fit(X)
-    b = KMeans(3, init=centers, tol=0.0, max_iter=300).fit(da.from_array(X, chunks=900))
+    with dask.config.set(scheduler=guarded_scheduler(X.shape[0] // 2)):
+        b = KMeans(3, init=centers, tol=0.0, max_iter=300).fit(da.from_array(X, chunks=7000))
+        KMeans(3, random_state=0).fit(da.from_array(X, chunks=7000))  # seeded from a sample
     np.testing.assert_allclose(b.cluster_centers_, a.cluster_centers_, rtol=1e-10)
     assert b.inertia_ == pytest.approx(a.inertia_, rel=1e-10)
     np.testing.assert_array_equal(b.labels_.compute(), a.labels_)
     # the statistics against the slow reference
-    stats = tree_sum(__import__("emlab").kmeans.lloyd_statistics(X[i:i + 900], centers)
-                     for i in range(0, 4000, 900))
+    stats = tree_sum(__import__("emlab").kmeans.lloyd_statistics(X[i:i + 7000], centers)
+                     for i in range(0, 30_000, 7000))
     labels, dist = ref.kmeans_assign(X, centers)
     np.testing.assert_allclose(stats.counts, np.bincount(labels, minlength=3))
     assert -stats.objective == pytest.approx(dist.sum(), rel=1e-12)
