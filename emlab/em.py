@@ -53,7 +53,8 @@ class SufficientStatistics:
     -----
     A subclass whose statistics do not add elementwise (centred second moments,
     which add with a correction for the difference of the means) overrides
-    :meth:`_add_arrays` and :meth:`_scale_arrays`.
+    the methods ``_add_arrays(other)`` and ``_scale_arrays(factor)``, which
+    return the new dict of arrays.
 
     Examples
     --------
@@ -353,6 +354,18 @@ def _e_steps(model, data, params_list):
     return out
 
 
+def _as_chunked(model, X):
+    """A Dask array becomes checked :class:`ChunkedData` (for a model with the protocol)."""
+    from ._dask import DaskData, is_dask_array
+
+    if not is_dask_array(X):
+        return X
+    if not uses_statistics(model):
+        raise ValueError("X is a Dask array, which needs a model with the sufficient-statistics "
+                         "protocol (statistics and params_from_statistics; see EMModel).")
+    return DaskData(X)
+
+
 def _m_step(model, data, expectations, params):
     if isinstance(expectations, SufficientStatistics) and uses_statistics(model):
         return model.params_from_statistics(expectations, params)
@@ -395,6 +408,7 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
     EMResult
     """
     max_iter, tol = check_em_options(max_iter, tol, on_decrease)
+    X = _as_chunked(model, X)
     run = _Run(model, params, max_iter=max_iter, tol=tol, on_decrease=on_decrease,
                decrease_rtol=decrease_rtol, verbose=verbose)
     while not run.done:
@@ -410,10 +424,11 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
     Parameters
     ----------
     model : EMModel
-    X : array-like or ChunkedData
-        Chunked data need a model with the statistics protocol (see
-        :class:`EMModel`); their ``n_init`` runs then advance in lockstep,
-        sharing one pass over the chunks per iteration.
+    X : array-like, dask.array.Array or ChunkedData
+        Chunked data (a Dask array is checked and persisted, then summed chunk
+        by chunk on its workers) need a model with the statistics protocol
+        (see :class:`EMModel`); their ``n_init`` runs then advance in
+        lockstep, sharing one pass over the chunks per iteration.
     n_init : int, default=1
         Number of starts; the run with the highest final objective is kept.
     max_iter, tol, on_decrease, decrease_rtol, verbose
@@ -456,6 +471,7 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
     check_int(verbose, "verbose", low=0)
     max_iter, tol = check_em_options(max_iter, tol, on_decrease)
     rng = check_random_state(random_state)
+    X = _as_chunked(model, X)
     options = dict(max_iter=max_iter, tol=tol, on_decrease=on_decrease,
                    decrease_rtol=decrease_rtol, verbose=verbose)
     if isinstance(X, ChunkedData) and n_init > 1:

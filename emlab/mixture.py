@@ -376,7 +376,7 @@ def chunk_statistics(X, params, sample_weight=None, groups=None, complete=False)
     """The :class:`GaussianStatistics` of X under ``params``, in one pass over X.
 
     Rows with NaN (missing values) take the marginal E-step of
-    :mod:`emlab._missing`; ``groups`` are their patterns when already known,
+    ``emlab._missing``; ``groups`` are their patterns when already known,
     and ``complete=True`` says that X has none (skipping the search).
     """
     if groups is None and not complete and _missing.has_nan(X):

@@ -158,13 +158,13 @@ def test_user_model_on_chunks_equals_in_memory(rng):
 
 
 def test_user_model_on_a_dask_array(rng):
-    from emlab._dask import DaskData
-
     X = coin_data(rng)
     whole = fit_em(CoinStatistics(), X, random_state=2, tol=1e-12, max_iter=500)
-    chunked = fit_em(CoinStatistics(), DaskData(da.from_array(X, chunks=77)), random_state=2,
+    chunked = fit_em(CoinStatistics(), da.from_array(X, chunks=77), random_state=2,
                      tol=1e-12, max_iter=500)
     np.testing.assert_allclose(chunked.lower_bounds, whole.lower_bounds, rtol=1e-12)
+    with pytest.raises(ValueError, match="sufficient-statistics protocol"):
+        fit_em(__import__("test_em").Coins(), da.from_array(X, chunks=77))
 
 
 # --------------------------------------------------------------------------- Dask, threads
