@@ -54,6 +54,7 @@ def _as_float64(block):
 def _chunk_statistics(payload, block, extras):
     """The task run on a worker: the statistics of one chunk under every parameter set."""
     fn, params_list = payload
+    block = _as_float64(block)  # the kernels need C order (no copy when it is already)
     return [fn(block, params, **extras) for params in params_list]
 
 
@@ -117,7 +118,8 @@ class DaskData(ChunkedData):
             rechunk[0] = tuple(c for c in X.chunks[0] if c > 0)  # a filter can empty a chunk
         if rechunk:
             X = X.rechunk(rechunk)
-        X = X.map_blocks(_as_float64, dtype=np.float64)
+        if X.dtype != np.float64:  # once, before persisting (float64 chunks are used as they are)
+            X = X.map_blocks(_as_float64, dtype=np.float64)
         self.per_row_names = []
         arrays = {}
         for key, value in (per_row or {}).items():
