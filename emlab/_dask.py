@@ -176,16 +176,31 @@ class DaskData(ChunkedData):
 
         # one key for the function and the parameters: sent once to each worker, not per task
         payload = dask.delayed((fn, list(params_list)), traverse=False)
+        holders = self._holders()
         parts = []
         for c, block in enumerate(self._blocks):
             extras = dict(self.per_chunk[c])
             for key, blocks in self._row_blocks.items():
                 extras[key] = blocks[c]
-            parts.append(dask.delayed(_chunk_statistics)(payload, block, extras))
+            # run where the chunk is: otherwise the scheduler may move a chunk (megabytes) to an
+            # idle worker to save milliseconds. A loose restriction: if that worker is lost, the
+            # chunk is recomputed elsewhere and the task follows it.
+            where = holders.get(block.key)
+            with dask.annotate(**({"workers": where, "allow_other_workers": True} if where else {})):
+                parts.append(dask.delayed(_chunk_statistics)(payload, block, extras))
         while len(parts) > 1:  # a fixed binary tree: the sum does not depend on scheduling
             parts = [dask.delayed(_add_lists)(parts[i], parts[i + 1])
                      if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
         return dask.compute(parts[0])[0]
+
+    def _holders(self):
+        """``{chunk key: [worker addresses]}`` on a distributed cluster, else ``{}``."""
+        try:
+            from distributed import default_client
+            client = default_client()
+        except (ImportError, ValueError):  # no distributed, or no client: local scheduling
+            return {}
+        return {key: list(where) for key, where in client.who_has(self.X).items() if where}
 
     def sample_rows(self, size, rng):
         size = min(int(size), self.n_samples)
