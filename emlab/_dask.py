@@ -12,6 +12,7 @@ to Dask's default scheduler (threads, in this process).
 
 import numpy as np
 
+from ._validation import check_shape
 from .em import ChunkedData
 
 __all__ = ["DaskData", "is_dask_array", "map_rows"]
@@ -95,22 +96,14 @@ class DaskData(ChunkedData):
         import dask
         import dask.array as da
 
-        if X.ndim != 2:
-            hint = " Reshape 1-d data with X.reshape(-1, 1)." if X.ndim == 1 else ""
-            raise ValueError(f"{name} must be 2-d of shape (n_samples, n_features); got {X.ndim}-d "
-                             f"with shape {X.shape}.{hint}")
+        check_shape(X.shape, name)  # a 1-d array, before its chunk sizes are computed
         if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) or np.iscomplexobj(
                 np.empty(0, X.dtype)):
             raise ValueError(f"{name} must be real and numeric; got a Dask array of dtype {X.dtype}.")
         if any(np.isnan(c) for c in X.chunks[0]):
             X = X.compute_chunk_sizes()  # one pass: the row count of every chunk
+        check_shape(X.shape, name, min_samples=min_samples, n_features=n_features)
         n, d = X.shape
-        if d == 0:
-            raise ValueError(f"{name} has 0 features; at least one is required.")
-        if n < min_samples:
-            raise ValueError(f"{name} has {n} sample(s); at least {min_samples} are required.")
-        if n_features is not None and d != n_features:
-            raise ValueError(f"{name} has {d} features, but the model was fitted with {n_features}.")
         rechunk = {1: -1} if len(X.chunks[1]) > 1 else {}
         if row_chunks is not None and tuple(row_chunks) != X.chunks[0]:
             rechunk[0] = tuple(row_chunks)

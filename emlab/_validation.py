@@ -29,21 +29,8 @@ def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False,
         raise ValueError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
     if np.iscomplexobj(arr):
         raise ValueError(f"{name} must be real; got complex values.")
-    if arr.ndim != 2:
-        hint = " Reshape 1-d data with X.reshape(-1, 1)." if arr.ndim == 1 else ""
-        raise ValueError(
-            f"{name} must be 2-d of shape (n_samples, n_features); got {arr.ndim}-d "
-            f"with shape {arr.shape}.{hint}"
-        )
+    check_shape(arr.shape, name, min_samples=min_samples, n_features=n_features)
     n, d = arr.shape
-    if d == 0:
-        raise ValueError(f"{name} has 0 features; at least one is required.")
-    if n < min_samples:
-        raise ValueError(f"{name} has {n} sample(s); at least {min_samples} are required.")
-    if n_features is not None and d != n_features:
-        raise ValueError(
-            f"{name} has {d} features, but the model was fitted with {n_features}."
-        )
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     # checked in slices, so the check costs no memory in proportion to X
     step = max(1, 2**20 // d)
@@ -64,6 +51,25 @@ def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False,
         hint = nan_hint if (nan.any() and not allow_nan) else ""
         raise ValueError(f"{name} contains {what}, in row(s) {where}; remove or impute them first{hint}.")
     return arr
+
+
+def check_shape(shape, name="X", *, min_samples=1, n_features=None):
+    """The checks of X's shape that need no values (also for a Dask array): 2-d, sizes."""
+    if len(shape) != 2:
+        hint = " Reshape 1-d data with X.reshape(-1, 1)." if len(shape) == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-d of shape (n_samples, n_features); got {len(shape)}-d "
+            f"with shape {tuple(shape)}.{hint}"
+        )
+    n, d = shape
+    if d == 0:
+        raise ValueError(f"{name} has 0 features; at least one is required.")
+    if n < min_samples:
+        raise ValueError(f"{name} has {n} sample(s); at least {min_samples} are required.")
+    if n_features is not None and d != n_features:
+        raise ValueError(
+            f"{name} has {d} features, but the model was fitted with {n_features}."
+        )
 
 
 def check_int(value, name, *, low=None, high=None):
