@@ -26,10 +26,28 @@ The objective EM monitors is the log-likelihood plus the log-density of the
 Dirichlet (and, for :class:`PoissonHMM`, gamma) priors without their
 normalising constants, per observation: with priors of 1 (the defaults) it is
 the log-likelihood, as hmmlearn's ``monitor_.history`` (which is the total).
+
+hmmlearn compatibility: code written for hmmlearn 0.3.3's ``GaussianHMM``,
+``CategoricalHMM`` and ``PoissonHMM`` runs unchanged. Its positional argument
+order, ``n_iter`` (stored as ``max_iter``), ``implementation``, ``verbose=True``,
+``min_covar``, the Gaussian priors ``means_prior, means_weight, covars_prior,
+covars_weight`` (hmmlearn's MAP M-step, with the prior in the objective),
+``covars_`` (full matrices), ``get_stationary_distribution()`` and
+``monitor_`` are accepted. From the same start and with the same priors
+(``reg_covar=0``) the fits equal hmmlearn's to round-off. Differences by
+design, documented where they arise: the defaults (``max_iter=100``,
+``tol=1e-3`` per observation rather than 1e-2 on the total,
+``covars_prior=0`` with ``reg_covar=1e-6`` rather than ``covars_prior=1e-2``),
+the monotonicity guard and named errors, ``monitor_.converged`` (not True
+merely because ``n_iter`` ran out), the history including the log-prior, the
+verbose lines (stdout), and the initialisation (k-means and uniform
+``startprob_`` / ``transmat_``; hmmlearn draws them from a Dirichlet).
 """
 
 import functools
+import inspect
 import numbers
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +71,56 @@ from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked
 
 ALGORITHMS = ("viterbi", "map")
 COVARIANCE_TYPES = tuple(MODELS)
+#: hmmlearn's ``implementation`` values; both run emlab's one forward-backward (see BaseHMM)
+IMPLEMENTATIONS = ("log", "scaling")
+#: the default of ``max_iter``: ``n_iter`` (hmmlearn's name) may replace it
+DEFAULT_MAX_ITER = 100
+
+
+class ConvergenceMonitor:
+    """What :meth:`BaseHMM.fit` leaves in ``monitor_``: hmmlearn's ``ConvergenceMonitor``'s fields.
+
+    Attributes
+    ----------
+    history : collections.deque
+        The objective of every iteration as a **total** (``lower_bounds_ *
+        n_samples``): the log-likelihood of the parameters before each M-step,
+        plus the log-prior when a prior is not flat. hmmlearn 0.3.3 keeps every
+        iteration too (an unbounded deque) but without the log-prior.
+    iter : int
+        Iterations run (``n_iter_``).
+    converged : bool
+        Whether the change of the objective fell below ``tol`` (``converged_``).
+        hmmlearn also reports True when ``n_iter`` iterations ran out; emlab does
+        not: a run stopped by the iteration limit did not converge.
+    tol : float
+        The estimator's ``tol``: on the objective **per observation** (hmmlearn's
+        is on the total).
+    n_iter : int
+        The iteration limit used (``max_iter``, or ``n_iter`` if given).
+    verbose : bool
+        Whether per-iteration lines were printed.
+
+    It is built by fit from the run's record; unlike hmmlearn's, replacing it
+    before fit does not change how fit decides convergence.
+    """
+
+    def __init__(self, tol, n_iter, verbose, history=(), iter=0, converged=False):
+        self.tol = tol
+        self.n_iter = n_iter
+        self.verbose = verbose
+        self.history = deque(float(v) for v in history)
+        self.iter = int(iter)
+        self._converged = bool(converged)
+
+    @property
+    def converged(self):
+        return self._converged
+
+    def __repr__(self):
+        return (f"ConvergenceMonitor(tol={self.tol!r}, n_iter={self.n_iter!r}, "
+                f"verbose={self.verbose!r}, iter={self.iter}, converged={self.converged}, "
+                f"history={list(self.history)!r})")
 
 
 # --------------------------------------------------------------------------- parameters
@@ -584,12 +652,73 @@ class BaseHMM(ParamsMixin):
         k = check_int(self.n_components, "n_components", low=1)
         check_em_options(self.max_iter, self.tol, self.on_decrease)
         check_int(self.n_init, "n_init", low=1)
-        check_int(self.verbose, "verbose", low=0)
+        self._verbosity()
         check_option(self.algorithm, "algorithm", ALGORITHMS)
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be 'log' or 'scaling' (hmmlearn's choices; emlab runs the "
+                f"same scaled forward-backward with a log-space fallback for both); got "
+                f"{self.implementation!r}."
+            )
         allowed = "st" + self._emission_letters
         check_letters(self.params, "params", allowed)
         check_letters(self.init_params, "init_params", allowed)
         return k
+
+    def _verbosity(self):
+        """``verbose`` as emlab's level: hmmlearn's True (a line per iteration) is 2, False 0."""
+        if isinstance(self.verbose, (bool, np.bool_)):
+            return 2 if self.verbose else 0
+        return check_int(self.verbose, "verbose", low=0)
+
+    def _take_aliases(self, aliases):
+        """Apply hmmlearn's ``n_iter`` (the only alias ``__init__`` takes by keyword).
+
+        ``n_iter`` is stored as ``max_iter`` (so get_params, set_params and clone
+        see one parameter); given with a different ``max_iter`` it is a ValueError.
+        """
+        aliases = dict(aliases)
+        n_iter = aliases.pop("n_iter", None)
+        if aliases:
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument "
+                            f"{next(iter(aliases))!r}")
+        if n_iter is None:
+            return
+        if self.max_iter != DEFAULT_MAX_ITER and self.max_iter != n_iter:
+            raise ValueError(
+                f"n_iter={n_iter!r} and max_iter={self.max_iter!r} disagree: n_iter is hmmlearn's "
+                f"name for max_iter; give one of them."
+            )
+        self.max_iter = n_iter
+
+    def __repr__(self):
+        # ParamsMixin's, over the named parameters only (``**aliases`` is not one)
+        changed = []
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if name == "self" or p.kind == p.VAR_KEYWORD:
+                continue
+            value = getattr(self, name)
+            try:
+                same = value is p.default or bool(value == p.default)
+            except Exception:  # arrays and the like
+                same = False
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def get_stationary_distribution(self):
+        """The stationary distribution of ``transmat_``: ``pi P = pi``, ``sum(pi) = 1``.
+
+        The left eigenvector of ``transmat_`` for the eigenvalue closest to 1
+        (hmmlearn takes the largest eigenvalue, which for a stochastic matrix
+        is 1), normalised to sum to 1. For a reducible chain (several closed
+        classes) the stationary distribution is not unique and this is one of
+        them, as in hmmlearn.
+        """
+        transmat = self._check_transmat()
+        values, vectors = np.linalg.eig(transmat.T)
+        vector = np.real(vectors[:, int(np.argmin(np.abs(values - 1.0)))])
+        return vector / vector.sum()
 
     def _check_features(self, n_features):
         """A ValueError if the emission model cannot take ``n_features`` columns."""
@@ -821,9 +950,10 @@ class BaseHMM(ParamsMixin):
         if k > n:
             raise ValueError(f"n_components={k} must be <= n_samples={n}.")
         model = _BaumWelch(self, self._summary(data))
+        verbose = self._verbosity()
         result = fit_em(model, data, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
                         random_state=check_random_state(self.random_state),
-                        on_decrease=self.on_decrease, verbose=self.verbose)
+                        on_decrease=self.on_decrease, verbose=verbose)
         params = result.params
         self.startprob_ = params.startprob
         self.transmat_ = params.transmat
@@ -832,6 +962,9 @@ class BaseHMM(ParamsMixin):
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.n_features_in_ = d
+        self.monitor_ = ConvergenceMonitor(self.tol, self.max_iter, verbose >= 2,
+                                           history=np.asarray(result.lower_bounds) * n,
+                                           iter=result.n_iter, converged=result.converged)
         return self
 
     def fit_predict(self, X, lengths=None):
@@ -977,7 +1110,11 @@ _COMMON_DOC = """
     algorithm : {'viterbi', 'map'}, default='viterbi'
         The decoder of :meth:`predict` and :meth:`decode`.
     max_iter : int, default=100
-        Baum-Welch iterations at most (hmmlearn's ``n_iter``).
+        Baum-Welch iterations at most. hmmlearn's name ``n_iter`` is accepted as
+        a keyword and stored as ``max_iter`` (so ``get_params`` and ``clone``
+        see one parameter; ``set_params`` takes ``max_iter`` only); ``n_iter``
+        with a different non-default ``max_iter`` is a ValueError. emlab's
+        default is 100 (hmmlearn's 10).
     tol : float, default=1e-3
         Convergence threshold on the change of the objective **per
         observation** (total log-likelihood / n_samples), as
@@ -992,8 +1129,16 @@ _COMMON_DOC = """
         What to do if the objective falls between two iterations by more than
         round-off (and, for Gaussian emissions, more than ``reg_covar`` can
         explain), which exact EM cannot do.
-    verbose : int, default=0
-        0: silent; 1: a line per run; 2: also a line per iteration.
+    verbose : int or bool, default=0
+        0: silent; 1: a line per run; 2: also a line per iteration, on stdout.
+        hmmlearn's ``verbose=True`` (a line per iteration, on stderr) is 2 and
+        ``False`` is 0.
+    implementation : {'log', 'scaling'}, default='log'
+        hmmlearn's choice of forward-backward, accepted for compatibility:
+        whichever is chosen, emlab runs its one forward-backward, on scaled
+        probabilities with a log-space fallback for a step whose scale would
+        underflow (as accurate as hmmlearn's 'log', as fast as its
+        'scaling'). Anything else is a ValueError at fit.
 """
 
 _COMMON_ATTRIBUTES = """
@@ -1007,6 +1152,11 @@ _COMMON_ATTRIBUTES = """
     converged_ : bool
     n_iter_ : int
     n_features_in_ : int
+    monitor_ : ConvergenceMonitor
+        hmmlearn's ``monitor_``, built by fit: ``history`` (``lower_bounds_ *
+        n_samples``, every iteration), ``iter``, ``converged`` (the tolerance
+        was met; hmmlearn also says True when ``n_iter`` ran out), ``tol``,
+        ``n_iter``, ``verbose``.
 """
 
 _COMMON_NOTES = """
@@ -1054,8 +1204,44 @@ class GaussianHMM(BaseHMM):
     n_components : int, default=1
         Number of hidden states.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='diag'
+        The second positional argument, as in hmmlearn (``GaussianHMM(3, "full")``).
         As in :class:`~emlab.GaussianMixture`: a covariance matrix per state,
         one shared by all, a diagonal per state, or one variance per state.
+    min_covar : float, optional
+        hmmlearn's ``min_covar``, implemented as hmmlearn 0.3.3 does: it is
+        added to the diagonal of the **initial** covariance (``init_params``
+        with 'c') and nowhere else; hmmlearn's M-step applies no floor, despite
+        its docstring. Default None: ``reg_covar`` takes that place.
+    startprob_prior, transmat_prior
+        As below (third and fourth positional arguments, as hmmlearn's).
+    means_prior, means_weight : float or array-like, default=0.0
+        hmmlearn's normal prior on each mean, ``N(means_prior, Sigma_k /
+        means_weight)``: ``means_prior`` broadcasts to (n_components,
+        n_features), ``means_weight`` (>= 0) to (n_components,).
+    covars_prior : float or array-like, default=0.0
+        The scale of hmmlearn's inverse-Wishart ('full', 'tied') or
+        inverse-gamma ('diag', 'spherical') prior on the covariances, added
+        as hmmlearn adds it: a scalar goes to **every entry** of a 'full' or
+        'tied' matrix (pass ``c * np.eye(d)`` for a diagonal scale); it
+        broadcasts to (K, d, d) 'full', (d, d) 'tied', (K, d) 'diag' and
+        'spherical'. emlab's default is 0 (a flat prior, with ``reg_covar`` as
+        the guard against singular covariances); hmmlearn's is 1e-2.
+    covars_weight : float, default=1.0
+        The prior's extra counts: ``max(covars_weight - d, 0)`` ('full',
+        'tied') or ``max(covars_weight - 1, 0)`` ('diag', 'spherical') are
+        added to the denominator of the covariance update, as in hmmlearn.
+
+        With any of these four not at emlab's defaults, the M-step is
+        hmmlearn's MAP M-step (``GaussianHMM._do_mstep``: means ``(w m0 +
+        sum_t gamma_tk x_t) / (w + N_k)``, covariances ``(psi + S_k + w (mu_k -
+        m0)(mu_k - m0)^T) / (N_k + c0)``), which jointly maximises Q plus the
+        prior's log-density; that log-density (without constants) is part of
+        the objective in ``lower_bounds_``, so the monotonicity check stays
+        valid. ``reg_covar`` is still added afterwards (set it to 0 to get
+        hmmlearn's numbers).
+    algorithm, random_state
+        As below (tenth and eleventh positional arguments, as hmmlearn's;
+        the rest are keyword-only).
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance. The M-step then falls short
         of maximising Q by an amount it computes exactly, and the monotonicity
@@ -1068,14 +1254,20 @@ class GaussianHMM(BaseHMM):
     init_params : str, default='stmc'
         The parameters fit initialises: uniform ``startprob_`` and ``transmat_``,
         k-means (:class:`~emlab.KMeans`) centres for ``means_`` and the data's
-        covariance plus ``reg_covar`` for every state's ``covariances_``. A letter
-        left out means the attribute set before fit is the start.
+        covariance plus ``reg_covar`` (``min_covar`` if given) for every state's
+        ``covariances_``. A letter left out means the attribute set before fit
+        is the start.
 
     Attributes
     ----------
     means_ : ndarray of shape (n_components, n_features)
     covariances_ : ndarray
         (K, d, d) 'full', (d, d) 'tied', (K, d) 'diag', (K,) 'spherical'.
+    covars_ : ndarray of shape (n_components, n_features, n_features)
+        hmmlearn's name: the covariances as full matrices whatever
+        ``covariance_type`` (hmmlearn's getter; its 0.3.3 returns a wrongly
+        shaped array for a fitted 'spherical' model, emlab does not). Setting
+        it takes ``covariances_``'s shape, checked as hmmlearn checks it.
     precisions_cholesky_ : ndarray, shaped as ``covariances_``
         As scikit-learn's ``GaussianMixture``.
     %(attributes)s
@@ -1109,29 +1301,130 @@ class GaussianHMM(BaseHMM):
     _emission_letters = "mc"
     _emission_attributes = ("means_", "covariances_")
 
-    def __init__(self, n_components=1, *, covariance_type="diag", reg_covar=1e-6,
-                 startprob_prior=1.0, transmat_prior=1.0, algorithm="viterbi", max_iter=100,
-                 tol=1e-3, n_init=1, params="stmc", init_params="stmc", random_state=None,
-                 on_decrease="warn", verbose=0):
+    def __init__(self, n_components=1, covariance_type="diag", min_covar=None,
+                 startprob_prior=1.0, transmat_prior=1.0, means_prior=0.0, means_weight=0.0,
+                 covars_prior=0.0, covars_weight=1.0, algorithm="viterbi", random_state=None, *,
+                 reg_covar=1e-6, max_iter=DEFAULT_MAX_ITER, tol=1e-3, verbose=0, params="stmc",
+                 init_params="stmc", implementation="log", n_init=1, on_decrease="warn",
+                 **aliases):
         self.n_components = n_components
         self.covariance_type = covariance_type
-        self.reg_covar = reg_covar
+        self.min_covar = min_covar
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
         self.algorithm = algorithm
+        self.random_state = random_state
+        self.reg_covar = reg_covar
         self.max_iter = max_iter
         self.tol = tol
-        self.n_init = n_init
+        self.verbose = verbose
         self.params = params
         self.init_params = init_params
-        self.random_state = random_state
+        self.implementation = implementation
+        self.n_init = n_init
         self.on_decrease = on_decrease
-        self.verbose = verbose
+        self._take_aliases(aliases)
 
     def _check_settings(self):
         check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         check_scalar(self.reg_covar, "reg_covar", low=0.0)
+        if self.min_covar is not None:
+            check_scalar(self.min_covar, "min_covar", low=0.0)
+        check_scalar(self.covars_weight, "covars_weight", low=0.0)
+        for name in ("means_prior", "means_weight", "covars_prior"):
+            value = getattr(self, name)
+            arr = (np.asarray(value, dtype=np.float64)
+                   if not isinstance(value, (bool, np.bool_, str)) else np.array(np.nan))
+            if arr.dtype == object or not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} must be finite numbers; got {value!r}.")
+            if name == "means_weight" and np.any(arr < 0):
+                raise ValueError(f"means_weight must be >= 0; got {value!r}.")
         return super()._check_settings()
+
+    # ----------------------------------------------------------------------- hmmlearn's covars_
+
+    @property
+    def covars_(self):
+        """hmmlearn's view of the covariances: always full matrices, (n_components, d, d).
+
+        As hmmlearn's getter, whatever ``covariance_type``; a copy, so change it
+        through assignment. The setter takes the shape of ``covariance_type``
+        ((K,) 'spherical', (K, d) 'diag', (K, d, d) 'full', (d, d) 'tied'),
+        as hmmlearn's, and stores it in ``covariances_``.
+        """
+        if "covariances_" not in self.__dict__:
+            raise AttributeError(f"covars_ is not set: fit the {type(self).__name__}, or set "
+                                 f"covars_ (or covariances_) first.")
+        cov = np.asarray(self.covariances_, dtype=np.float64)
+        k = self.n_components
+        if self.covariance_type == "spherical":
+            d = np.shape(self.means_)[1] if hasattr(self, "means_") else 1
+        else:
+            d = cov.shape[-1]
+        return np.array(MODELS[self.covariance_type].as_full(cov, k, d), dtype=np.float64,
+                        copy=True)
+
+    @covars_.setter
+    def covars_(self, covars):
+        check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        cov = np.array(covars, dtype=np.float64, copy=True)
+        k, ct = self.n_components, self.covariance_type
+        ndim = {"spherical": 1, "diag": 2, "full": 3, "tied": 2}[ct]
+        if cov.ndim != ndim or (ct != "tied" and cov.shape[0] != k) or (
+                ct in ("full", "tied") and cov.shape[-1] != cov.shape[-2]):
+            expected = {"spherical": "(n_components,)", "diag": "(n_components, n_features)",
+                        "full": "(n_components, n_features, n_features)",
+                        "tied": "(n_features, n_features)"}[ct]
+            raise ValueError(f"covars_ must have shape {expected} for covariance_type={ct!r} "
+                             f"(n_components={k}); got {cov.shape}.")
+        if not np.all(np.isfinite(cov)):
+            raise ValueError("covars_ contains NaN or infinite values.")
+        if ct in ("spherical", "diag"):
+            if np.any(cov <= 0):
+                raise ValueError(f"{ct!r} covars_ must be positive.")
+        else:
+            for c in cov.reshape((-1,) + cov.shape[-2:]):
+                if not np.allclose(c, c.T) or np.linalg.eigvalsh(c)[0] <= 0:
+                    raise ValueError(f"{ct!r} covars_ must be symmetric, positive-definite.")
+        self.covariances_ = cov
+
+    # ----------------------------------------------------------------------- hmmlearn's prior
+
+    def _has_prior(self):
+        """Whether hmmlearn's normal / inverse-gamma / inverse-Wishart prior is not flat."""
+        return bool(np.any(np.asarray(self.means_weight) != 0)
+                    or np.any(np.asarray(self.covars_prior) != 0)
+                    or float(self.covars_weight) != 1.0)
+
+    def _gaussian_prior(self, k, d):
+        """``(m0 (K, d), w (K,), psi, c0)``: the prior's mean, mean weight, scale and extra counts.
+
+        ``psi`` is shaped per state as hmmlearn's M-step adds it: (K, d, d)
+        'full', (d, d) 'tied', (K, d) 'diag' and 'spherical'. ``c0`` is
+        ``max(covars_weight - d, 0)`` ('full', 'tied') or ``max(covars_weight
+        - 1, 0)`` ('diag', 'spherical').
+        """
+        ct = self.covariance_type
+
+        def shaped(value, name, shape):
+            try:
+                return np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
+            except ValueError:
+                raise ValueError(f"{name} must be a scalar or broadcast to shape {shape}; got "
+                                 f"shape {np.shape(value)}.") from None
+
+        m0 = shaped(self.means_prior, "means_prior", (k, d))
+        w = shaped(self.means_weight, "means_weight", (k,))
+        psi = shaped(self.covars_prior, "covars_prior",
+                     {"full": (k, d, d), "tied": (d, d)}.get(ct, (k, d)))
+        if ct in ("diag", "spherical") and np.any(psi < 0):
+            raise ValueError(f"covars_prior must be >= 0 for covariance_type={ct!r}.")
+        c0 = max(float(self.covars_weight) - (d if ct in ("full", "tied") else 1), 0.0)
+        return m0, w, psi, c0
 
     def _check_X(self, X, fitting):
         n_features = None if fitting else self._n_features()
@@ -1179,7 +1472,8 @@ class GaussianHMM(BaseHMM):
         if "c" in self.init_params:
             # the data's covariance (unbiased, as numpy.cov) from the summary's moments
             cv = summary.moments.second[0] / (n - 1) if n > 1 else np.zeros((d, d))
-            cv = cv + self.reg_covar * np.eye(d)
+            floor = self.reg_covar if self.min_covar is None else self.min_covar
+            cv = cv + floor * np.eye(d)
             cov = {"full": np.broadcast_to(cv, (k, d, d)).copy(), "tied": cv,
                    "diag": np.tile(np.diag(cv), (k, 1)),
                    "spherical": np.full(k, np.mean(np.diag(cv)))}[self.covariance_type]
@@ -1218,6 +1512,8 @@ class GaussianHMM(BaseHMM):
         learn_m, learn_c = "m" in self.params, "c" in self.params
         if not (learn_m or learn_c):
             return emission, 0.0
+        if self._has_prior():
+            return self._map_emission(stats, emission)
         ct = self.covariance_type
         nk, means, second = stats.nk, stats.means, stats.second
         if learn_m and learn_c:
@@ -1236,8 +1532,80 @@ class GaussianHMM(BaseHMM):
         return mixture.MixtureParams(emission.weights, emission.means, step.params.covariances,
                                      step.params.precisions_cholesky, ct), step.ridge_deficit
 
+    def _map_emission(self, stats, emission):
+        """hmmlearn's MAP M-step (its ``GaussianHMM._do_mstep``), plus ``reg_covar``.
+
+        Means ``(w m0 + sum_t gamma_tk x_t) / (w + N_k)``; covariances ``(psi +
+        S_k + w (mu_k - m0)(mu_k - m0)^T) / (N_k + c0)`` with ``S_k`` the
+        scatter about the new means (summed over states, with ``psi`` once, for
+        'tied'; per feature, then averaged over features, for 'diag' and
+        'spherical'). These jointly maximise Q plus :meth:`_log_emission_prior`,
+        so EM stays monotone in the objective. A state without posterior mass
+        and without prior counts keeps its parameters (hmmlearn divides by
+        ``max(N_k + c0, 1e-5)`` for 'diag' and 'spherical', and by zero otherwise).
+        Returns the parameters and the Q deficit of ``reg_covar``.
+        """
+        ct, model = self.covariance_type, MODELS[self.covariance_type]
+        learn_m, learn_c = "m" in self.params, "c" in self.params
+        nk, xbar, second = stats.nk, stats.means, stats.second
+        k, d = xbar.shape
+        m0, w, psi, c0 = self._gaussian_prior(k, d)
+        tiny = 10 * np.finfo(np.float64).eps * max(nk.sum(), 1.0)
+        means = emission.means
+        if learn_m:
+            den = nk + w
+            fresh = den > tiny
+            safe = np.where(fresh, den, 1.0)[:, None]
+            means = np.where(fresh[:, None], (w[:, None] * m0 + nk[:, None] * xbar) / safe, means)
+        if not learn_c:
+            return mixture.MixtureParams(emission.weights, means, emission.covariances,
+                                         emission.precisions_cholesky, ct), 0.0
+        scatter = model.add_outer(second, xbar - means, nk)  # about the new means
+        scatter = model.add_outer(scatter, means - m0, w)  # the mean prior's share
+        if ct == "tied":
+            counts, second = nk + c0 / k, scatter + psi / k  # summed over states by the model
+            live = np.arange(k)
+            if counts.sum() <= tiny:
+                return mixture.MixtureParams(emission.weights, means, emission.covariances,
+                                             emission.precisions_cholesky, ct), 0.0
+        else:
+            counts, second = nk + c0, scatter + psi
+            live = np.flatnonzero(counts > tiny)
+        covariances, deficit = model.covariances(counts, second, self.reg_covar, live,
+                                                 emission.covariances)
+        out = mixture.MixtureParams(emission.weights, means, covariances, covariance_type=ct)
+        return out, deficit
+
     def _log_emission_prior(self, emission):
-        return 0.0
+        """The log-density (no constants) of hmmlearn's prior, whose MAP is :meth:`_map_emission`.
+
+        Per state, ``-w/2 (mu - m0)^T Sigma^-1 (mu - m0) - c0/2 log|Sigma| -
+        1/2 tr(psi Sigma^-1)`` ('tied': the last two terms once; 'diag' per
+        feature; 'spherical' with ``d c0`` and the sum of ``psi`` over
+        features): a normal prior on each mean with covariance ``Sigma / w``
+        (without its ``log|Sigma|`` term, as hmmlearn's update implies) and an
+        inverse-Wishart (inverse-gamma) on the covariances. 0 without a prior.
+        """
+        if not self._has_prior():
+            return 0.0
+        ct = self.covariance_type
+        k, d = emission.means.shape
+        m0, w, psi, c0 = self._gaussian_prior(k, d)
+        diff = emission.means - m0
+        cov, pc = np.asarray(emission.covariances), np.asarray(emission.precisions_cholesky)
+        if ct in ("diag", "spherical"):
+            var = cov if ct == "diag" else np.broadcast_to(cov[:, None], (k, d))
+            return float(np.sum(-0.5 * w[:, None] * diff**2 / var - 0.5 * c0 * np.log(var)
+                                - 0.5 * psi / var))
+        pcs = pc if ct == "full" else np.broadcast_to(pc, (k, d, d))
+        psis = psi if ct == "full" else psi[None]
+        total = 0.0
+        for j in range(k):
+            total -= 0.5 * w[j] * float(np.sum((diff[j] @ pcs[j]) ** 2))
+        for j in range(k if ct == "full" else 1):
+            log_det = -2.0 * float(np.sum(np.log(np.diag(pcs[j]))))
+            total -= 0.5 * c0 * log_det + 0.5 * float(np.sum((psis[j] @ pcs[j]) * pcs[j]))
+        return total
 
     def _n_emission_parameters(self):
         k, d = np.shape(self.means_)
@@ -1273,7 +1641,9 @@ class CategoricalHMM(BaseHMM):
     Parameters
     ----------
     n_components : int, default=1
-        Number of hidden states.
+        Number of hidden states. ``n_components``, ``startprob_prior`` and
+        ``transmat_prior`` may be given by position, as in hmmlearn; the rest
+        are keyword-only.
     n_features : int, optional
         Number of symbols. Default: from ``emissionprob_`` if set before fit,
         else the largest symbol in X plus one.
@@ -1321,24 +1691,26 @@ class CategoricalHMM(BaseHMM):
     _emission_attributes = ("emissionprob_",)
     _value_kind = ("integer symbols", "symbols >= 0")
 
-    def __init__(self, n_components=1, *, n_features=None, emissionprob_prior=1.0,
-                 startprob_prior=1.0, transmat_prior=1.0, algorithm="viterbi", max_iter=100,
-                 tol=1e-3, n_init=1, params="ste", init_params="ste", random_state=None,
-                 on_decrease="warn", verbose=0):
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
+                 emissionprob_prior=1.0, n_features=None, algorithm="viterbi", random_state=None,
+                 max_iter=DEFAULT_MAX_ITER, tol=1e-3, verbose=0, params="ste", init_params="ste",
+                 implementation="log", n_init=1, on_decrease="warn", **aliases):
         self.n_components = n_components
-        self.n_features = n_features
-        self.emissionprob_prior = emissionprob_prior
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
+        self.emissionprob_prior = emissionprob_prior
+        self.n_features = n_features
         self.algorithm = algorithm
+        self.random_state = random_state
         self.max_iter = max_iter
         self.tol = tol
-        self.n_init = n_init
+        self.verbose = verbose
         self.params = params
         self.init_params = init_params
-        self.random_state = random_state
+        self.implementation = implementation
+        self.n_init = n_init
         self.on_decrease = on_decrease
-        self.verbose = verbose
+        self._take_aliases(aliases)
 
     def _symbols(self, largest=None):
         """The number of symbols: n_features, else emissionprob_'s, else the largest symbol + 1.
@@ -1457,11 +1829,17 @@ class PoissonHMM(BaseHMM):
     Parameters
     ----------
     n_components : int, default=1
-        Number of hidden states.
+        Number of hidden states. The arguments up to ``random_state`` may be
+        given by position in hmmlearn's order (``n_components,
+        startprob_prior, transmat_prior, lambdas_prior, lambdas_weight,
+        algorithm, random_state``); the rest are keyword-only.
     lambdas_prior, lambdas_weight : float or array-like, default=0.0
         A gamma prior on each rate, ``lambda^lambdas_prior exp(-lambdas_weight
         lambda)`` (hmmlearn's parametrisation): the M-step is
-        ``(lambdas_prior + sum_t gamma_tk x_t) / (lambdas_weight + sum_t gamma_tk)``.
+        ``(lambdas_prior + sum_t gamma_tk x_t) / (lambdas_weight + sum_t gamma_tk)``,
+        its exact maximiser. hmmlearn 0.3.3 weighs the data mean of state k
+        by the posterior mass of **all** states instead of ``sum_t
+        gamma_tk``, so with a non-zero prior the two differ (by design).
     %(common)s
     params : str, default='stl'
         The parameters fit updates: 's' ``startprob_``, 't' ``transmat_``, 'l' ``lambdas_``.
@@ -1497,24 +1875,27 @@ class PoissonHMM(BaseHMM):
     _emission_attributes = ("lambdas_",)
     _value_kind = ("integer counts", "non-negative counts")
 
-    def __init__(self, n_components=1, *, lambdas_prior=0.0, lambdas_weight=0.0,
-                 startprob_prior=1.0, transmat_prior=1.0, algorithm="viterbi", max_iter=100,
-                 tol=1e-3, n_init=1, params="stl", init_params="stl", random_state=None,
-                 on_decrease="warn", verbose=0):
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+                 lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,
+                 *, max_iter=DEFAULT_MAX_ITER, tol=1e-3, verbose=0, params="stl",
+                 init_params="stl", implementation="log", n_init=1, on_decrease="warn",
+                 **aliases):
         self.n_components = n_components
-        self.lambdas_prior = lambdas_prior
-        self.lambdas_weight = lambdas_weight
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
+        self.lambdas_prior = lambdas_prior
+        self.lambdas_weight = lambdas_weight
         self.algorithm = algorithm
+        self.random_state = random_state
         self.max_iter = max_iter
         self.tol = tol
-        self.n_init = n_init
+        self.verbose = verbose
         self.params = params
         self.init_params = init_params
-        self.random_state = random_state
+        self.implementation = implementation
+        self.n_init = n_init
         self.on_decrease = on_decrease
-        self.verbose = verbose
+        self._take_aliases(aliases)
 
     def _check_X(self, X, fitting):
         n_features = None
@@ -1615,4 +1996,5 @@ class PoissonHMM(BaseHMM):
         return rng.poisson(emission[states])
 
 
-__all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "BaseHMM", "HMMParams"]
+__all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "BaseHMM", "HMMParams",
+           "ConvergenceMonitor"]
