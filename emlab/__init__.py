@@ -6,6 +6,7 @@ are checked with (:mod:`emlab.theory`).
 """
 
 from . import datasets, plotting, theory
+from .bayesian_mixture import BayesianGaussianMixture
 from .em import ChunkList, EMResult, SufficientStatistics, fit_em, run_em
 from .exceptions import (
     ConvergenceWarning,
@@ -24,6 +25,7 @@ from .selection import Selection, select
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianGaussianMixture",
     "CategoricalHMM",
     "ChunkList",
     "ConvergenceWarning",
