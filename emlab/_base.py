@@ -19,12 +19,20 @@ class ParamsMixin:
 
     #: scikit-learn's estimator type ('density_estimator', 'clusterer', ...)
     _estimator_type = None
+    #: whether ``transform`` maps X to new features (scikit-learn's transformer tags)
+    _is_transformer = False
+
+    def _allows_nan(self):
+        """Whether ``fit`` accepts NaN as missing values (scikit-learn's ``allow_nan`` tag)."""
+        return False
 
     def __sklearn_tags__(self):
         """scikit-learn's tags; only scikit-learn calls this, so it imports it lazily."""
-        from sklearn.utils import Tags, TargetTags
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
 
-        return Tags(estimator_type=self._estimator_type, target_tags=TargetTags(required=False))
+        return Tags(estimator_type=self._estimator_type, target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags() if self._is_transformer else None,
+                    input_tags=InputTags(allow_nan=self._allows_nan()))
 
     def get_params(self, deep=True):
         return {name: getattr(self, name) for name in self._param_names()}

@@ -4,6 +4,7 @@ Every check runs before any work and names the argument and what is wrong.
 """
 
 import numbers
+import sys
 
 import numpy as np
 
@@ -13,22 +14,31 @@ from .exceptions import NotFittedError
 def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False, nan_hint=""):
     """Return X as a C-contiguous 2-d float64 array, or raise a ValueError that names it.
 
+    An object array is converted when every element is a real number; sparse
+    input (``scipy.sparse``) is refused with a message that says how to densify it.
+
     With ``allow_nan`` NaN marks a missing value (infinities are still
     refused, and so is a row with no observed value); ``nan_hint`` is appended
     to the error about NaN otherwise.
     """
     if X is None:
         raise ValueError(f"{name} is None; expected an array of shape (n_samples, n_features).")
+    if _is_sparse(X):
+        raise ValueError(
+            f"{name} is a sparse {type(X).__name__}, and sparse input is not supported: the "
+            f"models need dense data. Convert it with {name}.toarray() (which needs "
+            f"n_samples * n_features * 8 bytes)."
+        )
     try:
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
-    ):
+    if arr.dtype == object:
+        arr = _numeric_from_object(arr, name)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
     if np.iscomplexobj(arr):
-        raise ValueError(f"{name} must be real; got complex values.")
+        raise ValueError(f"{name} must be real: Complex data not supported (got dtype {arr.dtype}).")
     check_shape(arr.shape, name, min_samples=min_samples, n_features=n_features)
     n, d = arr.shape
     arr = np.ascontiguousarray(arr, dtype=np.float64)
@@ -53,17 +63,62 @@ def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False,
     return arr
 
 
+def _is_sparse(X):
+    """Whether X is a scipy.sparse matrix or array (without importing SciPy for it)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+class NonNumericError(ValueError, TypeError):
+    """An object array holds something other than real numbers.
+
+    A ValueError, as all of emlab's input errors, and a TypeError, as NumPy's
+    (and so scikit-learn's) error for such an array.
+    """
+
+
+def _numeric_from_object(arr, name):
+    """An object array whose every element is a real number, as float64; else a NonNumericError."""
+    for index, value in np.ndenumerate(arr):
+        if not isinstance(value, numbers.Real):
+            where = ", ".join(str(i) for i in index)
+            raise NonNumericError(
+                f"{name} must be numeric: each element of an object-dtype argument must be a real "
+                f"number, not a string or other object; {name}[{where}] is a "
+                f"{type(value).__name__} ({value!r:.40}), not a number."
+            )
+    return arr.astype(np.float64)
+
+
+def input_dtype(X):
+    """The floating dtype fitted attributes take for input X: float32 or float64.
+
+    float32 and float16 arrays give float32 (the computation is float64
+    either way), everything else float64, as in scikit-learn.
+    """
+    dtype = getattr(X, "dtype", None)
+    try:
+        dtype = np.dtype(dtype) if dtype is not None else None
+    except TypeError:  # a pandas extension dtype and the like
+        return np.dtype(np.float64)
+    if dtype is not None and np.issubdtype(dtype, np.floating) and dtype.itemsize <= 4:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
 def check_shape(shape, name="X", *, min_samples=1, n_features=None):
     """The checks of X's shape that need no values (also for a Dask array): 2-d, sizes."""
     if len(shape) != 2:
-        hint = " Reshape 1-d data with X.reshape(-1, 1)." if len(shape) == 1 else ""
+        hint = (" Reshape your data with X.reshape(-1, 1) if it has a single feature, or "
+                "X.reshape(1, -1) if it is a single sample." if len(shape) == 1 else "")
         raise ValueError(
             f"{name} must be 2-d of shape (n_samples, n_features); got {len(shape)}-d "
             f"with shape {tuple(shape)}.{hint}"
         )
     n, d = shape
     if d == 0:
-        raise ValueError(f"{name} has 0 features; at least one is required.")
+        raise ValueError(f"{name} has 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is "
+                         f"required.")
     if n < min_samples:
         raise ValueError(f"{name} has {n} sample(s); at least {min_samples} are required.")
     if n_features is not None and d != n_features:
@@ -120,12 +175,22 @@ def check_random_state(random_state):
 
 
 def check_weights(weights, n_components, name="weights_init"):
+    """Weights on the simplex, as float64, renormalised.
+
+    They must sum to 1 within the precision of their own dtype: 1e-8 for
+    float64 (and lists), ``n_components`` times the machine epsilon for a
+    float32 (or float16) array, whose rounding alone puts the sum off 1 by that much.
+    """
+    given = np.asarray(weights)
+    atol = 1e-8
+    if np.issubdtype(given.dtype, np.floating) and given.dtype.itemsize < 8:
+        atol = max(atol, max(n_components, 1) * float(np.finfo(given.dtype).eps))
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (n_components,):
         raise ValueError(f"{name} must have shape ({n_components},); got {w.shape}.")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(f"{name} must be finite and non-negative; got {w}.")
-    if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-8):
+    if not np.isclose(w.sum(), 1.0, rtol=0, atol=atol):
         raise ValueError(f"{name} must sum to 1; they sum to {w.sum():.12g}.")
     return w / w.sum()
 
@@ -158,8 +223,30 @@ def check_sample_weight(sample_weight, n_samples):
     return w
 
 
+_SKLEARN_NOT_FITTED = {}
+
+
+def _not_fitted_error():
+    """emlab's NotFittedError; also scikit-learn's, when scikit-learn is loaded.
+
+    So ``except sklearn.exceptions.NotFittedError`` catches it, without emlab
+    importing scikit-learn: code that names scikit-learn's class has imported it.
+    """
+    sk = sys.modules.get("sklearn.exceptions")
+    base = getattr(sk, "NotFittedError", None)
+    if not isinstance(base, type) or not issubclass(base, Exception):
+        return NotFittedError
+    if base not in _SKLEARN_NOT_FITTED:
+        _SKLEARN_NOT_FITTED[base] = type("NotFittedError", (NotFittedError, base),
+                                         {"__module__": NotFittedError.__module__,
+                                          "__doc__": NotFittedError.__doc__,
+                                          # pickled (to a process without scikit-learn) as emlab's
+                                          "__reduce__": lambda self: (NotFittedError, self.args)})
+    return _SKLEARN_NOT_FITTED[base]
+
+
 def check_is_fitted(estimator, attribute):
     if not hasattr(estimator, attribute):
-        raise NotFittedError(
+        raise _not_fitted_error()(
             f"This {type(estimator).__name__} is not fitted yet; call fit(X) before using it."
         )

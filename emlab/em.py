@@ -265,7 +265,8 @@ class _Run:
     one pass over chunked data per iteration; :func:`run_em` drives one run.
     """
 
-    def __init__(self, model, params, *, max_iter, tol, on_decrease, decrease_rtol, verbose):
+    def __init__(self, model, params, *, max_iter, tol, on_decrease, decrease_rtol, verbose,
+                 prev=None):
         self.model = model
         self.params = params
         self.max_iter, self.tol = max_iter, tol
@@ -273,7 +274,10 @@ class _Run:
         self.started = time.perf_counter()
         self.lower_bounds = []
         self.decreases = []
-        self.prev = -np.inf
+        # A run that continues an earlier one (a warm start) takes its convergence test on
+        # from that run's last objective; its first step is not guarded (see run_em).
+        self.continued = prev is not None and bool(np.isfinite(prev))
+        self.prev = float(prev) if self.continued else -np.inf
         self.slack = 0.0
         self.converged = False
         self.n_iter = 0
@@ -291,6 +295,8 @@ class _Run:
             )
         change = objective - self.prev
         fell = change < -(self.decrease_rtol * max(1.0, abs(objective)) + self.slack)
+        if n_iter == 1 and self.continued:
+            fell = False  # the data may have changed since the earlier run: not an EM step
         if fell:
             self.decreases.append((n_iter, -change))
             msg = (
@@ -306,7 +312,7 @@ class _Run:
         self.slack = float(getattr(self.model, "m_step_slack", 0.0))
         self.lower_bounds.append(objective)
         if self.verbose >= 2:
-            shown = "" if n_iter == 1 else f"{change:+.3e}"
+            shown = "" if np.isinf(self.prev) else f"{change:+.3e}"
             print(f"  iteration {n_iter:4d}  objective {objective:+.10f}  change {shown:>11s}  "
                   f"{time.perf_counter() - self.started:8.2f} s", flush=True)
         # A decrease beyond round-off is reported above and never read as convergence.
@@ -373,7 +379,7 @@ def _m_step(model, data, expectations, params):
 
 
 def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decrease_rtol=1e-10,
-           verbose=0):
+           verbose=0, prev=None):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
 
     Parameters
@@ -402,6 +408,15 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
         0: silent; 1: one line at the end of the run; 2: also one line per
         iteration (objective, change, elapsed seconds). Lines are printed, so
         they read the same in a terminal and in a notebook.
+    prev : float, optional
+        The last objective of an earlier run that this one continues (a warm
+        start from its ``params``: its ``EMResult.lower_bounds[-1]``). The
+        first iteration's change is then measured from it, so a run of a few
+        iterations at a time can converge across runs, as scikit-learn's
+        ``warm_start``. That first change is only a convergence test: the
+        data may differ from the earlier run's, so it is not checked for a
+        decrease (later ones are). Default: a fresh run, whose first
+        iteration never converges.
 
     Returns
     -------
@@ -410,7 +425,7 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
     max_iter, tol = check_em_options(max_iter, tol, on_decrease)
     X = _as_chunked(model, X)
     run = _Run(model, params, max_iter=max_iter, tol=tol, on_decrease=on_decrease,
-               decrease_rtol=decrease_rtol, verbose=verbose)
+               decrease_rtol=decrease_rtol, verbose=verbose, prev=prev)
     while not run.done:
         objective, expectations = _e_steps(model, X, [run.params])[0]
         run.advance(objective, expectations, X)
@@ -418,7 +433,7 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
 
 
 def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
-           on_decrease="warn", decrease_rtol=1e-10, init=None, verbose=0):
+           on_decrease="warn", decrease_rtol=1e-10, init=None, verbose=0, prev=None):
     """Fit ``model`` by EM from ``n_init`` starts and keep the best.
 
     Parameters
@@ -437,6 +452,9 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
         Seeds ``model.init_params``.
     init : object, optional
         Starting parameters for the first run instead of ``model.init_params``.
+    prev : float, optional
+        For the run from ``init``: the last objective of the earlier run it
+        continues, as in :func:`~emlab.run_em`.
 
     Returns
     -------
@@ -476,8 +494,8 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
                    decrease_rtol=decrease_rtol, verbose=verbose)
     if isinstance(X, ChunkedData) and n_init > 1:
         # restarts in lockstep: one pass over the chunks per iteration serves all of them
-        runs = [_Run(model, init if (init is not None and i == 0) else model.init_params(X, rng),
-                     **options) for i in range(n_init)]
+        runs = [_Run(model, init, prev=prev, **options) if (init is not None and i == 0)
+                else _Run(model, model.init_params(X, rng), **options) for i in range(n_init)]
         while not all(run.done for run in runs):
             active = [run for run in runs if not run.done]
             stats_list = X.map_reduce(model.statistics, [run.params for run in active])
@@ -491,15 +509,19 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
         for i in range(n_init):
             if verbose and n_init > 1:
                 print(f"start {i + 1} of {n_init}", flush=True)
-            params = init if (init is not None and i == 0) else model.init_params(X, rng)
-            results.append(run_em(model, X, params, **options))
+            if init is not None and i == 0:
+                results.append(run_em(model, X, init, prev=prev, **options))
+            else:
+                results.append(run_em(model, X, model.init_params(X, rng), **options))
     best = None
     for result in results:
         if best is None or result.lower_bounds[-1] > best.lower_bounds[-1]:
             best = result
     if not best.converged:
         last = np.diff(best.lower_bounds[-2:])
-        change = f"{last[0]:.3g}" if last.size else "n/a"
+        if not last.size and init is not None and best is results[0] and prev is not None:
+            last = best.lower_bounds[-1:] - prev  # one iteration, continuing an earlier run
+        change = f"{last[0]:.3g}" if last.size and np.isfinite(last[0]) else "n/a"
         warnings.warn(
             f"EM did not converge in max_iter={max_iter} iterations (last change "
             f"{change}, tol={tol}); raise max_iter or tol, or check the data's scaling.",

@@ -311,6 +311,7 @@ class KMeans(ParamsMixin):
     """
 
     _estimator_type = "clusterer"
+    _is_transformer = True
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
                  tol=1e-4, random_state=None, learning_decay=0.7, learning_offset=10.0):
@@ -466,6 +467,10 @@ class KMeans(ParamsMixin):
 
     def fit_predict(self, X, y=None):
         return self.fit(X).labels_
+
+    def fit_transform(self, X, y=None):
+        """Fit, then the distances of X to the centres (``fit(X).transform(X)``)."""
+        return self.fit(X).transform(X)
 
     def _check_X(self, X):
         check_is_fitted(self, "cluster_centers_")

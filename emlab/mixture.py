@@ -21,8 +21,9 @@ from ._validation import (
     check_sample_weight,
     check_scalar,
     check_weights,
+    input_dtype,
 )
-from .em import ChunkedData, SufficientStatistics, check_em_options, fit_em
+from .em import ChunkedData, EMResult, SufficientStatistics, check_em_options, fit_em
 from .exceptions import DegenerateCovarianceError, DegenerateCovarianceWarning, EmptyComponentWarning
 from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked, squared_distances
 
@@ -608,6 +609,11 @@ class GaussianMixture(ParamsMixin):
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance, keeping them positive definite.
     max_iter : int, default=100
+        0 fits nothing: the fitted attributes are the starting parameters
+        (of the first of ``n_init`` starts; ``n_iter_ = 0``, ``converged_ =
+        False``, ``lower_bounds_`` empty and ``lower_bound_ = -inf``, and no
+        ConvergenceWarning), as in scikit-learn, which is how one inspects a
+        start.
     n_init : int, default=1
         Number of initialisations; the one with the highest final mean
         log-likelihood is kept.
@@ -652,7 +658,10 @@ class GaussianMixture(ParamsMixin):
     warm_start : bool, default=False
         If True and the model is already fitted, ``fit`` starts from the fitted
         parameters (one run; ``n_init`` and the ``*_init`` values are ignored),
-        as in scikit-learn.
+        as in scikit-learn, and its convergence test goes on from the last
+        fit's ``lower_bound_``: repeated fits with a small ``max_iter``
+        converge as one long run would. The first change of such a fit is
+        not checked for a decrease (the data may be new); the later ones are.
     verbose : int, default=0
         0: silent; 1: a line per run; 2: also a line per iteration (objective,
         change, elapsed time).
@@ -676,6 +685,8 @@ class GaussianMixture(ParamsMixin):
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
+        This and the other fitted arrays are float32 when X is float32 (as in
+        scikit-learn), float64 otherwise; EM itself always runs in float64.
     means_ : ndarray of shape (n_components, n_features)
     covariances_ : ndarray
         (n_components, n_features, n_features) if 'full', (n_features, n_features)
@@ -741,6 +752,9 @@ class GaussianMixture(ParamsMixin):
 
     _estimator_type = "density_estimator"
 
+    def _allows_nan(self):
+        return self.missing == "marginalize"
+
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, prior=None, missing="error",
@@ -772,7 +786,8 @@ class GaussianMixture(ParamsMixin):
             raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
         k = check_int(self.n_components, "n_components", low=1)
         check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
-        check_em_options(self.max_iter, self.tol, self.on_decrease)
+        max_iter = check_int(self.max_iter, "max_iter", low=0)  # 0: the start (see _fit)
+        check_em_options(max(max_iter, 1), self.tol, self.on_decrease)
         check_int(self.n_init, "n_init", low=1)
         check_scalar(self.reg_covar, "reg_covar", low=0.0)
         check_option(self.init_params, "init_params", INIT_PARAMS)
@@ -841,6 +856,7 @@ class GaussianMixture(ParamsMixin):
     def _check_fit_X(self, X, sample_weight=None):
         """``(X, sample_weight)`` checked; a Dask array becomes a checked :class:`DaskData`."""
         self._check_settings()
+        self._dtype = input_dtype(X)  # of the fitted attributes; computation is float64
         marginalize = self.missing == "marginalize"
         if is_dask_array(X):
             X = DaskData(X, per_row={"sample_weight": sample_weight}, allow_nan=marginalize,
@@ -868,16 +884,25 @@ class GaussianMixture(ParamsMixin):
                     "covariance_type; set warm_start=False to start afresh."
                 )
             warm = MixtureParams.from_model(self)
-        result = fit_em(model, X, n_init=1 if warm is not None else self.n_init,
-                        max_iter=self.max_iter, tol=self.tol, init=warm,
-                        random_state=check_random_state(self.random_state),
-                        on_decrease=self.on_decrease, verbose=self.verbose)
+        # A warm start takes the convergence test on from the last fit's objective (as
+        # scikit-learn does), so max_iter=1 fits repeated converge.
+        prev = self.lower_bound_ if warm is not None else None
+        rng = check_random_state(self.random_state)
+        if self.max_iter == 0:  # the start, as fit_em's first run would take it; no E-step
+            start = warm if warm is not None else model.init_params(X, rng)
+            result = EMResult(start, np.empty(0), False, 0)
+        else:
+            result = fit_em(model, X, n_init=1 if warm is not None else self.n_init,
+                            max_iter=self.max_iter, tol=self.tol, init=warm, random_state=rng,
+                            on_decrease=self.on_decrease, verbose=self.verbose, prev=prev)
         self._warn_empty(model)
         self._set_fitted(result.params, X)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.lower_bounds_ = result.lower_bounds
-        self.lower_bound_ = float(result.lower_bounds[-1])
+        # max_iter=0 computes no objective: lower_bounds_ is empty and lower_bound_ -inf,
+        # scikit-learn's values (one entry per iteration run)
+        self.lower_bound_ = float(result.lower_bounds[-1]) if result.lower_bounds.size else -np.inf
         self.__dict__.pop("_online", None)  # a later partial_fit starts from these parameters
 
     def _warn_empty(self, model):
@@ -893,11 +918,13 @@ class GaussianMixture(ParamsMixin):
 
     def _set_fitted(self, params, X):
         self._warn_if_held_up_by_ridge(params)
-        self.weights_ = params.weights
-        self.means_ = params.means
-        self.covariances_ = params.covariances
-        self.precisions_cholesky_ = params.precisions_cholesky
-        self.precisions_ = params.model.precisions(params.precisions_cholesky)
+        dtype = getattr(self, "_dtype", np.float64)  # float32 for float32 X, as scikit-learn
+        self.weights_ = params.weights.astype(dtype, copy=False)
+        self.means_ = params.means.astype(dtype, copy=False)
+        self.covariances_ = params.covariances.astype(dtype, copy=False)
+        self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype, copy=False)
+        self.precisions_ = params.model.precisions(params.precisions_cholesky).astype(dtype,
+                                                                                      copy=False)
         self.n_features_in_ = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
         self._fitted_type = params.covariance_type
 
@@ -945,10 +972,13 @@ class GaussianMixture(ParamsMixin):
         offset = check_scalar(self.learning_offset, "learning_offset", low=0.0)
         X, sample_weight = self._check_fit_X(X, sample_weight)
         online = getattr(self, "_online", None)
+        n_features = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
+        if online is not None and n_features != self.n_features_in_:
+            raise ValueError(f"X has {n_features} features, but the model was fitted with "
+                             f"{self.n_features_in_}.")
         if online is None:
             model = self._make_model(X, sample_weight)
             if hasattr(self, "weights_"):
-                n_features = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
                 if self.n_features_in_ != n_features or self.covariance_type != self._fitted_type:
                     raise ValueError("partial_fit after fit needs X with the fitted number of "
                                      "features and the fitted covariance_type.")
@@ -1193,16 +1223,20 @@ class GaussianMixture(ParamsMixin):
         # rebuilding the parameters checks shapes and positive definiteness
         params = MixtureParams(arrays["weights_"], arrays["means_"], arrays["covariances_"],
                                covariance_type=settings["covariance_type"])
-        if not np.allclose(params.precisions_cholesky, arrays["precisions_cholesky_"], rtol=1e-8, atol=0):
+        dtype = input_dtype(arrays["means_"])  # float32 for a model fitted on float32 X
+        rtol = 1e-8 if dtype == np.float64 else 1e-4
+        if not np.allclose(params.precisions_cholesky, arrays["precisions_cholesky_"], rtol=rtol, atol=0):
             raise ValueError(f"{path}: precisions_cholesky_ does not match covariances_.")
-        check_weights(params.weights, params.n_components, "weights_")
-        model.weights_ = params.weights
-        model.means_ = params.means
-        model.covariances_ = params.covariances
-        model.precisions_cholesky_ = params.precisions_cholesky
-        model.precisions_ = params.model.precisions(params.precisions_cholesky)
+        check_weights(arrays["weights_"], params.n_components, "weights_")
+        model._dtype = dtype
+        model.weights_ = params.weights.astype(dtype, copy=False)
+        model.means_ = params.means.astype(dtype, copy=False)
+        model.covariances_ = params.covariances.astype(dtype, copy=False)
+        model.precisions_cholesky_ = arrays["precisions_cholesky_"].astype(dtype, copy=False)
+        model.precisions_ = params.model.precisions(params.precisions_cholesky).astype(dtype,
+                                                                                      copy=False)
         model.lower_bounds_ = arrays["lower_bounds_"]
-        model.lower_bound_ = float(model.lower_bounds_[-1])
+        model.lower_bound_ = float(model.lower_bounds_[-1]) if model.lower_bounds_.size else -np.inf
         model.converged_ = bool(header["fitted"]["converged_"])
         model.n_iter_ = int(header["fitted"]["n_iter_"])
         model.n_features_in_ = int(header["fitted"]["n_features_in_"])

@@ -242,7 +242,7 @@ def test_a_decrease_is_reported_with_its_iteration(rng, monkeypatch):
         ({"init_params": "kmeans++"}, np.eye(3), "init_params must be one of"),
         ({"reg_covar": -1.0}, np.eye(3), "reg_covar"),
         ({"tol": np.nan}, np.eye(3), "tol"),
-        ({"max_iter": 0}, np.eye(3), "max_iter must be >= 1"),
+        ({"max_iter": -1}, np.eye(3), "max_iter must be >= 0"),
         ({"covariance_type": "diagonal"}, np.eye(3), "covariance_type must be one of"),
         ({"on_decrease": "shout"}, np.eye(3), "on_decrease"),
         ({"n_components": 2, "weights_init": [0.5, 0.6]}, np.eye(3), "weights_init must sum to 1"),
