@@ -11,7 +11,8 @@ import numpy as np
 from .exceptions import NotFittedError
 
 
-def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False, nan_hint=""):
+def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False, nan_hint="",
+                estimator=None):
     """Return X as a C-contiguous 2-d float64 array, or raise a ValueError that names it.
 
     An object array is converted when every element is a real number; sparse
@@ -39,7 +40,8 @@ def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False,
         raise ValueError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
     if np.iscomplexobj(arr):
         raise ValueError(f"{name} must be real: Complex data not supported (got dtype {arr.dtype}).")
-    check_shape(arr.shape, name, min_samples=min_samples, n_features=n_features)
+    check_shape(arr.shape, name, min_samples=min_samples, n_features=n_features,
+                estimator=estimator)
     n, d = arr.shape
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     # checked in slices, so the check costs no memory in proportion to X
@@ -106,7 +108,7 @@ def input_dtype(X):
     return np.dtype(np.float64)
 
 
-def check_shape(shape, name="X", *, min_samples=1, n_features=None):
+def check_shape(shape, name="X", *, min_samples=1, n_features=None, estimator=None):
     """The checks of X's shape that need no values (also for a Dask array): 2-d, sizes."""
     if len(shape) != 2:
         hint = (" Reshape your data with X.reshape(-1, 1) if it has a single feature, or "
@@ -123,7 +125,8 @@ def check_shape(shape, name="X", *, min_samples=1, n_features=None):
         raise ValueError(f"{name} has {n} sample(s); at least {min_samples} are required.")
     if n_features is not None and d != n_features:
         raise ValueError(
-            f"{name} has {d} features, but the model was fitted with {n_features}."
+            f"{name} has {d} features, but {estimator or 'the model'} is expecting {n_features} "
+            f"features as input: it was fitted with {n_features}."
         )
 
 

@@ -596,7 +596,7 @@ degrees_of_freedom_prior_, covariance_prior_
         check_is_fitted(self, "weights_")
         if is_dask_array(X):
             raise ValueError("BayesianGaussianMixture does not take Dask arrays.")
-        return check_array(X, n_features=self.n_features_in_)
+        return check_array(X, estimator=type(self).__name__, n_features=self.n_features_in_)
 
     # ----------------------------------------------------------------------- fitting
 

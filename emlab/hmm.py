@@ -1428,7 +1428,7 @@ class GaussianHMM(BaseHMM):
 
     def _check_X(self, X, fitting):
         n_features = None if fitting else self._n_features()
-        return check_array(X, n_features=n_features)
+        return check_array(X, estimator=type(self).__name__, n_features=n_features)
 
     def _moments_needed(self):
         return "full" if "c" in self.init_params else None
@@ -1901,7 +1901,7 @@ class PoissonHMM(BaseHMM):
         n_features = None
         if not fitting and hasattr(self, "lambdas_"):
             n_features = np.shape(self.lambdas_)[-1]
-        X = check_array(X, n_features=n_features)
+        X = check_array(X, estimator=type(self).__name__, n_features=n_features)
         self._check_values(X, "X")
         return X
 

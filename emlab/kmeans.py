@@ -435,7 +435,7 @@ class KMeans(ParamsMixin):
             raise ValueError(f"learning_decay must be in (0.5, 1]; got {decay}.")
         offset = check_scalar(self.learning_offset, "learning_offset", low=0.0)
         first = getattr(self, "_online", None) is None
-        X = check_array(X, n_features=None if first else self.n_features_in_)
+        X = check_array(X, estimator=type(self).__name__, n_features=None if first else self.n_features_in_)
         if sample_weight is not None:
             from ._validation import check_sample_weight
             sample_weight = check_sample_weight(sample_weight, X.shape[0])
@@ -474,7 +474,7 @@ class KMeans(ParamsMixin):
 
     def _check_X(self, X):
         check_is_fitted(self, "cluster_centers_")
-        return check_array(X, n_features=self.n_features_in_)
+        return check_array(X, estimator=type(self).__name__, n_features=self.n_features_in_)
 
     def predict(self, X):
         """Index of the nearest centre for each row of X (lazily, chunk by chunk, for a Dask array)."""

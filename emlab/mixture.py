@@ -974,7 +974,8 @@ class GaussianMixture(ParamsMixin):
         online = getattr(self, "_online", None)
         n_features = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
         if online is not None and n_features != self.n_features_in_:
-            raise ValueError(f"X has {n_features} features, but the model was fitted with "
+            raise ValueError(f"X has {n_features} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input: it was fitted with "
                              f"{self.n_features_in_}.")
         if online is None:
             model = self._make_model(X, sample_weight)
@@ -1045,7 +1046,7 @@ class GaussianMixture(ParamsMixin):
                 raise ValueError(f"X must have shape (n_samples, {self.n_features_in_}); got "
                                  f"{X.shape}.")
             return X
-        return check_array(X, n_features=self.n_features_in_, allow_nan=self.missing == "marginalize",
+        return check_array(X, estimator=type(self).__name__, n_features=self.n_features_in_, allow_nan=self.missing == "marginalize",
                            nan_hint=self._NAN_HINT)
 
     def _log_prob_resp(self, X):

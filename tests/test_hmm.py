@@ -459,7 +459,7 @@ def test_bad_X():
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match=r"X contains 1 NaN .* row\(s\) 3"):
         GaussianHMM(2).fit(bad)
-    with pytest.raises(ValueError, match="X has 3 features, but the model was fitted with 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but GaussianHMM is expecting 2 features as input"):
         model.predict(np.ones((5, 3)))
     with pytest.raises(ValueError, match="n_components=5 must be <= n_samples=3"):
         GaussianHMM(5).fit(X[:3])

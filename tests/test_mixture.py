@@ -260,7 +260,7 @@ def test_using_the_model_before_or_beside_its_fit(rng):
     with pytest.raises(NotFittedError, match="not fitted"):
         GaussianMixture().predict(np.eye(2))
     gm = GaussianMixture(2, random_state=0).fit(rng.standard_normal((20, 3)))
-    with pytest.raises(ValueError, match="X has 2 features, but the model was fitted with 3"):
+    with pytest.raises(ValueError, match="X has 2 features, but GaussianMixture is expecting 3 features as input"):
         gm.score_samples(np.zeros((4, 2)))
 
 
