@@ -367,6 +367,9 @@ default='dirichlet_process'
         posterior (one run).
     verbose : int, default=0
         0: silent; 1: a line per run; 2: a line per iteration.
+    verbose_interval : int, default=1
+        With ``verbose=2``, iteration lines for the first iteration and every
+        ``verbose_interval``-th (scikit-learn's default is 10).
     on_decrease : {'warn', 'raise', 'ignore'}, default='warn'
         What to do if the ELBO decreases between two iterations by more than
         round-off plus the exactly computed shortfall of the previous update
@@ -480,7 +483,7 @@ degrees_of_freedom_prior_, covariance_prior_
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
-                 warm_start=False, verbose=0, on_decrease="warn"):
+                 warm_start=False, verbose=0, on_decrease="warn", verbose_interval=1):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -498,6 +501,7 @@ degrees_of_freedom_prior_, covariance_prior_
         self.warm_start = warm_start
         self.verbose = verbose
         self.on_decrease = on_decrease
+        self.verbose_interval = verbose_interval
 
     # ----------------------------------------------------------------------- checks
 
@@ -644,7 +648,8 @@ degrees_of_freedom_prior_, covariance_prior_
         result = fit_em(model, X, n_init=1 if init is not None else self.n_init,
                         max_iter=self.max_iter, tol=self.tol, init=init,
                         random_state=check_random_state(self.random_state),
-                        on_decrease=self.on_decrease, verbose=self.verbose)
+                        on_decrease=self.on_decrease, verbose=self.verbose,
+                        verbose_interval=self.verbose_interval)
         self._set_fitted(result.params, X.shape[1])
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter

@@ -266,11 +266,12 @@ class _Run:
     """
 
     def __init__(self, model, params, *, max_iter, tol, on_decrease, decrease_rtol, verbose,
-                 prev=None):
+                 prev=None, verbose_interval=1):
         self.model = model
         self.params = params
         self.max_iter, self.tol = max_iter, tol
         self.on_decrease, self.decrease_rtol, self.verbose = on_decrease, decrease_rtol, verbose
+        self.verbose_interval = verbose_interval
         self.started = time.perf_counter()
         self.lower_bounds = []
         self.decreases = []
@@ -311,7 +312,7 @@ class _Run:
         self.params = _m_step(self.model, data, expectations, self.params)
         self.slack = float(getattr(self.model, "m_step_slack", 0.0))
         self.lower_bounds.append(objective)
-        if self.verbose >= 2:
+        if self.verbose >= 2 and (n_iter == 1 or n_iter % self.verbose_interval == 0):
             shown = "" if np.isinf(self.prev) else f"{change:+.3e}"
             print(f"  iteration {n_iter:4d}  objective {objective:+.10f}  change {shown:>11s}  "
                   f"{time.perf_counter() - self.started:8.2f} s", flush=True)
@@ -379,7 +380,7 @@ def _m_step(model, data, expectations, params):
 
 
 def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decrease_rtol=1e-10,
-           verbose=0, prev=None):
+           verbose=0, prev=None, verbose_interval=1):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
 
     Parameters
@@ -417,6 +418,10 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
         data may differ from the earlier run's, so it is not checked for a
         decrease (later ones are). Default: a fresh run, whose first
         iteration never converges.
+    verbose_interval : int, default=1
+        With ``verbose >= 2``, the iteration lines are printed for the first
+        iteration and every ``verbose_interval``-th (scikit-learn's parameter;
+        its default is 10).
 
     Returns
     -------
@@ -425,7 +430,8 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
     max_iter, tol = check_em_options(max_iter, tol, on_decrease)
     X = _as_chunked(model, X)
     run = _Run(model, params, max_iter=max_iter, tol=tol, on_decrease=on_decrease,
-               decrease_rtol=decrease_rtol, verbose=verbose, prev=prev)
+               decrease_rtol=decrease_rtol, verbose=verbose, prev=prev,
+               verbose_interval=check_int(verbose_interval, "verbose_interval", low=1))
     while not run.done:
         objective, expectations = _e_steps(model, X, [run.params])[0]
         run.advance(objective, expectations, X)
@@ -433,7 +439,8 @@ def run_em(model, X, params, *, max_iter=100, tol=1e-3, on_decrease="warn", decr
 
 
 def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
-           on_decrease="warn", decrease_rtol=1e-10, init=None, verbose=0, prev=None):
+           on_decrease="warn", decrease_rtol=1e-10, init=None, verbose=0, prev=None,
+           verbose_interval=1):
     """Fit ``model`` by EM from ``n_init`` starts and keep the best.
 
     Parameters
@@ -446,7 +453,7 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
         lockstep, sharing one pass over the chunks per iteration.
     n_init : int, default=1
         Number of starts; the run with the highest final objective is kept.
-    max_iter, tol, on_decrease, decrease_rtol, verbose
+    max_iter, tol, on_decrease, decrease_rtol, verbose, verbose_interval
         As in :func:`~emlab.run_em`.
     random_state : None, int or numpy.random.Generator
         Seeds ``model.init_params``.
@@ -491,7 +498,8 @@ def fit_em(model, X, *, n_init=1, max_iter=100, tol=1e-3, random_state=None,
     rng = check_random_state(random_state)
     X = _as_chunked(model, X)
     options = dict(max_iter=max_iter, tol=tol, on_decrease=on_decrease,
-                   decrease_rtol=decrease_rtol, verbose=verbose)
+                   decrease_rtol=decrease_rtol, verbose=verbose,
+                   verbose_interval=check_int(verbose_interval, "verbose_interval", low=1))
     if isinstance(X, ChunkedData) and n_init > 1:
         # restarts in lockstep: one pass over the chunks per iteration serves all of them
         runs = [_Run(model, init, prev=prev, **options) if (init is not None and i == 0)

@@ -665,6 +665,10 @@ class GaussianMixture(ParamsMixin):
     verbose : int, default=0
         0: silent; 1: a line per run; 2: also a line per iteration (objective,
         change, elapsed time).
+    verbose_interval : int, default=1
+        With ``verbose=2``, the iteration lines are printed for the first
+        iteration and every ``verbose_interval``-th (scikit-learn's default
+        is 10; emlab prints every iteration unless told otherwise).
     on_decrease : {'warn', 'raise', 'ignore'}, default='warn'
         What to do if the log-likelihood decreases between two iterations by
         more than round-off, which exact EM cannot do: a
@@ -759,7 +763,7 @@ class GaussianMixture(ParamsMixin):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, prior=None, missing="error",
                  random_state=None, warm_start=False, verbose=0, on_decrease="warn",
-                 learning_decay=0.7, learning_offset=10.0):
+                 learning_decay=0.7, learning_offset=10.0, verbose_interval=1):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -776,6 +780,7 @@ class GaussianMixture(ParamsMixin):
         self.warm_start = warm_start
         self.verbose = verbose
         self.on_decrease = on_decrease
+        self.verbose_interval = verbose_interval
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
 
@@ -894,7 +899,8 @@ class GaussianMixture(ParamsMixin):
         else:
             result = fit_em(model, X, n_init=1 if warm is not None else self.n_init,
                             max_iter=self.max_iter, tol=self.tol, init=warm, random_state=rng,
-                            on_decrease=self.on_decrease, verbose=self.verbose, prev=prev)
+                            on_decrease=self.on_decrease, verbose=self.verbose, prev=prev,
+                        verbose_interval=self.verbose_interval)
         self._warn_empty(model)
         self._set_fitted(result.params, X)
         self.converged_ = result.converged
@@ -1167,7 +1173,7 @@ class GaussianMixture(ParamsMixin):
     _FORMAT = "emlab.GaussianMixture/1"
     _SCALAR_PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
                       "init_params", "missing", "warm_start", "verbose", "on_decrease",
-                      "learning_decay", "learning_offset")
+                      "learning_decay", "learning_offset", "verbose_interval")
 
     def save(self, path):
         """Write the fitted model to a ``.npz`` file: arrays and JSON text, no pickle.
