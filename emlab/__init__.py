@@ -17,7 +17,7 @@ from .exceptions import (
     LikelihoodDecreaseWarning,
     NotFittedError,
 )
-from .hmm import CategoricalHMM, GaussianHMM, PoissonHMM
+from .hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 from .kmeans import KMeans, kmeans_plusplus
 from .mixture import GaussianMixture, MixtureParams
 from .selection import Selection, select
@@ -38,6 +38,7 @@ __all__ = [
     "KMeans",
     "LikelihoodDecreaseError",
     "LikelihoodDecreaseWarning",
+    "MultinomialHMM",
     "MixtureParams",
     "NotFittedError",
     "PoissonHMM",

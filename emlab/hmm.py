@@ -1820,6 +1820,167 @@ class CategoricalHMM(BaseHMM):
         return (rows <= u[:, None]).sum(axis=1).reshape(-1, 1).astype(np.int64)
 
 
+# --------------------------------------------------------------------------- multinomial emissions
+
+
+class MultinomialHMM(BaseHMM):
+    __doc__ = _doc("""Hidden Markov model with multinomial emissions (counts of symbols per row).
+
+    Each row of X holds the counts of ``n_features`` symbols in ``n_trials``
+    draws from the current state's ``emissionprob_`` (hmmlearn 0.3's
+    ``MultinomialHMM``, which follows the standard multinomial; a
+    :class:`CategoricalHMM` is the case of one trial, coded by the symbol).
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of hidden states.
+    n_trials : None, int or array-like of int, default=None
+        The number of draws of each row: one number for all rows, or one per
+        row. None: each row's total, whatever it is. When given, every row
+        must add up to it (checked for data in memory). :meth:`sample` needs
+        one number.
+    emissionprob_prior : float or array-like, default=1.0
+        Dirichlet concentration (>= 1) of each state's emission
+        probabilities (1: none, as hmmlearn).
+    %(common)s
+    params : str, default='ste'
+        The parameters fit updates: 's' ``startprob_``, 't' ``transmat_``, 'e' ``emissionprob_``.
+    init_params : str, default='ste'
+        The parameters fit initialises (uniform ``startprob_`` and
+        ``transmat_``, random ``emissionprob_``, as hmmlearn).
+
+    Attributes
+    ----------
+    emissionprob_ : ndarray of shape (n_components, n_features)
+        The probability of each symbol in each state. Its zeros stay zero in fit.
+    %(attributes)s
+
+    Notes
+    -----
+    The log-emission of a row is
+    ``log n! - sum_s log x_s! + sum_s x_s log p_ks``; the M-step is
+    ``p_ks`` proportional to ``sum_t gamma_tk x_ts`` (plus ``prior - 1``).
+    %(notes)s
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emlab import MultinomialHMM
+    >>> truth = MultinomialHMM(2, n_trials=20, init_params="")
+    >>> truth.startprob_ = np.array([0.5, 0.5])
+    >>> truth.transmat_ = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> truth.emissionprob_ = np.array([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])
+    >>> X, states = truth.sample(500, random_state=0)
+    >>> model = MultinomialHMM(2, n_trials=20, random_state=0).fit(X)
+    >>> sorted(np.round(model.emissionprob_[:, 0], 1).tolist())
+    [0.1, 0.7]
+    """)
+
+    _emission_letters = "e"
+    _emission_attributes = ("emissionprob_",)
+    _value_kind = ("integer counts", "non-negative counts")
+
+    def __init__(self, n_components=1, n_trials=None, startprob_prior=1.0, transmat_prior=1.0,
+                 algorithm="viterbi", random_state=None, *, emissionprob_prior=1.0,
+                 max_iter=DEFAULT_MAX_ITER, tol=1e-3, verbose=0, params="ste", init_params="ste",
+                 implementation="log", n_init=1, on_decrease="warn", **aliases):
+        self.n_components = n_components
+        self.n_trials = n_trials
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.emissionprob_prior = emissionprob_prior
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.n_init = n_init
+        self.on_decrease = on_decrease
+        self._take_aliases(aliases)
+
+    def _check_X(self, X, fitting):
+        n_features = None
+        if not fitting and hasattr(self, "emissionprob_"):
+            n_features = np.shape(self.emissionprob_)[-1]
+        X = check_array(X, estimator=type(self).__name__, n_features=n_features)
+        self._check_values(X, "X")
+        if self.n_trials is not None:
+            trials = np.asarray(self.n_trials)
+            if trials.ndim not in (0, 1) or (trials.ndim == 1 and trials.shape != (X.shape[0],)):
+                raise ValueError(f"n_trials must be one number or one per row of X ({X.shape[0]}); "
+                                 f"got shape {trials.shape}.")
+            bad = np.flatnonzero(X.sum(axis=1) != trials)
+            if bad.size:
+                want = trials if trials.ndim == 0 else trials[bad[0]]
+                raise ValueError(f"every row of X must add up to n_trials; row {bad[0]} adds up to "
+                                 f"{X[bad[0]].sum():g}, not {want}.")
+        return X
+
+    def _check_values(self, X, name):
+        _check_integers(X, name, "integer counts")
+        if X.min() < 0:
+            row = int(np.flatnonzero((X < 0).any(axis=1))[0])
+            raise ValueError(f"{name} must hold non-negative counts; row {row} has "
+                             f"{X[row].tolist()}.")
+
+    def _emission_from_attributes(self):
+        k = self.n_components
+        m = np.shape(self.emissionprob_)[-1] if np.ndim(self.emissionprob_) == 2 else None
+        return check_probabilities(self.emissionprob_, "emissionprob_", (k, m))
+
+    def _init_emission(self, X, rng, summary=None):
+        k, m = self.n_components, _data_shape(X)[1]
+        if "e" in self.init_params:
+            e = rng.random((k, m))
+            return e / e.sum(axis=1, keepdims=True)
+        return check_probabilities(self._given("emissionprob_", "e"), "emissionprob_", (k, m))
+
+    def _set_emission(self, emission):
+        self.emissionprob_ = emission
+
+    def _log_emission(self, X, emission):
+        k = emission.shape[0]
+        out = np.empty((X.shape[0], k))
+        for rows in _row_blocks(X.shape[0], 2 * X.shape[1]):  # temporaries of a block only
+            block = X[rows]
+            const = gammaln(block.sum(axis=1) + 1.0) - gammaln(block + 1.0).sum(axis=1)
+            for j in range(k):
+                out[rows, j] = const + xlogy(block, emission[j]).sum(axis=1)
+        return out
+
+    def _prior(self, emission):
+        return check_prior(self.emissionprob_prior, "emissionprob_prior", emission.shape)
+
+    def _emission_statistics(self, X, gamma, emission):
+        """``counts`` (K, M) = gamma^T X: the expected count of each symbol in each state."""
+        if "e" not in self.params:
+            return SufficientStatistics(0.0, X.shape[0])
+        return SufficientStatistics(0.0, X.shape[0], counts=gamma.T @ X)
+
+    def _emission_from_statistics(self, stats, emission):
+        if "e" not in self.params:
+            return emission, 0.0
+        return dirichlet_map(stats.counts, self._prior(emission), emission), 0.0
+
+    def _log_emission_prior(self, emission):
+        return log_dirichlet(emission, self._prior(emission))
+
+    def _n_emission_parameters(self):
+        k, m = np.shape(self.emissionprob_)
+        return k * (m - 1) if "e" in self.params else 0
+
+    def _sample_emission(self, emission, states, rng):
+        trials = np.unique(np.asarray(self.n_trials if self.n_trials is not None else np.nan))
+        if trials.size != 1 or not np.isfinite(trials[0]):
+            raise ValueError("sample needs one number of trials: set n_trials to an integer.")
+        n = int(trials[0])
+        return np.array([rng.multinomial(n, emission[s]) for s in states], dtype=np.int64)
+
+
 # --------------------------------------------------------------------------- Poisson emissions
 
 
@@ -1996,5 +2157,5 @@ class PoissonHMM(BaseHMM):
         return rng.poisson(emission[states])
 
 
-__all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "BaseHMM", "HMMParams",
+__all__ = ["GaussianHMM", "CategoricalHMM", "MultinomialHMM", "PoissonHMM", "BaseHMM", "HMMParams",
            "ConvergenceMonitor"]
