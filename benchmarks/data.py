@@ -75,12 +75,19 @@ class Start:
     precisions : ndarray or None
         The inverse of the data's covariance, for every component, in the shape
         the covariance type needs: full (K, d, d), tied (d, d), diag (K, d),
-        spherical (K,). None for k-means.
+        spherical (K,). None for k-means and the variational mixture.
+    resp : ndarray of shape (n_samples, n_components) or None
+        The variational mixture (``bgmm``) only: the starting responsibilities,
+        one-hot rows of hard k-means labels (:func:`kmeans_labels` from
+        ``means``), as scikit-learn's ``init_params='kmeans'`` makes them. A fit
+        on the first rows of X (the memory worker's warm-up) takes the first
+        rows of ``resp``.
     """
 
     weights: np.ndarray
     means: np.ndarray
     precisions: np.ndarray = None
+    resp: np.ndarray = None
 
 
 def make_start(case, X):
@@ -103,9 +110,50 @@ def make_start(case, X):
     rows = rng.choice(X.shape[0], size=k, replace=False)
     means = np.ascontiguousarray(X[np.sort(rows)])
     weights = np.full(k, 1.0 / k)
+    if case.model == "bgmm":
+        labels = kmeans_labels(X, means)
+        resp = np.zeros((X.shape[0], k))
+        resp[np.arange(X.shape[0]), labels] = 1.0
+        return Start(weights, means, resp=resp)
     if case.model != "gmm":
         return Start(weights, means)
     return Start(weights, means, starting_precisions(X, case.covariance_type, k))
+
+
+#: Lloyd iterations of :func:`kmeans_labels` (it stops earlier if no label changes).
+KMEANS_ITERATIONS = 10
+
+
+def kmeans_labels(X, centres, max_iter=KMEANS_ITERATIONS):
+    """Hard labels of a few Lloyd iterations from ``centres``, in plain NumPy.
+
+    The same in every process whatever the threads: distances are computed
+    per component without BLAS (squared differences summed over the
+    features), centres by ``np.bincount``; a component left empty keeps its
+    centre. Neither benchmarked library runs this, so neither's k-means is
+    part of the start.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_samples,)
+    """
+    centres = np.array(centres, dtype=np.float64)
+    k = centres.shape[0]
+    labels = None
+    for _ in range(max_iter):
+        new = np.empty(X.shape[0], dtype=np.int64)
+        for begin in range(0, X.shape[0], BLOCK_ROWS):
+            block = X[begin:begin + BLOCK_ROWS]
+            distances = np.stack([np.sum((block - c) ** 2, axis=1) for c in centres], axis=1)
+            new[begin:begin + BLOCK_ROWS] = np.argmin(distances, axis=1)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        counts = np.bincount(labels, minlength=k)
+        for j in range(X.shape[1]):
+            sums = np.bincount(labels, weights=X[:, j], minlength=k)
+            centres[:, j] = np.where(counts > 0, sums / np.maximum(counts, 1), centres[:, j])
+    return labels
 
 
 def starting_precisions(X, covariance_type, n_components):

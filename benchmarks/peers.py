@@ -19,6 +19,8 @@ list it in their ``extra_peers``). hmmlearn is registered twice, once per
 implementation of its forward-backward (:class:`Hmmlearn`).
 """
 
+import contextlib
+import functools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -44,14 +46,39 @@ class Fit:
         (``lower_bounds_``); for an HMM, the total log-likelihood of all the
         sequences at each iteration (hmmlearn's ``monitor_.history``, emlab's
         ``lower_bounds_ * n_samples``); for k-means, the final inertia (one entry).
+        For the variational mixture (``bgmm``), each library's own bound per
+        iteration: emlab's exact ELBO per sample, scikit-learn's lower bound
+        (a total, less the terms it treats as constant); recorded, not compared.
     warnings : tuple of str
         Names of the warning classes raised, other than the ignored
         convergence warnings.
+    parameters : dict or None
+        ``bgmm`` only: the fitted ``weights_``, ``means_`` and ``covariances_``,
+        which the check compares instead of the trajectories
+        (:func:`benchmarks.timing.parameters_rel_diff`).
     """
 
     n_iter: int
     trajectory: np.ndarray
     warnings: tuple = ()
+    parameters: dict = None
+
+
+#: The fitted attributes of a variational mixture that the check compares.
+BGMM_PARAMETERS = ("weights_", "means_", "covariances_")
+
+
+@contextlib.contextmanager
+def recorded_warnings(ignore):
+    """Within the block, the ``ignore`` warning classes are silenced and the others
+    recorded; yields a list that receives the sorted names of their classes at the end."""
+    names = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for category in ignore:
+            warnings.simplefilter("ignore", category)
+        yield names
+    names.extend(sorted({w.category.__name__ for w in caught}))
 
 
 def fit_quietly(estimator, X, ignore, **fit_args):
@@ -63,12 +90,9 @@ def fit_quietly(estimator, X, ignore, **fit_args):
     estimator, tuple of str
         The fitted estimator and the sorted names of the other warnings raised.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for category in ignore:
-            warnings.simplefilter("ignore", category)
+    with recorded_warnings(ignore) as names:
         estimator.fit(X, **fit_args)
-    return estimator, tuple(sorted({w.category.__name__ for w in caught}))
+    return estimator, tuple(names)
 
 
 def _outcome(estimator, model, names):
@@ -76,15 +100,25 @@ def _outcome(estimator, model, names):
         trajectory = np.array([estimator.inertia_])
     else:
         trajectory = np.asarray(estimator.lower_bounds_, dtype=np.float64)
-    return Fit(int(estimator.n_iter_), trajectory, names)
+    parameters = None
+    if model == "bgmm":
+        parameters = {name: np.array(getattr(estimator, name), dtype=np.float64)
+                      for name in BGMM_PARAMETERS}
+    return Fit(int(estimator.n_iter_), trajectory, names, parameters)
+
+
+def start_resp(start, X):
+    """The starting responsibilities of a ``bgmm`` fit on X: the first ``len(X)`` rows of
+    ``start.resp`` (all of them, except in the memory worker's warm-up on the first rows)."""
+    return start.resp[:X.shape[0]]
 
 
 class Emlab:
-    """emlab's :class:`~emlab.GaussianMixture`, :class:`~emlab.KMeans`,
-    ``GaussianHMM`` and ``CategoricalHMM``."""
+    """emlab's :class:`~emlab.GaussianMixture`, :class:`~emlab.BayesianGaussianMixture`,
+    :class:`~emlab.KMeans`, ``GaussianHMM`` and ``CategoricalHMM``."""
 
     name = "emlab"
-    models = ("gmm", "kmeans", "hmm-gaussian", "hmm-categorical")
+    models = ("gmm", "bgmm", "kmeans", "hmm-gaussian", "hmm-categorical")
     numba_cache = True  # cold start is also measured with an empty Numba cache
 
     def version(self):
@@ -104,6 +138,8 @@ class Emlab:
 
         if case.is_hmm:
             return self._fit_hmm(case, X, start, max_iter)
+        if case.model == "bgmm":
+            return self._fit_bgmm(case, X, start, max_iter)
         if case.model == "kmeans":
             estimator = emlab.KMeans(n_clusters=case.n_components, init=start.means, n_init=1,
                                      max_iter=max_iter, tol=0.0)
@@ -115,6 +151,25 @@ class Emlab:
             )
         estimator, names = fit_quietly(estimator, X, (emlab.ConvergenceWarning,))
         return _outcome(estimator, case.model, names)
+
+    def _fit_bgmm(self, case, X, start, max_iter):
+        """``BayesianGaussianMixture.fit`` from the start's responsibilities.
+
+        emlab's public ``fit`` draws its own start (``init_params``); the
+        private ``_fit(X, sample_weight, resp)`` starts from given
+        responsibilities (as tests/test_bayesian_mixture.py cross-checks it
+        against scikit-learn). ``fit``'s validation (``_check_fit_X``) runs
+        first, so the whole of ``fit`` but its own initialisation is timed.
+        """
+        import emlab
+
+        estimator = emlab.BayesianGaussianMixture(
+            n_components=case.n_components, covariance_type=case.covariance_type, tol=0.0,
+            reg_covar=REG_COVAR, max_iter=max_iter, random_state=0)
+        with recorded_warnings((emlab.ConvergenceWarning,)) as names:
+            X, sample_weight = estimator._check_fit_X(X, None)
+            estimator._fit(X, sample_weight, start_resp(start, X))
+        return _outcome(estimator, case.model, tuple(names))
 
     def _fit_hmm(self, case, X, start, max_iter):
         """Baum-Welch from ``start`` (``init_params=''``), every parameter learned.
@@ -154,11 +209,34 @@ class Emlab:
         )
 
 
+@functools.lru_cache(maxsize=None)
+def sklearn_bgmm_from_resp():
+    """A subclass of scikit-learn's ``BayesianGaussianMixture`` whose ``fit`` starts
+    from the responsibilities in its ``start_resp`` attribute.
+
+    Only ``_initialize_parameters`` (which computes ``resp`` by ``init_params``,
+    then calls ``_initialize(X, resp)``) is replaced, by
+    ``_initialize(X, self.start_resp)``; the rest of ``fit`` (validation,
+    ``_check_parameters``, the iterations with their lower bound, the final
+    E-step) is scikit-learn's own.
+    """
+    from sklearn.mixture import BayesianGaussianMixture
+
+    class BayesianGaussianMixtureFromResp(BayesianGaussianMixture):
+        start_resp = None
+
+        def _initialize_parameters(self, X, random_state, xp=None):
+            self._initialize(X, self.start_resp)
+
+    return BayesianGaussianMixtureFromResp
+
+
 class ScikitLearn:
-    """scikit-learn's GaussianMixture and KMeans (``algorithm='lloyd'``)."""
+    """scikit-learn's GaussianMixture, BayesianGaussianMixture and KMeans
+    (``algorithm='lloyd'``)."""
 
     name = "sklearn"
-    models = ("gmm", "kmeans")
+    models = ("gmm", "bgmm", "kmeans")
     numba_cache = False
 
     def version(self):
@@ -181,6 +259,11 @@ class ScikitLearn:
         if case.model == "kmeans":
             estimator = KMeans(n_clusters=case.n_components, init=start.means, n_init=1,
                                max_iter=max_iter, tol=0.0, algorithm="lloyd")
+        elif case.model == "bgmm":  # from the start's responsibilities (see sklearn_bgmm_from_resp)
+            estimator = sklearn_bgmm_from_resp()(
+                n_components=case.n_components, covariance_type=case.covariance_type, tol=0.0,
+                reg_covar=REG_COVAR, max_iter=max_iter, random_state=0)
+            estimator.start_resp = start_resp(start, X)
         else:
             estimator = GaussianMixture(
                 n_components=case.n_components, covariance_type=case.covariance_type,

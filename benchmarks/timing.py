@@ -109,3 +109,30 @@ def trajectory_rel_diff(reference, other):
     if a.shape != b.shape or a.size == 0:
         return float("inf")
     return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b))))
+
+
+def parameters_rel_diff(reference, other):
+    """Largest relative difference between two fits' parameters (the ``bgmm`` check).
+
+    For each array (``weights_``, ``means_``, ``covariances_``),
+    ``max |a - b| / max |b|``: relative to the array's largest entry, so that
+    an entry near zero (a mean coordinate, a negligible weight) does not blow
+    it up; the largest over the arrays. Infinite when either is missing or the
+    arrays or their shapes differ.
+
+    Used for the variational mixture, whose two bounds cannot be compared:
+    scikit-learn's ``lower_bound_`` drops terms it treats as constant and is a
+    total over the samples, emlab's is the exact ELBO per sample.
+    """
+    if not reference or not other or set(reference) != set(other):
+        return float("inf")
+    worst = 0.0
+    for name, a in reference.items():
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(other[name], dtype=np.float64)
+        if a.shape != b.shape or a.size == 0:
+            return float("inf")
+        scale = np.max(np.abs(b))
+        diff = np.max(np.abs(a - b))
+        worst = max(worst, float(diff / scale) if scale > 0 else float(diff))
+    return worst if np.isfinite(worst) else float("inf")

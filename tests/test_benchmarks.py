@@ -126,3 +126,79 @@ def test_the_memory_worker_runs_an_hmm_case():
         report = run_worker({"case": json.loads(json.dumps(_case_fields(case))),
                              "library": library, "max_iter": 2, "threads": 1})
         assert "growth_mib" in report and report["growth_mib"] >= 0, report
+
+
+# --------------------------------------------------------------------------- variational mixture
+
+
+def test_bgmm_case_names_round_trip():
+    from benchmarks.cases import default_cases, quick_cases
+
+    case = parse_case_name("bgmm-full-N1e5-d8-K8")
+    assert (case.model, case.covariance_type, case.n_samples, case.n_features,
+            case.n_components, case.peer) == ("bgmm", "full", 10**5, 8, 8, "sklearn")
+    assert case.name == "bgmm-full-N1e5-d8-K8"
+    assert {t.describe() for t in case.targets} == {"speedup >= 10", "trajectory_rel_diff <= 1e-06"}
+    diag = parse_case_name("bgmm-diag-N1000000-d8-K8")
+    assert diag.name == "bgmm-diag-N1e6-d8-K8"
+    assert "speedup >= 15" in {t.describe() for t in diag.targets}
+    assert {"bgmm-full-N1e5-d8-K8", "bgmm-diag-N1e6-d8-K8"} <= {c.name for c in default_cases()}
+    assert any(c.model == "bgmm" for c in quick_cases())
+    assert useful_flops("bgmm", "diag", 10, 3, 2) == useful_flops("gmm", "diag", 10, 3, 2)
+    for bad in ("bgmm-N1e5-d8-K8", "bgmm-dense-N1e5-d8-K8"):
+        with pytest.raises(ValueError, match="cannot read the case name"):
+            parse_case_name(bad)
+
+
+def test_bgmm_start_is_one_hot_kmeans_labels():
+    from benchmarks.data import kmeans_labels, make_data, make_start
+
+    case = parse_case_name("bgmm-full-N5000-d3-K3")
+    X = make_data(case)
+    start = make_start(case, X)
+    assert start.resp.shape == (5000, 3) and start.precisions is None
+    assert np.array_equal(start.resp.sum(axis=1), np.ones(5000))
+    assert set(np.unique(start.resp)) == {0.0, 1.0}
+    labels = kmeans_labels(X, start.means)
+    assert np.array_equal(start.resp.argmax(axis=1), labels)
+    assert np.bincount(labels, minlength=3).min() > 0
+    assert np.array_equal(make_start(case, X).resp, start.resp)  # a function of the case
+
+
+def test_parameters_rel_diff():
+    from benchmarks.timing import parameters_rel_diff
+
+    a = {"weights_": np.array([0.25, 0.75]), "means_": np.array([[0.0, 2.0], [1.0, -4.0]])}
+    b = {"weights_": np.array([0.25, 0.75 + 1.5e-9]), "means_": np.array([[1e-9, 2.0],
+                                                                           [1.0, -4.0]])}
+    assert parameters_rel_diff(a, a) == 0.0
+    assert parameters_rel_diff(a, b) == pytest.approx(2e-9, rel=1e-3)  # 1.5e-9 / 0.75
+    assert parameters_rel_diff(a, {"weights_": a["weights_"]}) == float("inf")
+    assert parameters_rel_diff(a, None) == float("inf")
+
+
+def test_the_quick_bgmm_case_runs_end_to_end():
+    """The quick grid's variational case through the whole pipeline, memory workers included."""
+    pytest.importorskip("sklearn")
+    from benchmarks.cases import quick_cases
+    from benchmarks.plot import make_figure
+    from benchmarks.report import format_report
+
+    case = next(c for c in quick_cases() if c.model == "bgmm")
+    settings = Settings(cases=[case], repeats=1, iterations=(2, 4), memory=True, cold_start=False,
+                        gemm_size=300, bandwidth_mib=16, quick=True)
+    results = run(settings)
+    json.dumps(results)
+    (record,) = results["cases"]
+    assert record["status"] == "ok", record
+    assert record["trajectory_check"] == "parameters"
+    assert record["trajectory_rel_diff"] <= 1e-6
+    assert not any(record["stopped_early"].values())
+    for name in ("emlab", "sklearn"):
+        library = record["libraries"][name]
+        assert set(library["parameters"]) == {"weights_", "means_", "covariances_"}
+        assert len(library["trajectory"]) == 4  # each library's own bound, not compared
+        assert library["memory"]["growth_mib"] >= 0, library["memory"]
+    assert record["libraries"]["emlab"]["memory"]["checksum"] == record["checksum"]
+    assert case.name in format_report(results)
+    make_figure(results)
