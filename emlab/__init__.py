@@ -21,6 +21,7 @@ from .hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 from .kmeans import KMeans, kmeans_plusplus
 from .mixture import GaussianMixture, MixtureParams
 from .selection import Selection, select
+from .vhmm import VariationalCategoricalHMM
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ __all__ = [
     "PoissonHMM",
     "Selection",
     "SufficientStatistics",
+    "VariationalCategoricalHMM",
     "datasets",
     "fit_em",
     "plotting",
