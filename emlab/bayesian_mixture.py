@@ -432,7 +432,7 @@ degrees_of_freedom_prior_, covariance_prior_
     **The ELBO.** For any ``q(z)``, ``ELBO = sum_i sum_k q_ik (rho_ik - log
     q_ik) - KL(q(pi, mu, Lambda) || p(pi, mu, Lambda))``. Maximised over
     ``q(z)`` (at ``q_ik`` proportional to ``exp(rho_ik)``) the first sum is
-    ``sum_i log sum_k exp(rho_ik)``, so the ELBO of a posterior ``q(params)`` is
+    ``sum_i log sum_k exp(rho_ik)``, so the ELBO of a posterior ``q(params)`` is::
 
         ELBO = sum_i log sum_k exp(rho_ik) - KL(q(pi) || p(pi))
                - sum_k KL(q(mu_k, Lambda_k) || p(mu_k, Lambda_k)),
@@ -440,7 +440,7 @@ degrees_of_freedom_prior_, covariance_prior_
     with the KLs in closed form: a Dirichlet, or a Beta per stick (Beta(1,
     gamma) prior; the truncated stick-breaking leaves the mass beyond the
     K-th stick unused), and Normal-Wishart terms (see
-    :func:`kl_normal_wishart`). Coordinate ascent (the E-step, then the
+    ``kl_normal_wishart``). Coordinate ascent (the E-step, then the
     M-step) cannot decrease it. scikit-learn's covariance types are
     restrictions of the Wishart family: 'diag' and 'spherical' keep ``W_k``
     diagonal or a multiple of the identity (a Wishart whose expectation is

@@ -78,7 +78,7 @@ DEFAULT_MAX_ITER = 100
 
 
 class ConvergenceMonitor:
-    """What :meth:`BaseHMM.fit` leaves in ``monitor_``: hmmlearn's ``ConvergenceMonitor``'s fields.
+    """What ``fit`` leaves in ``monitor_``: hmmlearn's ``ConvergenceMonitor``'s fields.
 
     Attributes
     ----------
