@@ -17,6 +17,7 @@ from .exceptions import (
     LikelihoodDecreaseWarning,
     NotFittedError,
 )
+from .gmmhmm import GMMHMM
 from .hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 from .kmeans import KMeans, kmeans_plusplus
 from .mixture import GaussianMixture, MixtureParams
@@ -34,6 +35,7 @@ __all__ = [
     "DegenerateCovarianceWarning",
     "EMResult",
     "EmptyComponentWarning",
+    "GMMHMM",
     "GaussianHMM",
     "GaussianMixture",
     "KMeans",

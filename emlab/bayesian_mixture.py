@@ -415,7 +415,7 @@ degrees_of_freedom_prior_, covariance_prior_
     Notes
     -----
     **The E-step.** With ``q(pi) q(mu, Lambda)`` fixed, the optimal ``q(z_i = k)``
-    is proportional to ``exp(rho_ik)``, where
+    is proportional to ``exp(rho_ik)``, where::
 
         rho_ik = E[log pi_k] + E[log N(x_i | mu_k, Lambda_k)]
                = log N(x_i | m_k, P_k^{-1}) + c_k,

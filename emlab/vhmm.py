@@ -250,7 +250,7 @@ class VariationalCategoricalHMM(CategoricalHMM):
     algorithm : {'viterbi', 'map'}, default='viterbi'
         The decoder of :meth:`predict` and :meth:`decode`.
     random_state : None, int or numpy.random.Generator
-        Seeds the initialisation and :meth:`sample`.
+        Seeds the initialisation and ``sample``.
     max_iter : int, default=100
         Iterations at most; hmmlearn's ``n_iter``, in its position (the eighth
         positional argument). ``n_iter=`` is also accepted as a keyword and
@@ -284,7 +284,7 @@ class VariationalCategoricalHMM(CategoricalHMM):
     startprob_, transmat_, emissionprob_ : ndarray
         The posterior means (each posterior normalised to sum to 1), which
         :meth:`score`, :meth:`predict`, :meth:`decode`, :meth:`predict_proba`
-        and :meth:`sample` use, as hmmlearn's.
+        and ``sample`` use, as hmmlearn's.
     n_features_ : int
     lower_bounds_ : ndarray
         The ELBO per observation of the posterior before each M-step (entry 0:

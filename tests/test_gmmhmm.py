@@ -1,0 +1,377 @@
+"""GMMHMM: the HMM with Gaussian-mixture emissions (emlab.gmmhmm), against scipy, emlab's
+GaussianHMM and hmmlearn 0.3.3's GMMHMM."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from emlab import GaussianHMM
+from emlab.gmmhmm import GMMHMM
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+RTOL = 1e-6
+K, M, D = 3, 2, 2
+LENGTHS = [120, 90, 150]
+
+
+def quiet(fn, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args)
+
+
+def random_covars(rng, covariance_type, k=K, m=M, d=D):
+    a = rng.normal(size=(k, m, d, d))
+    full = a @ np.swapaxes(a, -1, -2) / d + 0.5 * np.eye(d)
+    return {"full": full, "tied": full[:, 0],
+            "diag": np.einsum("kmii->kmi", full),
+            "spherical": np.einsum("kmii->km", full) / d}[covariance_type]
+
+
+def start_params(covariance_type, seed=1):
+    rng = np.random.default_rng(seed)
+    return dict(startprob_=rng.dirichlet(np.ones(K)),
+                transmat_=rng.dirichlet(3 * np.ones(K), size=K),
+                weights_=rng.dirichlet(2 * np.ones(M), size=K),
+                means_=2.0 * rng.normal(size=(K, M, D)),
+                covars_=random_covars(rng, covariance_type))
+
+
+def data(seed=0):
+    """Three sequences from a 3-state, 2-component model, d = 2."""
+    truth = GMMHMM(K, M, covariance_type="full", init_params="")
+    rng = np.random.default_rng(seed)
+    truth.startprob_ = np.full(K, 1.0 / K)
+    truth.transmat_ = 0.8 * np.eye(K) + 0.2 / K
+    truth.weights_ = np.array([[0.5, 0.5], [0.3, 0.7], [0.6, 0.4]])
+    truth.means_ = 3.0 * rng.normal(size=(K, M, D))
+    truth.covars_ = random_covars(rng, "full")
+    X, _ = truth.sample(sum(LENGTHS), random_state=seed)
+    return X, LENGTHS
+
+
+def set_params(model, params):
+    for name, value in params.items():
+        setattr(model, name, np.array(value, copy=True))
+    return model
+
+
+def component_covariance(covars, covariance_type, k, m, d=D):
+    c = covars
+    return {"full": lambda: c[k, m], "tied": lambda: c[k],
+            "diag": lambda: np.diag(c[k, m]),
+            "spherical": lambda: c[k, m] * np.eye(d)}[covariance_type]()
+
+
+# --------------------------------------------------------------------------- log-emissions
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_log_emission_equals_scipy_by_explicit_loops(covariance_type):
+    X, _ = data()
+    X = X[:60]
+    p = start_params(covariance_type)
+    model = set_params(GMMHMM(K, M, covariance_type=covariance_type), p)
+    ours = model._log_emission(X, model._emission_from_attributes())
+    expected = np.empty((X.shape[0], K))
+    for t in range(X.shape[0]):
+        for k in range(K):
+            terms = [np.log(p["weights_"][k, m]) + multivariate_normal.logpdf(
+                X[t], p["means_"][k, m], component_covariance(p["covars_"], covariance_type, k, m))
+                for m in range(M)]
+            expected[t, k] = logsumexp(terms)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_zero_weight_drops_its_component():
+    X, _ = data()
+    p = start_params("diag")
+    p["weights_"][1] = [1.0, 0.0]
+    model = set_params(GMMHMM(K, M, covariance_type="diag"), p)
+    ours = model._log_emission(X, model._emission_from_attributes())
+    single = multivariate_normal.logpdf(X, p["means_"][1, 0], np.diag(p["covars_"][1, 0]))
+    np.testing.assert_allclose(ours[:, 1], single, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- n_mix = 1
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_one_component_equals_gaussian_hmm(covariance_type):
+    # GMMHMM's 'tied' is one covariance per state shared by its components (hmmlearn's
+    # meaning), so with n_mix=1 it is GaussianHMM's 'full'
+    X, lengths = data()
+    p = start_params(covariance_type if covariance_type != "tied" else "full")
+    gauss_type = "full" if covariance_type == "tied" else covariance_type
+    gauss = GaussianHMM(K, gauss_type, max_iter=10, tol=0.0, init_params="")
+    gauss.startprob_, gauss.transmat_ = p["startprob_"], p["transmat_"]
+    gauss.means_ = p["means_"][:, 0]
+    cov = p["covars_"][:, 0]
+    gauss.covariances_ = cov
+    ours = GMMHMM(K, 1, covariance_type=covariance_type, max_iter=10, tol=0.0, init_params="")
+    ours.startprob_, ours.transmat_ = p["startprob_"], p["transmat_"]
+    ours.weights_, ours.means_ = np.ones((K, 1)), p["means_"][:, :1]
+    ours.covars_ = cov[:, None] if covariance_type != "tied" else cov
+    quiet(gauss.fit, X, lengths)
+    quiet(ours.fit, X, lengths)
+    tol = dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.lower_bounds_, gauss.lower_bounds_, **tol)
+    np.testing.assert_allclose(ours.startprob_, gauss.startprob_, **tol)
+    np.testing.assert_allclose(ours.transmat_, gauss.transmat_, **tol)
+    np.testing.assert_allclose(ours.means_[:, 0], gauss.means_, **tol)
+    theirs = gauss.covariances_
+    np.testing.assert_allclose(ours.covars_ if covariance_type == "tied" else ours.covars_[:, 0],
+                               theirs, **tol)
+    assert ours.n_iter_ == gauss.n_iter_ == 10
+
+
+# --------------------------------------------------------------------------- hmmlearn
+
+
+def hmmlearn_model(hmm, covariance_type, params, prior, recentred=False):
+    """hmmlearn's GMMHMM, or (``recentred``) one whose covariance M-step takes the scatter
+    about the new means rather than the previous ones (see the notes of emlab's GMMHMM)."""
+
+    class Recentred(hmm.GMMHMM):
+        def _do_mstep(self, stats):
+            if "m" in self.params and "c" in self.params:
+                n = stats["post_mix_sum"]
+                lam, mus = self.means_weight, self.means_prior
+                sums = stats["m_n"] - lam[:, :, None] * mus
+                xbar = sums / n[:, :, None]
+                new = stats["m_n"] / (n + lam)[:, :, None]
+                old, fresh = xbar - self.means_, xbar - new
+                ct = self.covariance_type
+                if ct == "full":
+                    outer = lambda v: v[..., :, None] * v[..., None, :]  # noqa: E731
+                    shift = n[:, :, None, None] * (outer(fresh) - outer(old))
+                elif ct == "tied":
+                    outer = lambda v: v[..., :, None] * v[..., None, :]  # noqa: E731
+                    shift = (n[:, :, None, None] * (outer(fresh) - outer(old))).sum(axis=1)
+                elif ct == "diag":
+                    shift = n[:, :, None] * (fresh**2 - old**2)
+                else:
+                    shift = n * ((fresh**2).sum(-1) - (old**2).sum(-1))
+                stats["c_n"] = stats["c_n"] + shift
+            super()._do_mstep(stats)
+
+    cls = Recentred if recentred else hmm.GMMHMM
+    return cls(K, M, covariance_type=covariance_type, n_iter=10, tol=-np.inf, init_params="",
+               params=params, **prior)
+
+
+def hmmlearn_prior(covariance_type, prior):
+    """hmmlearn's arguments for emlab's ``prior``: its 'spherical' default is not flat."""
+    prior = dict(prior)
+    if covariance_type == "spherical" and prior.get("covars_prior") is None:
+        prior["covars_prior"] = -(D + 2) / 2.0  # emlab's flat default; hmmlearn's is -(M+2)/2
+    return prior
+
+
+INFORMATIVE = {
+    "full": dict(weights_prior=2.0, means_prior=0.3, means_weight=1.5,
+                 covars_prior=0.4 * np.eye(D), covars_weight=3.0),
+    "tied": dict(weights_prior=2.0, means_prior=0.3, means_weight=1.5,
+                 covars_prior=0.4 * np.eye(D), covars_weight=3.0),
+    "diag": dict(weights_prior=2.0, means_prior=0.3, means_weight=1.5,
+                 covars_prior=0.5, covars_weight=0.7),
+    "spherical": dict(weights_prior=2.0, means_prior=0.3, means_weight=1.5,
+                      covars_prior=0.5, covars_weight=0.7),
+}
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_score_posteriors_and_viterbi_equal_hmmlearn(covariance_type):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    X, lengths = data()
+    p = start_params(covariance_type)
+    ours = set_params(GMMHMM(K, M, covariance_type=covariance_type), p)
+    peer = set_params(hmm.GMMHMM(K, M, covariance_type=covariance_type), p)
+    assert ours.score(X, lengths) == pytest.approx(peer.score(X, lengths), rel=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X, lengths), peer.predict_proba(X, lengths),
+                               rtol=1e-8, atol=1e-10)
+    lp_ours, path_ours = ours.decode(X, lengths)
+    lp_peer, path_peer = peer.decode(X, lengths)
+    assert lp_ours == pytest.approx(lp_peer, rel=1e-10)
+    np.testing.assert_array_equal(path_ours, path_peer)
+
+
+def compare_fits(ours, peer, X, lengths):
+    for name in ("startprob_", "transmat_", "weights_", "means_", "covars_"):
+        a, b = np.asarray(getattr(ours, name)), np.asarray(getattr(peer, name))
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * np.max(np.abs(b)), err_msg=name)
+    assert ours.score(X, lengths) == pytest.approx(peer.score(X, lengths), rel=RTOL)
+    assert len(ours.monitor_.history) == len(peer.monitor_.history) == 10
+
+
+@pytest.mark.parametrize("prior", ["flat", "informative"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_ten_iterations_with_fixed_means_equal_hmmlearn(covariance_type, prior):
+    # with the means fixed ('m' not in params) hmmlearn's covariance M-step is the exact one
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    X, lengths = data()
+    p = start_params(covariance_type)
+    prior = {} if prior == "flat" else INFORMATIVE[covariance_type]
+    peer = hmmlearn_model(hmm, covariance_type, "stcw", hmmlearn_prior(covariance_type, prior))
+    ours = GMMHMM(K, M, covariance_type=covariance_type, n_iter=10, tol=0.0, init_params="",
+                  params="stcw", reg_covar=0.0, on_decrease="raise", **prior)
+    for model in (peer, ours):
+        set_params(model, p)
+        quiet(model.fit, X, lengths)
+    compare_fits(ours, peer, X, lengths)
+    if not prior:  # flat: the objective is the log-likelihood, hmmlearn's history
+        np.testing.assert_allclose(np.asarray(ours.monitor_.history), peer.monitor_.history,
+                                   rtol=1e-9)
+
+
+@pytest.mark.parametrize("prior", ["flat", "informative"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_ten_iterations_equal_hmmlearn_with_its_scatter_recentred(covariance_type, prior):
+    """params='stmcw': hmmlearn 0.3.3 accumulates the covariance statistics about the
+    *previous* means (``X - self.means_`` in its E-step) and never corrects them, so its
+    covariance update is not the maximiser of Q (it is larger by ``N (xbar - mu_old)(xbar -
+    mu_old)^T`` over the denominator) and its GMMHMM with n_mix=1 is not its GaussianHMM.
+    emlab takes the scatter about the new means. Unmodified hmmlearn therefore differs after
+    one iteration (checked below); hmmlearn with only that correction added to its
+    statistics agrees with emlab to 1e-6 after ten iterations, priors included."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    X, lengths = data()
+    p = start_params(covariance_type)
+    prior = {} if prior == "flat" else INFORMATIVE[covariance_type]
+    hprior = hmmlearn_prior(covariance_type, prior)
+    peer = hmmlearn_model(hmm, covariance_type, "stmcw", hprior, recentred=True)
+    ours = GMMHMM(K, M, covariance_type=covariance_type, n_iter=10, tol=0.0, init_params="",
+                  params="stmcw", reg_covar=0.0, on_decrease="raise", **prior)
+    for model in (peer, ours):
+        set_params(model, p)
+        quiet(model.fit, X, lengths)
+    compare_fits(ours, peer, X, lengths)
+    if not prior:
+        np.testing.assert_allclose(np.asarray(ours.monitor_.history), peer.monitor_.history,
+                                   rtol=1e-9)
+    # unmodified hmmlearn: same weights and means after one iteration, larger covariances
+    plain = hmmlearn_model(hmm, covariance_type, "stmcw", hprior)
+    one = GMMHMM(K, M, covariance_type=covariance_type, n_iter=1, tol=0.0, init_params="",
+                 params="stmcw", reg_covar=0.0, **prior)
+    plain.n_iter = 1
+    for model in (plain, one):
+        set_params(model, p)
+        quiet(model.fit, X, lengths)
+    np.testing.assert_allclose(one.weights_, plain.weights_, rtol=1e-9)
+    np.testing.assert_allclose(one.means_, plain.means_, rtol=1e-9)
+    assert not np.allclose(one.covars_, plain.covars_, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- EM properties
+
+
+@pytest.mark.parametrize("prior", ["flat", "informative"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_the_objective_never_falls(covariance_type, prior):
+    X, lengths = data(seed=3)
+    prior = {} if prior == "flat" else INFORMATIVE[covariance_type]
+    model = GMMHMM(K, M, covariance_type=covariance_type, max_iter=40, tol=0.0,
+                   random_state=0, on_decrease="raise", **prior)
+    quiet(model.fit, X, lengths)
+    assert np.all(np.diff(model.lower_bounds_) >= -1e-12 * np.abs(model.lower_bounds_[1:]))
+    if not prior:
+        # the last entry is the objective before the last M-step, which cannot lower it
+        assert model.score(X, lengths) >= model.lower_bounds_[-1] * X.shape[0] - 1e-9
+    assert np.allclose(model.weights_.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_dask_fit_equals_in_memory_fit(covariance_type):
+    da = pytest.importorskip("dask.array")
+    X, lengths = data()
+    p = start_params(covariance_type)
+    del p["covars_"]  # 'c' initialised: from the data's covariance, found chunk by chunk
+    kwargs = dict(covariance_type=covariance_type, max_iter=8, tol=0.0, init_params="stc",
+                  on_decrease="raise")
+    memory = set_params(GMMHMM(K, M, **kwargs), p)
+    chunked = set_params(GMMHMM(K, M, **kwargs), p)
+    quiet(memory.fit, X, lengths)
+    quiet(chunked.fit, da.from_array(X, chunks=100), lengths)
+    for name in ("startprob_", "transmat_", "weights_", "means_", "covars_", "lower_bounds_"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(memory, name), rtol=1e-10,
+                                   atol=1e-12, err_msg=name)
+    # and a list of sequences, fitted without concatenating them
+    listed = set_params(GMMHMM(K, M, **kwargs), p)
+    bounds = np.cumsum([0] + lengths)
+    quiet(listed.fit, [X[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    np.testing.assert_allclose(listed.means_, memory.means_, rtol=1e-10)
+
+
+def test_default_fit_finds_the_components():
+    X, lengths = data()
+    model = quiet(GMMHMM(K, M, covariance_type="full", random_state=0).fit, X, lengths)
+    assert model.converged_
+    # the fitted model explains the data better than a one-component-per-state model
+    single = quiet(GaussianHMM(K, "full", random_state=0).fit, X, lengths)
+    assert model.score(X, lengths) > single.score(X, lengths)
+    Y, states = model.sample(50, random_state=1)
+    assert Y.shape == (50, D) and states.shape == (50,)
+
+
+def test_hmmlearn_positional_arguments_and_aliases():
+    model = GMMHMM(4, 3, 1e-3, 2.0, 3.0, 1.5, 0.1, 0.2, 0.3, 0.4, "map", "full", 7, n_iter=5)
+    assert (model.n_components, model.n_mix, model.min_covar, model.startprob_prior,
+            model.transmat_prior, model.weights_prior, model.means_prior, model.means_weight,
+            model.covars_prior, model.covars_weight, model.algorithm, model.covariance_type,
+            model.random_state, model.max_iter) == (4, 3, 1e-3, 2.0, 3.0, 1.5, 0.1, 0.2, 0.3,
+                                                    0.4, "map", "full", 7, 5)
+    assert model.get_params()["n_mix"] == 3
+    with pytest.raises(ValueError, match="n_mix"):
+        GMMHMM(2, 0).fit(np.zeros((10, 1)))
+    with pytest.raises(ValueError, match="params"):
+        GMMHMM(2, params="stmcx").fit(np.zeros((10, 1)))
+
+
+def test_bad_attributes_are_named():
+    X, lengths = data()
+    p = start_params("diag")
+    model = set_params(GMMHMM(K, M, covariance_type="diag"), p)
+    model.weights_ = np.ones((K, M))
+    with pytest.raises(ValueError, match="weights_"):
+        model.score(X, lengths)
+    model = set_params(GMMHMM(K, M, covariance_type="diag"), p)
+    model.covars_ = np.ones((K, M))
+    with pytest.raises(ValueError, match="covars_"):
+        model.score(X, lengths)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_degenerate_covariance_is_named_by_state_and_component(covariance_type):
+    from emlab.exceptions import DegenerateCovarianceError
+
+    X, lengths = data()
+    p = start_params(covariance_type)
+    c = p["covars_"]
+    if covariance_type == "tied":
+        c[2] = 0.0
+        where = "state 2"
+    else:
+        c[2, 1] = 0.0
+        where = "state 2, mixture component 1"
+    model = set_params(GMMHMM(K, M, covariance_type=covariance_type), p)
+    with pytest.raises(DegenerateCovarianceError, match=where):
+        model.score(X, lengths)
+
+
+def test_initial_means_of_a_cluster_smaller_than_n_mix_are_drawn():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (40, 2)), [[50.0, 50.0]]])  # one row alone
+    model = GMMHMM(2, 3)
+    means = model._kmeans_means(X, np.cov(X.T), rng)
+    assert means.shape == (2, 3, 2) and np.all(np.isfinite(means))
+
+
+def test_clone_and_repr():
+    sklearn_base = pytest.importorskip("sklearn.base")
+    model = GMMHMM(3, 2, covariance_type="full", reg_covar=1e-4, n_iter=7)
+    twin = sklearn_base.clone(model)
+    assert twin.get_params() == model.get_params()
+    assert "n_mix=2" in repr(model)
