@@ -1820,6 +1820,14 @@ class CategoricalHMM(BaseHMM):
         return (rows <= u[:, None]).sum(axis=1).reshape(-1, 1).astype(np.int64)
 
 
+def _check_counts(X, name):
+    """X (float64) must hold non-negative integer counts; a ValueError naming ``name`` otherwise."""
+    _check_integers(X, name, "integer counts")
+    if X.min() < 0:
+        row = int(np.flatnonzero((X < 0).any(axis=1))[0])
+        raise ValueError(f"{name} must hold non-negative counts; row {row} has {X[row].tolist()}.")
+
+
 # --------------------------------------------------------------------------- multinomial emissions
 
 
@@ -1921,11 +1929,7 @@ class MultinomialHMM(BaseHMM):
         return X
 
     def _check_values(self, X, name):
-        _check_integers(X, name, "integer counts")
-        if X.min() < 0:
-            row = int(np.flatnonzero((X < 0).any(axis=1))[0])
-            raise ValueError(f"{name} must hold non-negative counts; row {row} has "
-                             f"{X[row].tolist()}.")
+        _check_counts(X, name)
 
     def _emission_from_attributes(self):
         k = self.n_components
@@ -2067,11 +2071,7 @@ class PoissonHMM(BaseHMM):
         return X
 
     def _check_values(self, X, name):
-        _check_integers(X, name, "integer counts")
-        if X.min() < 0:
-            row = int(np.flatnonzero((X < 0).any(axis=1))[0])
-            raise ValueError(f"{name} must hold non-negative counts; row {row} has "
-                             f"{X[row].tolist()}.")
+        _check_counts(X, name)
 
     def _moments_needed(self):
         return "diag" if "l" in self.init_params else None
