@@ -22,7 +22,7 @@ from .hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 from .kmeans import KMeans, kmeans_plusplus
 from .mixture import GaussianMixture, MixtureParams
 from .selection import Selection, select
-from .vhmm import VariationalCategoricalHMM
+from .vhmm import VariationalCategoricalHMM, VariationalGaussianHMM
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "Selection",
     "SufficientStatistics",
     "VariationalCategoricalHMM",
+    "VariationalGaussianHMM",
     "datasets",
     "fit_em",
     "plotting",

@@ -28,26 +28,34 @@ given ``q(theta)``; no constant is left out) and it is what hmmlearn records in
 decrease it, and the driver checks that at every iteration.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import digamma, gammaln, logsumexp
 
-from ._validation import check_int, check_random_state
+from ._validation import check_int, check_option, check_random_state
 from .em import ChunkedData, fit_em
 from .exceptions import NotFittedError
 from .hmm import (
+    COVARIANCE_TYPES,
     DEFAULT_MAX_ITER,
     CategoricalHMM,
+    GaussianHMM,
     ConvergenceMonitor,
     HMMParams,
     HMMStatistics,
     Sequences,
     Workspace,
     _data_shape,
+    _RowsOnly,
     check_lengths,
     posteriors,
 )
+from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked
+from . import mixture
+from .em import SufficientStatistics
 
-__all__ = ["VariationalCategoricalHMM", "kl_dirichlet"]
+__all__ = ["VariationalCategoricalHMM", "VariationalGaussianHMM", "kl_dirichlet"]
 
 
 def kl_dirichlet(q, p):
@@ -452,3 +460,506 @@ class VariationalCategoricalHMM(CategoricalHMM):
     def _n_emission_parameters(self):
         k, m = np.shape(self.emissionprob_)
         return k * (m - 1) if "e" in self.params else 0
+
+
+# =============================================================================== Gaussian emissions
+
+
+@dataclass(frozen=True)
+class GaussianPosterior:
+    """Normal-Wishart parameters (hmmlearn's names, without the ``_prior_``/``_posterior_``).
+
+    ``means`` (K, d), ``beta`` (K,), ``dof`` (K,) (a float for 'tied') and
+    ``scale``: (K, d, d) 'full', (d, d) 'tied', (K, d) 'diag', (K,) 'spherical'.
+    """
+
+    means: np.ndarray
+    beta: np.ndarray
+    dof: object
+    scale: np.ndarray
+
+
+def _full_scale(scale, covariance_type, k, d):
+    """hmmlearn's ``fill_covars``: the scale as (K, d, d) matrices."""
+    scale = np.asarray(scale, dtype=np.float64)
+    if covariance_type == "full":
+        return scale
+    if covariance_type == "diag":
+        return np.array([np.diag(row) for row in scale])
+    if covariance_type == "tied":
+        return np.tile(scale, (k, 1, 1))
+    return np.eye(d)[None, :, :] * np.ravel(scale)[:, None, None]
+
+
+def _logdet(a):
+    sign, value = np.linalg.slogdet(a)
+    return np.where(sign > 0, value, np.nan)
+
+
+def _wishart_e(dof, scale):
+    return -_logdet(scale / 2) + digamma((dof - np.arange(scale.shape[0])) / 2).sum()
+
+
+def _wishart_logz(dof, scale):
+    d = scale.shape[0]
+    return ((d * (d - 1) / 4) * np.log(np.pi) - dof / 2 * _logdet(scale / 2)
+            + gammaln((dof - np.arange(d)) / 2).sum())
+
+
+def kl_wishart(dof_q, scale_q, dof_p, scale_p):
+    """``KL(Wishart(dof_q, scale_q) || Wishart(dof_p, scale_p))``, hmmlearn's formula."""
+    d = scale_p.shape[0]
+    return float((dof_q - dof_p) / 2 * _wishart_e(dof_q, scale_q) - d * dof_q / 2
+                 + dof_q / 2 * np.trace(scale_p @ np.linalg.inv(scale_q))
+                 + _wishart_logz(dof_p, scale_p) - _wishart_logz(dof_q, scale_q))
+
+
+def kl_normal(mean_q, covar_q, mean_p, covar_p):
+    """``KL(N(mean_q, covar_q) || N(mean_p, covar_p))``, hmmlearn's formula."""
+    precision_p = np.linalg.inv(covar_p)
+    diff = mean_q - mean_p
+    return float(.5 * (_logdet(covar_p) - _logdet(covar_q) + np.trace(precision_p @ covar_q)
+                       + diff @ precision_p @ diff - mean_q.shape[0]))
+
+
+class _VariationalGaussianBaumWelch(_VariationalBaumWelch):
+    """Variational Bayes EM of a Gaussian HMM: ``emission`` is a :class:`GaussianPosterior`.
+
+    The emission statistics are hmmlearn's: ``post`` (K,), ``obs`` (K, d) and
+    ``obs2`` (sum of gamma x x^T, (K, d, d), for 'full' and 'tied'; of gamma
+    x**2, (K, d), for 'diag' and 'spherical'), all about zero, so chunks add.
+    """
+
+    def _log_emission(self, X, emission):
+        """hmmlearn's ``_compute_subnorm_log_likelihood``: ``E_q[log N(x | mu_k, Lambda_k^-1)]``
+        without ``-d/2 log(2 pi)`` (as hmmlearn)."""
+        ct = self.hmm.covariance_type
+        k, d = emission.means.shape
+        dof = emission.dof
+        term1 = digamma(.5 * (np.asarray(dof) - np.arange(0, d)[:, None])).sum(axis=0)
+        scale = emission.scale
+        if ct in ("diag", "spherical"):
+            scale = _full_scale(scale, ct, k, d)
+        W = np.linalg.inv(scale)
+        term1 = (term1 + d * np.log(2) + _logdet(W)) / 2.
+        term3 = d / emission.beta
+        delta = X - emission.means[:, None]
+        if ct == "tied":
+            dots = np.einsum("cij,jk,cik,->ic", delta, W, delta, dof)
+        else:
+            dots = np.einsum("cij,cjk,cik,c->ic", delta, W, delta, dof)
+        return term1 - .5 * (dots + term3)
+
+    @staticmethod
+    def _renormalised(params):
+        """The stochastic startprob and transmat and their log row sums (no emission table)."""
+        log_start = log_subnormalised(params.startprob)
+        log_r0 = float(logsumexp(log_start))
+        log_trans = log_subnormalised(params.transmat)
+        log_r = logsumexp(log_trans, axis=1)
+        return (np.exp(log_start - log_r0), np.exp(log_trans - log_r[:, None]), log_r0, log_r,
+                None)
+
+    def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0):
+        startprob, transmat, log_r0, log_r, _ = self._renormalised(params)
+        log_emission = self._log_emission(X, params.emission)
+        last = bounds[1:] - 1
+        log_emission += log_r
+        log_emission[last] -= log_r
+        logprob, gamma, xi_sum = posteriors(log_emission, bounds, startprob, transmat, workspace)
+        del log_emission
+        n_seq = bounds.shape[0] - 1
+        bad = np.flatnonzero(~np.isfinite(logprob))
+        zero = (np.array([-1 if chunk is None else int(chunk), int(first_sequence) + int(bad[0])])
+                if bad.size else np.array([-1, -1]))
+        if self.hmm.covariance_type in ("full", "tied"):
+            obs2 = np.einsum("ij,ik,il->jkl", gamma, X, X)
+        else:
+            obs2 = gamma.T @ X ** 2
+        emission = SufficientStatistics(0.0, X.shape[0], post=gamma.sum(axis=0), obs=gamma.T @ X,
+                                        obs2=obs2)
+        return HMMStatistics(float(logprob.sum()) + n_seq * log_r0, X.shape[0],
+                             start=gamma[bounds[:-1]].sum(axis=0), xi_sum=xi_sum,
+                             emission=emission, zero=zero)
+
+    def kl(self, params):
+        """``KL(q || prior)``: the Dirichlet factors and hmmlearn's Normal and Wishart terms."""
+        total = (kl_dirichlet(params.startprob, self.priors.startprob)
+                 + kl_dirichlet(params.transmat, self.priors.transmat))
+        ct = self.hmm.covariance_type
+        q, p = params.emission, self.priors.emission
+        k, d = q.means.shape
+        scale_q = _full_scale(q.scale, ct, k, d)
+        scale_p = _full_scale(p.scale, ct, k, d)
+        W = np.linalg.inv(scale_q)
+        dof = np.repeat(q.dof, k) if ct == "tied" else q.dof
+        for i in range(k):
+            precision = W[i] * dof[i]
+            total += kl_normal(q.means[i], np.linalg.inv(q.beta[i] * precision),
+                               p.means[i], np.linalg.inv(p.beta[i] * precision))
+            if ct != "tied":
+                total += kl_wishart(q.dof[i], scale_q[i], p.dof[i], scale_p[i])
+        if ct == "tied":
+            total += kl_wishart(q.dof, np.asarray(q.scale), p.dof, np.asarray(p.scale))
+        return total
+
+    def objective(self, stats, params):
+        if not np.isfinite(stats.objective):
+            chunk, seq = (int(v) for v in stats.zero)
+            where = f"sequence {seq}" + (f" (in chunk {chunk})" if chunk >= 0 else "")
+            raise FloatingPointError(
+                f"{where} has no finite probability under the subnormalised parameters at "
+                f"variational iteration {self.iteration + 1}: a scale posterior that is not "
+                f"positive definite (hmmlearn's covariance update with 'c' but not 'm' in "
+                f"params can produce one), or a Dirichlet concentration so small that "
+                f"exp(E_q[log p]) underflows to 0.")
+        value = super().objective(stats, params)
+        if not np.isfinite(value):
+            raise FloatingPointError(
+                f"the lower bound is not finite at variational iteration {self.iteration}: a "
+                f"scale posterior is not positive definite (or a dof posterior is too small).")
+        return value
+
+    def params_from_statistics(self, stats, params):
+        startprob, transmat = params.startprob, params.transmat
+        if "s" in self.learn:
+            startprob = self.priors.startprob + stats.start
+        if "t" in self.learn:
+            transmat = self.priors.transmat + stats.xi_sum
+        q, p = params.emission, self.priors.emission
+        means, beta, dof, scale = q.means, q.beta, q.dof, q.scale
+        es = stats.emission
+        post, obs, obs2 = es.post, es.obs, es.obs2
+        if "m" in self.learn:
+            beta = p.beta + post
+            means = np.einsum("i,ij->ij", p.beta, p.means) + obs
+            means = means / beta[:, None]
+        if "c" in self.learn:
+            ct = self.hmm.covariance_type
+            if ct == "full":
+                dof = p.dof + post
+                scale = (p.scale + obs2 + np.einsum("c,ci,cj->cij", p.beta, p.means, p.means)
+                         - np.einsum("c,ci,cj->cij", beta, means, means))
+            elif ct == "tied":
+                dof = p.dof + post.sum()
+                scale = (p.scale + obs2.sum(axis=0)
+                         + np.einsum("c,ci,cj->ij", p.beta, p.means, p.means)
+                         - np.einsum("c,ci,cj->ij", beta, means, means))
+            elif ct == "diag":
+                dof = p.dof + post
+                scale = (p.scale + obs2 + np.einsum("c,ci,ci->ci", p.beta, p.means, p.means)
+                         - np.einsum("c,ci,ci->ci", beta, means, means))
+            else:
+                dof = p.dof + post
+                term2 = (obs2 + np.einsum("c,ci,ci->ci", p.beta, p.means, p.means)
+                         - np.einsum("c,ci,ci->ci", beta, means, means))
+                scale = p.scale + term2.mean(axis=1)
+        return HMMParams(startprob, transmat, GaussianPosterior(means, beta, dof, scale))
+
+
+_GAUSSIAN_NAMES = ("means", "beta", "dof", "scale")
+_GAUSSIAN_LETTER = {"means": "m", "beta": "m", "dof": "c", "scale": "c"}
+
+
+class VariationalGaussianHMM(GaussianHMM):
+    """Hidden Markov model with Gaussian emissions, fitted by variational Bayes.
+
+    hmmlearn 0.3.3's ``VariationalGaussianHMM``: Dirichlet priors and
+    posteriors on ``startprob`` and on each row of ``transmat`` (as
+    :class:`VariationalCategoricalHMM`), and a Normal-Wishart prior and
+    posterior on each state's mean and precision: ``mu_k | Lambda_k ~ N(m_k,
+    (beta_k Lambda_k)^-1)``, ``Lambda_k ~ Wishart(dof_k, scale_k^-1)``. For
+    'diag' and 'spherical' the scale is a diagonal (or a multiple of the
+    identity) inside the same Wishart formulas, and 'tied' shares one Wishart
+    (a float ``dof``), all exactly as hmmlearn. Fit maximises the evidence
+    lower bound by variational Bayes EM through :func:`~emlab.fit_em`, whose
+    guard checks that it never falls.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {'full', 'diag', 'spherical', 'tied'}, default='full'
+    startprob_prior, transmat_prior : float or array-like, optional
+        Dirichlet concentrations; default ``1 / n_components``, as hmmlearn.
+    means_prior : array-like of shape (n_components, n_features), optional
+        Default: the data's mean for every state.
+    beta_prior : array-like of shape (n_components,), optional
+        Default 1.
+    dof_prior : array-like of shape (n_components,) (a float for 'tied'), optional
+        Default n_features.
+    scale_prior : array-like, optional
+        (K, d, d) 'full', (d, d) 'tied', (K, d) 'diag', (K,) 'spherical'; default
+        ``1e-3`` times the identity (or ones).
+    algorithm, random_state
+        As :class:`~emlab.GaussianHMM`'s.
+    max_iter : int, default=100
+        hmmlearn's ``n_iter`` in its position; ``n_iter=`` is accepted as a keyword.
+    tol : float, default=1e-6
+        On the change of the ELBO **per observation**.
+    verbose, params, init_params, implementation
+        As hmmlearn's ('s', 't', 'm' for means and beta, 'c' for dof and scale).
+    n_init : int, default=1
+        Keyword-only: starts; the highest final ELBO is kept.
+    on_decrease : {'warn', 'raise', 'ignore'}, default='warn'
+        Keyword-only.
+
+    Attributes
+    ----------
+    startprob_prior_, transmat_prior_, means_prior_, beta_prior_, dof_prior_, scale_prior_
+    startprob_posterior_, transmat_posterior_, means_posterior_, beta_posterior_,
+    dof_posterior_, scale_posterior_
+    startprob_, transmat_, means_, covariances_ (``covars_`` as full matrices)
+        The posterior means: ``means_posterior_`` and ``scale_posterior_ /
+        dof_posterior_``, which :meth:`score`, :meth:`predict`, :meth:`decode`
+        and ``sample`` use, as hmmlearn.
+    lower_bounds_ : ndarray
+        The ELBO per observation before each M-step; ``monitor_.history`` is
+        the total (hmmlearn's, which leaves out ``-n d/2 log(2 pi)``).
+
+    Notes
+    -----
+    The start (``init_params``) differs from hmmlearn's by its random numbers
+    (emlab's k-means) and in that, to keep every concentration positive,
+    ``beta_posterior_`` and ``dof_posterior_`` are the prior plus ``n /
+    n_components`` (hmmlearn: the k-means cluster sizes, possibly 0);
+    ``scale_posterior_`` is then the data's covariance (plus 1e-3 on the
+    diagonal) times ``dof_posterior_``, as hmmlearn. In hmmlearn's update of
+    the scale with 'c' but not 'm' in ``params`` the scale can stop being
+    positive definite (hmmlearn then continues with NaN); emlab raises a
+    FloatingPointError.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 4])
+    >>> model = VariationalGaussianHMM(2, "full", random_state=0, on_decrease="raise").fit(X)
+    >>> bool(np.all(np.diff(model.lower_bounds_) >= -1e-12))
+    True
+    """
+
+    _estimator_type = "density_estimator"
+
+    def __init__(self, n_components=1, covariance_type="full", startprob_prior=None,
+                 transmat_prior=None, means_prior=None, beta_prior=None, dof_prior=None,
+                 scale_prior=None, algorithm="viterbi", random_state=None,
+                 max_iter=DEFAULT_MAX_ITER, tol=1e-6, verbose=0, params="stmc",
+                 init_params="stmc", implementation="log", *, n_init=1, on_decrease="warn",
+                 **aliases):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.means_prior = means_prior
+        self.beta_prior = beta_prior
+        self.dof_prior = dof_prior
+        self.scale_prior = scale_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.n_init = n_init
+        self.on_decrease = on_decrease
+        self._take_aliases(aliases)
+
+    def _check_settings(self):
+        check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        return super(GaussianHMM, self)._check_settings()
+
+    def _has_prior(self):
+        return False
+
+    def _moments_needed(self):
+        return "full" if ("m" in self.init_params or "c" in self.init_params) else None
+
+    # ----------------------------------------------------------------------- priors and start
+
+    def _shapes(self, k, d):
+        ct = self.covariance_type
+        return {"means": (k, d), "beta": (k,), "dof": () if ct == "tied" else (k,),
+                "scale": {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
+                          "spherical": (k,)}[ct]}
+
+    def _check_gaussian(self, name, value, shape, positive):
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be finite numbers; got {value!r}.") from None
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} for covariance_type="
+                             f"{self.covariance_type!r}; got {arr.shape}.")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinite values.")
+        matrix = name.startswith("scale") and self.covariance_type in ("full", "tied")
+        if positive and not matrix and np.any(arr <= 0):
+            raise ValueError(f"{name} must be > 0.")
+        if matrix:
+            for c in arr.reshape((-1, shape[-1], shape[-1])):
+                if not np.allclose(c, c.T) or np.linalg.eigvalsh(c)[0] <= 0:
+                    raise ValueError(f"{name} must be symmetric, positive-definite.")
+        return float(arr) if shape == () else arr
+
+    def _gaussian_priors(self, k, d, mean):
+        shapes = self._shapes(k, d)
+        ct = self.covariance_type
+        defaults = {"means": None if mean is None else np.tile(mean, (k, 1)),
+                    "beta": np.ones(k), "dof": float(d) if ct == "tied" else np.full(k, float(d)),
+                    "scale": {"full": np.broadcast_to(np.eye(d) * 1e-3, (k, d, d)),
+                              "tied": np.eye(d) * 1e-3, "diag": np.full((k, d), 1e-3),
+                              "spherical": np.full(k, 1e-3)}[ct]}
+        out = {}
+        for name in _GAUSSIAN_NAMES:
+            attr = name + "_prior_"
+            if _GAUSSIAN_LETTER[name] not in self.init_params and hasattr(self, attr):
+                value = getattr(self, attr)
+            else:
+                value = getattr(self, name + "_prior")
+                if value is None:
+                    value = defaults[name]
+                if value is None:  # the data's mean is needed but was not computed
+                    raise ValueError("means_prior is not set.")
+                value = np.broadcast_to(np.asarray(value, dtype=np.float64), shapes[name]) \
+                    if name in ("beta",) else value
+            out[name] = self._check_gaussian(attr, value, shapes[name], name != "means")
+        return GaussianPosterior(**out)
+
+    def _initial_posteriors(self, priors, n, n_sequences, rng, restart):
+        k = self.n_components
+        start = {}
+        for letter, name, prior, shape in (("s", "startprob_posterior_", priors.startprob, (k,)),
+                                           ("t", "transmat_posterior_", priors.transmat, (k, k))):
+            if letter in self.init_params:
+                if letter == "s":
+                    draw = rng.dirichlet(np.full(k, 1.0 / k)) * n_sequences
+                else:
+                    draw = rng.dirichlet(np.full(k, 1.0 / k), size=k) * (n / k)
+                start[letter] = prior + draw
+            else:
+                if not hasattr(self, name):
+                    raise ValueError(f"{name} is not set: set it before fit, or keep {letter!r} "
+                                     f"in init_params (init_params={self.init_params!r}).")
+                value = np.asarray(getattr(self, name), dtype=np.float64)
+                if value.shape != shape:
+                    raise ValueError(f"{name} must have shape {shape}; got {value.shape}.")
+                start[letter] = check_concentration(value, name, shape)
+        p = priors.emission
+        d = p.means.shape[1]
+        shapes = self._shapes(k, d)
+        out = {}
+        data = self._init_data
+        for name in _GAUSSIAN_NAMES:
+            attr = name + "_posterior_"
+            letter = _GAUSSIAN_LETTER[name]
+            if letter in self.init_params:
+                continue
+            if not hasattr(self, attr):
+                raise ValueError(f"{attr} is not set: set it before fit, or keep {letter!r} in "
+                                 f"init_params (init_params={self.init_params!r}).")
+            out[name] = self._check_gaussian(attr, getattr(self, attr), shapes[name],
+                                             name != "means")
+        if "m" in self.init_params:
+            if isinstance(data, ChunkedData):
+                size = max(mixture.INIT_SAMPLE_MIN, mixture.INIT_SAMPLE_ROWS * k)
+                centers = kmeans_plusplus(data.sample_rows(size, rng), k, rng)[0]
+                out["means"] = lloyd_chunked(_RowsOnly(data), centers, max_iter=300,
+                                             tol=1e-4)[0]
+            else:
+                out["means"] = KMeans(n_clusters=k, n_init=1,
+                                      random_state=rng).fit(data.X).cluster_centers_
+            out["beta"] = p.beta + n / k
+        if "c" in self.init_params:
+            dof = p.dof + (n if self.covariance_type == "tied" else n / k)
+            cv = self._data_cov + 1e-3 * np.eye(d)
+            ct = self.covariance_type
+            if ct == "full":
+                scale = np.broadcast_to(cv, (k, d, d)) * dof[:, None, None]
+            elif ct == "tied":
+                scale = cv * dof
+            elif ct == "diag":
+                scale = np.tile(np.diag(cv), (k, 1)) * dof[:, None]
+            else:
+                scale = np.full(k, np.mean(np.diag(cv))) * dof
+            out["dof"], out["scale"] = dof, np.array(scale)
+        return HMMParams(start["s"], start["t"], GaussianPosterior(**out))
+
+    # ----------------------------------------------------------------------- fitting
+
+    def fit(self, X, lengths=None):
+        """Fit the posteriors by variational Bayes EM. Returns self.
+
+        X : array-like (n_samples, n_features), a dask array, or a list of arrays;
+        lengths : the length of each sequence (default one sequence).
+        """
+        k = self._check_settings()
+        data = self._fit_data(X, lengths)
+        n, d = _data_shape(data if isinstance(data, ChunkedData) else data.X)
+        if k > n:
+            raise ValueError(f"n_components={k} must be <= n_samples={n}.")
+        summary = self._summary(data)
+        mean = None
+        if summary is not None:
+            mean = np.asarray(summary.moments.means[0], dtype=np.float64)
+            self._data_cov = (np.asarray(summary.moments.second[0]) / (n - 1) if n > 1
+                              else np.zeros((d, d)))
+        self._init_data = data
+        ct = self.covariance_type
+        dirichlet = VariationalCategoricalHMM._priors(
+            _DirichletOnly(self, k), k, 1)
+        priors = HMMParams(dirichlet.startprob, dirichlet.transmat,
+                           self._gaussian_priors(k, d, mean))
+        model = _VariationalGaussianBaumWelch(self, priors, _n_sequences(data))
+        verbose = self._verbosity()
+        try:
+            result = fit_em(model, data, n_init=self.n_init, max_iter=self.max_iter,
+                            tol=self.tol, random_state=check_random_state(self.random_state),
+                            on_decrease=self.on_decrease, verbose=verbose)
+        finally:
+            self.__dict__.pop("_data_cov", None)
+            self.__dict__.pop("_init_data", None)
+        post = result.params
+        q, p = post.emission, priors.emission
+        self.startprob_prior_ = priors.startprob
+        self.transmat_prior_ = priors.transmat
+        for name in _GAUSSIAN_NAMES:
+            setattr(self, name + "_prior_", getattr(p, name))
+            setattr(self, name + "_posterior_", getattr(q, name))
+        self.startprob_posterior_ = post.startprob
+        self.transmat_posterior_ = post.transmat
+        self.startprob_ = post.startprob / post.startprob.sum()
+        self.transmat_ = post.transmat / post.transmat.sum(axis=1, keepdims=True)
+        dof = np.asarray(q.dof)
+        cov = {"full": lambda: q.scale / dof[:, None, None], "tied": lambda: q.scale / dof,
+               "diag": lambda: q.scale / dof[:, None], "spherical": lambda: q.scale / dof}[ct]()
+        self._set_emission(self._emission(q.means, cov))
+        self.lower_bounds_ = result.lower_bounds
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.n_features_in_ = d
+        self.monitor_ = ConvergenceMonitor(self.tol, self.max_iter, verbose >= 2,
+                                           history=np.asarray(result.lower_bounds) * n,
+                                           iter=result.n_iter, converged=result.converged)
+        return self
+
+    def _n_emission_parameters(self):
+        k, d = np.shape(self.means_)
+        per = {"full": k + k * d * (d + 1) // 2, "tied": 1 + d * (d + 1) // 2,
+               "diag": k + k * d, "spherical": 2 * k}[self.covariance_type]
+        return (k * d + k if "m" in self.params else 0) + (per if "c" in self.params else 0)
+
+
+class _DirichletOnly:
+    """The Dirichlet-prior view of a :class:`VariationalGaussianHMM` for
+    :meth:`VariationalCategoricalHMM._priors` (which also wants an emission prior)."""
+
+    def __init__(self, hmm, k):
+        self.startprob_prior = hmm.startprob_prior
+        self.transmat_prior = hmm.transmat_prior
+        self.emissionprob_prior = 1.0
+        self.init_params = "e" + "".join(c for c in "st" if c in hmm.init_params)
+        for name in ("startprob_prior_", "transmat_prior_"):
+            if hasattr(hmm, name):
+                setattr(self, name, getattr(hmm, name))
