@@ -6,7 +6,11 @@ components; ``bgmm-full-N1e5-d8-K8``: the variational Bayesian mixture
 (``BayesianGaussianMixture``) on the same kind of data; or
 ``hmm-gaussian-full-S1000xT1000-d3-K4``: a hidden Markov model
 with 4 states and full-covariance Gaussian emissions in 3 features, fitted to
-1000 sequences of 1000 steps. Names can be parsed back
+1000 sequences of 1000 steps; ``hmm-gmm-diag-T1e5-d3-K4-M3`` (3 Gaussians per
+state), ``hmm-multinomial-T1e5-M10-K4-N20`` (counts of 10 symbols in 20 trials
+per row) and ``hmm-vcategorical-T1e5-M10-K4`` (the variational categorical
+HMM) are hmmlearn's ``GMMHMM``, ``MultinomialHMM`` and
+``VariationalCategoricalHMM``. Names can be parsed back
 (:func:`parse_case_name`), so any size can be asked for on the command line,
 not only those in the grids.
 """
@@ -14,8 +18,15 @@ not only those in the grids.
 import re
 from dataclasses import dataclass, field
 
-MODELS = ("gmm", "bgmm", "kmeans", "hmm-gaussian", "hmm-categorical")
-HMM_MODELS = ("hmm-gaussian", "hmm-categorical")
+MODELS = ("gmm", "bgmm", "kmeans", "hmm-gaussian", "hmm-categorical", "hmm-gmm",
+          "hmm-multinomial", "hmm-vcategorical")
+#: The hidden Markov models: Gaussian, categorical, Gaussian-mixture (``GMMHMM``),
+#: multinomial (counts per row) and the variational categorical one
+#: (``VariationalCategoricalHMM``), each against hmmlearn's class of the same name.
+HMM_MODELS = ("hmm-gaussian", "hmm-categorical", "hmm-gmm", "hmm-multinomial",
+              "hmm-vcategorical")
+#: The HMMs whose data are symbols (one integer column; ``n_features`` is the number of symbols).
+SYMBOL_MODELS = ("hmm-categorical", "hmm-vcategorical")
 #: The Gaussian mixtures: maximum likelihood (``gmm``, ``GaussianMixture``) and
 #: variational Bayes (``bgmm``, ``BayesianGaussianMixture``); the same data, flop
 #: counts and name form (``<model>-<covariance type>-N<n>-d<d>-K<k>``).
@@ -78,13 +89,16 @@ class Case:
 
     Parameters
     ----------
-    model : {'gmm', 'bgmm', 'kmeans', 'hmm-gaussian', 'hmm-categorical'}
+    model : {'gmm', 'bgmm', 'kmeans', 'hmm-gaussian', 'hmm-categorical', 'hmm-gmm', \
+'hmm-multinomial', 'hmm-vcategorical'}
     n_samples, n_features, n_components : int
         For an HMM, ``n_samples`` is the total number of steps over all
-        sequences; for ``'hmm-categorical'`` ``n_features`` is the number of
-        symbols (the data are one integer column).
+        sequences; for ``'hmm-categorical'`` and ``'hmm-vcategorical'``
+        ``n_features`` is the number of symbols (the data are one integer
+        column), for ``'hmm-multinomial'`` too (the data are ``n_features``
+        integer columns of counts, each row summing to ``n_trials``).
     covariance_type : {'full', 'tied', 'diag', 'spherical'} or None
-        For ``model='gmm'``, ``'bgmm'`` and ``'hmm-gaussian'`` only.
+        For ``model='gmm'``, ``'bgmm'``, ``'hmm-gaussian'`` and ``'hmm-gmm'`` only.
     peer : str
         The library emlab is compared with (a key of :data:`benchmarks.peers.LIBRARIES`);
         its ratios are the case's ``speedup`` and ``memory_ratio``.
@@ -98,6 +112,10 @@ class Case:
     extra_peers : tuple of str
         Further libraries timed side by side with emlab (for the HMM cases,
         hmmlearn's second implementation); each gets its own ratios.
+    n_mix : int
+        ``'hmm-gmm'`` only: Gaussian components per state (1 otherwise).
+    n_trials : int
+        ``'hmm-multinomial'`` only: draws per row (0 otherwise).
     targets : tuple of Target
     """
 
@@ -111,6 +129,8 @@ class Case:
     seed: int = 0
     n_sequences: int = 1
     extra_peers: tuple = ()
+    n_mix: int = 1
+    n_trials: int = 0
     targets: tuple = field(default=(), compare=False)
 
     @property
@@ -121,8 +141,14 @@ class Case:
             length = f"T{_format_steps(self.sequence_length)}"
             if self.n_sequences != 1:
                 length = f"S{_format_steps(self.n_sequences)}x{length}"
-            if self.model == "hmm-categorical":
-                return f"hmm-categorical-{length}-M{self.n_features}-K{self.n_components}"
+            if self.model in SYMBOL_MODELS:
+                return f"{self.model}-{length}-M{self.n_features}-K{self.n_components}"
+            if self.model == "hmm-multinomial":
+                return (f"hmm-multinomial-{length}-M{self.n_features}-K{self.n_components}"
+                        f"-N{self.n_trials}")
+            if self.model == "hmm-gmm":
+                return (f"hmm-gmm-{self.covariance_type}-{length}-d{self.n_features}"
+                        f"-K{self.n_components}-M{self.n_mix}")
             return (f"hmm-gaussian-{self.covariance_type}-{length}-d{self.n_features}"
                     f"-K{self.n_components}")
         kind = (f"{self.model}-{self.covariance_type}" if self.model in MIXTURE_MODELS
@@ -146,14 +172,14 @@ class Case:
 
     @property
     def n_columns(self):
-        """Columns of the data: one for the categorical HMM (the symbol), else ``n_features``."""
-        return 1 if self.model == "hmm-categorical" else self.n_features
+        """Columns of the data: one for the categorical HMMs (the symbol), else ``n_features``."""
+        return 1 if self.model in SYMBOL_MODELS else self.n_features
 
     @property
     def useful_flops(self):
         """Floating-point operations one iteration needs at least; see :func:`useful_flops`."""
         return useful_flops(self.model, self.covariance_type, self.n_samples,
-                            self.n_features, self.n_components)
+                            self.n_features, self.n_components, self.n_mix)
 
     @property
     def data_bytes(self):
@@ -166,7 +192,7 @@ class Case:
         return self.useful_flops / self.data_bytes
 
 
-def useful_flops(model, covariance_type, n, d, k):
+def useful_flops(model, covariance_type, n, d, k, n_mix=1):
     """Leading-order flop count of one EM (or Lloyd) iteration, the same for every library.
 
     An FMA counts as two flops. For a Gaussian mixture the E-step evaluates a
@@ -197,6 +223,15 @@ def useful_flops(model, covariance_type, n, d, k):
     emission probability itself is a table look-up). Normalisations and the
     posteriors are O(n k) and not counted.
 
+    The newer HMMs: ``'hmm-gmm'`` (``n_mix`` Gaussians per state) the chain
+    plus the mixture's count for ``k * n_mix`` components (the density and
+    the weighted moments of every component at every step);
+    ``'hmm-multinomial'`` (``d`` symbols, counts per row) the chain plus
+    ``4 n k d``: the log-emissions are one (n x d) by (d x k) product
+    (``2 n k d``) and the emission statistics another (``gamma^T X``);
+    ``'hmm-vcategorical'`` the categorical count (the digammas of the
+    variational E-step are O(k d), independent of n).
+
     The variational Bayesian mixture (``'bgmm'``) has the mixture's counts:
     its iteration is the same E-step (a Gaussian log-density plus a
     per-component constant) and the same weighted moments; what differs
@@ -204,8 +239,12 @@ def useful_flops(model, covariance_type, n, d, k):
     """
     if model == "kmeans":
         return 3 * n * k * d
-    if model == "hmm-categorical":
+    if model in ("hmm-categorical", "hmm-vcategorical"):
         return 6 * n * k * k + n * k
+    if model == "hmm-multinomial":
+        return 6 * n * k * k + 4 * n * k * d
+    if model == "hmm-gmm":
+        return 6 * n * k * k + useful_flops("gmm", covariance_type, n, d, k * n_mix)
     if model == "hmm-gaussian":
         return 6 * n * k * k + useful_flops("gmm", covariance_type, n, d, k)
     counts = {
@@ -249,12 +288,20 @@ _HMM_NAME = re.compile(
     rf"^hmm-(?:gaussian-(?P<cov>full|tied|diag|spherical)|(?P<cat>categorical))"
     rf"-(?:S(?P<s>{_COUNT})x)?T(?P<t>{_COUNT})-(?:d(?P<d>\d+)|M(?P<m>\d+))-K(?P<k>\d+)$"
 )
+_HMM_NEW_NAME = re.compile(
+    rf"^hmm-(?:gmm-(?P<cov>full|tied|diag|spherical)|(?P<kind>multinomial|vcategorical))"
+    rf"-(?:S(?P<s>{_COUNT})x)?T(?P<t>{_COUNT})"
+    rf"-(?:d(?P<d>\d+)-K(?P<gk>\d+)-M(?P<mix>\d+)|M(?P<m>\d+)-K(?P<k>\d+)(?:-N(?P<trials>\d+))?)$"
+)
 
 #: The accepted name forms, for messages and ``--help``.
 NAME_FORMS = ("gmm-<full|tied|diag|spherical>-N<n>-d<d>-K<k>",
               "bgmm-<full|tied|diag|spherical>-N<n>-d<d>-K<k>", "kmeans-N<n>-d<d>-K<k>",
               "hmm-gaussian-<full|tied|diag|spherical>-[S<s>x]T<t>-d<d>-K<k>",
-              "hmm-categorical-[S<s>x]T<t>-M<symbols>-K<k>")
+              "hmm-categorical-[S<s>x]T<t>-M<symbols>-K<k>",
+              "hmm-gmm-<full|tied|diag|spherical>-[S<s>x]T<t>-d<d>-K<k>-M<n_mix>",
+              "hmm-multinomial-[S<s>x]T<t>-M<symbols>-K<k>-N<trials>",
+              "hmm-vcategorical-[S<s>x]T<t>-M<symbols>-K<k>")
 
 
 def parse_count(text):
@@ -283,7 +330,37 @@ def parse_case_name(name):
     return case
 
 
+def _new_hmm_case(name, hmm):
+    """The case of a matched :data:`_HMM_NEW_NAME`, or None if its parts do not fit together."""
+    n_sequences = parse_count(hmm["s"]) if hmm["s"] else 1
+    length = parse_count(hmm["t"])
+    if hmm["cov"] is not None:
+        if hmm["d"] is None:
+            return None
+        sizes = (int(hmm["d"]), int(hmm["gk"]), int(hmm["mix"]))
+    elif hmm["kind"] == "multinomial":
+        if hmm["m"] is None or hmm["trials"] is None:
+            return None
+        sizes = (int(hmm["m"]), int(hmm["k"]), int(hmm["trials"]))
+    else:
+        if hmm["m"] is None or hmm["trials"] is not None:
+            return None
+        sizes = (int(hmm["m"]), int(hmm["k"]))
+    if n_sequences < 1 or length < 1 or min(sizes) < 1:
+        raise ValueError(f"case {name!r}: S, T and the sizes must be at least 1")
+    if hmm["cov"] is not None:
+        return hmm_gmm_case(hmm["cov"], n_sequences, length, *sizes)
+    if hmm["kind"] == "multinomial":
+        return hmm_multinomial_case(n_sequences, length, *sizes)
+    return hmm_vcategorical_case(n_sequences, length, *sizes)
+
+
 def _case_from_name(name):
+    new_hmm = _HMM_NEW_NAME.match(name)
+    if new_hmm is not None:
+        case = _new_hmm_case(name, new_hmm)
+        if case is not None:
+            return case
     match = _NAME.match(name)
     hmm = _HMM_NAME.match(name)
     if hmm is not None and (hmm["cat"] is None) == (hmm["d"] is not None):
@@ -299,7 +376,9 @@ def _case_from_name(name):
             f"cannot read the case name {name!r}; expected e.g. 'gmm-full-N1e6-d8-K8' "
             f"or 'bgmm-full-N1e5-d8-K8' (covariance type one of {COVARIANCE_TYPES}), "
             f"'kmeans-N1e6-d8-K8', "
-            f"'hmm-gaussian-full-S1000xT1000-d3-K4' or 'hmm-categorical-T1e6-M10-K4'."
+            f"'hmm-gaussian-full-S1000xT1000-d3-K4', 'hmm-categorical-T1e6-M10-K4', "
+            f"'hmm-gmm-diag-T1e5-d3-K4-M3', 'hmm-multinomial-T1e5-M10-K4-N20' or "
+            f"'hmm-vcategorical-T1e5-M10-K4'."
         )
     n = parse_count(match["n"])
     if match["model"] == "kmeans":
@@ -389,14 +468,58 @@ def hmm_categorical_case(n_sequences, length, n_symbols, k, *, speedup_log=None,
                 targets=_hmm_targets(speedup_log, speedup_scaling, memory))
 
 
+def hmm_gmm_case(covariance_type, n_sequences, length, d, k, n_mix, *, speedup_log=None,
+                 speedup_scaling=None, memory=False):
+    """A Gaussian-mixture HMM case (``GMMHMM``): ``n_mix`` Gaussians per state; peers as
+    :func:`hmm_gaussian_case`.
+
+    Both libraries learn ``params='stcw'`` (start, transitions, covariances,
+    weights; the means stay at their start): hmmlearn 0.3.3 accumulates the
+    covariance statistics about the previous iteration's means, so with 'm'
+    and 'c' both learned its iterates are not the maximiser's and the
+    trajectories part after the first iteration (see emlab's ``GMMHMM``);
+    with the means fixed both compute the same iterates and the whole
+    trajectory is checked. The memory target is off by default
+    (``memory=True`` sets it): the unit ``8 T K`` counts states, and a fit
+    holds posteriors of the ``K * n_mix`` components.
+    """
+    return Case("hmm-gmm", n_sequences * length, d, k, covariance_type, peer=HMM_PEERS[0],
+                separation=4.0, n_sequences=n_sequences, extra_peers=HMM_PEERS[1:],
+                n_mix=n_mix, targets=_hmm_targets(speedup_log, speedup_scaling, memory))
+
+
+def hmm_multinomial_case(n_sequences, length, n_symbols, k, n_trials, *, speedup_log=None,
+                         speedup_scaling=None, memory=False):
+    """A multinomial HMM case (``MultinomialHMM``): rows of counts of ``n_symbols`` symbols
+    in ``n_trials`` draws; peers as :func:`hmm_gaussian_case`, memory measured (the target
+    only with ``memory=True``)."""
+    return Case("hmm-multinomial", n_sequences * length, n_symbols, k, peer=HMM_PEERS[0],
+                n_sequences=n_sequences, extra_peers=HMM_PEERS[1:], n_trials=n_trials,
+                targets=_hmm_targets(speedup_log, speedup_scaling, memory))
+
+
+def hmm_vcategorical_case(n_sequences, length, n_symbols, k, *, speedup_log=None,
+                          speedup_scaling=None, memory=False):
+    """A variational categorical HMM case (``VariationalCategoricalHMM``); the data are the
+    categorical case's, the trajectory is the total ELBO (both libraries record it with
+    every constant); peers as :func:`hmm_gaussian_case`, memory measured (the target only
+    with ``memory=True``)."""
+    return Case("hmm-vcategorical", n_sequences * length, n_symbols, k, peer=HMM_PEERS[0],
+                n_sequences=n_sequences, extra_peers=HMM_PEERS[1:],
+                targets=_hmm_targets(speedup_log, speedup_scaling, memory))
+
+
 def default_cases():
     """The full grid: every size the issue sets a target at, and tied/spherical for completeness.
 
     The HMM cases (issue 6): speed targets on one sequence of 10**6 steps
     (>= 20x hmmlearn 'log', >= 10x 'scaling') and on 1000 sequences of 1000
     steps (>= 10x both); 10**5 steps and the categorical model are measured
-    without a speed target. Every HMM case has the memory target (growth at
-    most :data:`HMM_MEMORY_TK` float64 T x K arrays).
+    without a speed target. Every HMM case of issue 6 has the memory target
+    (growth at most :data:`HMM_MEMORY_TK` float64 T x K arrays). The newer
+    HMMs (``GMMHMM`` with diagonal covariances and 3 Gaussians per state,
+    ``MultinomialHMM`` with 20 trials per row, ``VariationalCategoricalHMM``;
+    10**5 steps, 4 states) are measured with the trajectory check only.
 
     The variational Bayesian mixture (``bgmm``) is held to a speed-up of the
     same order as ``GaussianMixture``'s at a comparable size: >= 10 with full
@@ -420,6 +543,9 @@ def default_cases():
         hmm_gaussian_case("full", 1, 10**5, 3, 4),
         hmm_gaussian_case("full", 1000, 1000, 3, 4, speedup_log=10, speedup_scaling=10),
         hmm_categorical_case(1, 10**6, 10, 4),
+        hmm_gmm_case("diag", 1, 10**5, 3, 4, 3),
+        hmm_multinomial_case(1, 10**5, 10, 4, 20),
+        hmm_vcategorical_case(1, 10**5, 10, 4),
     ]
 
 
@@ -435,6 +561,9 @@ def quick_cases():
         bgmm_case("full", 20_000, 4, 3),
         hmm_gaussian_case("full", 20, 500, 3, 3, memory=False),
         hmm_categorical_case(1, 10_000, 6, 3, memory=False),
+        hmm_gmm_case("diag", 4, 500, 2, 2, 2),
+        hmm_multinomial_case(1, 3000, 5, 3, 10),
+        hmm_vcategorical_case(1, 3000, 6, 3),
     ]
 
 

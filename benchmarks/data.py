@@ -214,7 +214,13 @@ class TrueHMM:
     factors : ndarray of shape (K, d, d) or None
         ``factors[k] @ factors[k].T`` is state k's covariance (eigenvalues in [0.5, 2]).
     emissionprob : ndarray of shape (K, M) or None
-        Categorical emissions: rows Dirichlet(0.5), so each state favours a few symbols.
+        Categorical and multinomial emissions: rows Dirichlet(0.5), so each
+        state favours a few symbols.
+    weights : ndarray of shape (K, n_mix) or None
+        Gaussian-mixture emissions (``'hmm-gmm'``): each state's mixture
+        weights, Dirichlet(5); ``means`` is then (K, n_mix, d) and
+        ``factors`` (K, n_mix, d, d), the K * n_mix components drawn as the
+        mixtures' (about ``case.separation`` standard deviations apart).
     """
 
     startprob: np.ndarray
@@ -222,6 +228,7 @@ class TrueHMM:
     means: np.ndarray = None
     factors: np.ndarray = None
     emissionprob: np.ndarray = None
+    weights: np.ndarray = None
 
 
 def true_hmm(case):
@@ -234,8 +241,15 @@ def true_hmm(case):
     for i in range(k):
         others = rng.dirichlet(np.ones(k - 1)) * (1.0 - stay[i]) if k > 1 else np.empty(0)
         transmat[i] = np.insert(others, i, stay[i])
-    if case.model == "hmm-categorical":
+    if case.model in ("hmm-categorical", "hmm-vcategorical", "hmm-multinomial"):
         return TrueHMM(startprob, transmat, emissionprob=rng.dirichlet(np.full(d, 0.5), size=k))
+    if case.model == "hmm-gmm":
+        m = case.n_mix
+        weights = rng.dirichlet(np.full(m, 5.0), size=k)
+        means = rng.normal(scale=case.separation / np.sqrt(2.0 * d), size=(k * m, d))
+        factors = np.stack([_random_covariance_factor(rng, d) for _ in range(k * m)])
+        return TrueHMM(startprob, transmat, means=means.reshape(k, m, d),
+                       factors=factors.reshape(k, m, d, d), weights=weights)
     means = rng.normal(scale=case.separation / np.sqrt(2.0 * d), size=(k, d))
     factors = np.stack([_random_covariance_factor(rng, d) for _ in range(k)])
     return TrueHMM(startprob, transmat, means=means, factors=factors)
@@ -296,13 +310,41 @@ def make_hmm_data(case):
     -------
     X : ndarray
         Gaussian emissions: float64 of shape (n_samples, d), C-contiguous.
-        Categorical: int64 symbols of shape (n_samples, 1).
+        Categorical (and variational categorical): int64 symbols of shape (n_samples, 1).
+        Multinomial: int64 counts of shape (n_samples, M), each row summing to
+        ``case.n_trials``. Gaussian mixture: float64 (n_samples, d), each step's
+        mixture component drawn from its state's weights.
     """
     hmm = true_hmm(case)
     rng = np.random.default_rng([case.seed, 1])
     states = sample_states(rng, hmm.startprob, hmm.transmat, sequence_lengths(case))
     n = states.size
-    if case.model == "hmm-categorical":
+    if case.model == "hmm-multinomial":
+        X = np.zeros((n, case.n_features), dtype=np.int64)
+        for j in range(case.n_components):
+            rows = states == j
+            X[rows] = rng.multinomial(case.n_trials, hmm.emissionprob[j], size=int(rows.sum()))
+        return X
+    if case.model == "hmm-gmm":
+        m = case.n_mix
+        cdf = np.cumsum(hmm.weights, axis=1)
+        u = rng.random(n)
+        components = states * m
+        for j in range(case.n_components):
+            rows = states == j
+            components[rows] += np.minimum(np.searchsorted(cdf[j], u[rows], side="right"), m - 1)
+        means = hmm.means.reshape(-1, case.n_features)
+        factors = hmm.factors.reshape(-1, case.n_features, case.n_features)
+        X = np.empty((n, case.n_features))
+        for start in range(0, n, BLOCK_ROWS):
+            stop = min(n, start + BLOCK_ROWS)
+            z = rng.standard_normal((stop - start, case.n_features))
+            block, labels = X[start:stop], components[start:stop]
+            for c in range(means.shape[0]):
+                rows = labels == c
+                block[rows] = z[rows] @ factors[c].T + means[c]
+        return X
+    if case.model in ("hmm-categorical", "hmm-vcategorical"):
         X = np.empty((n, 1), dtype=np.int64)
         u = rng.random(n)
         cdf = np.cumsum(hmm.emissionprob, axis=1)
@@ -338,7 +380,14 @@ class HMMStart:
         Gaussian: X's covariance for every state, in the covariance type's
         shape: full (K, d, d), tied (d, d), diag (K, d), spherical (K,).
     emissionprob : ndarray of shape (K, M) or None
-        Categorical: rows Dirichlet(5), near uniform but not symmetric.
+        Categorical, multinomial and variational categorical: rows
+        Dirichlet(5), near uniform but not symmetric.
+    weights : ndarray of shape (K, n_mix) or None
+        Gaussian mixture (``'hmm-gmm'``): uniform; ``means`` are then K * n_mix
+        distinct random rows of X, shape (K, n_mix, d), and ``covariances``
+        X's covariance for every component in hmmlearn's ``GMMHMM`` shapes:
+        full (K, n_mix, d, d), tied (K, d, d), diag (K, n_mix, d),
+        spherical (K, n_mix).
     """
 
     startprob: np.ndarray
@@ -346,6 +395,7 @@ class HMMStart:
     means: np.ndarray = None
     covariances: np.ndarray = None
     emissionprob: np.ndarray = None
+    weights: np.ndarray = None
 
 
 def make_hmm_start(case, X):
@@ -355,9 +405,11 @@ def make_hmm_start(case, X):
     startprob = np.full(k, 1.0 / k)
     transmat = np.full((k, k), (1.0 - START_STAY) / max(k - 1, 1))
     np.fill_diagonal(transmat, START_STAY if k > 1 else 1.0)
-    if case.model == "hmm-categorical":
+    if case.model in ("hmm-categorical", "hmm-vcategorical", "hmm-multinomial"):
         return HMMStart(startprob, transmat,
                         emissionprob=rng.dirichlet(np.full(case.n_features, 5.0), size=k))
+    if case.model == "hmm-gmm":
+        return _gmm_hmm_start(case, X, rng, startprob, transmat)
     rows = rng.choice(X.shape[0], size=k, replace=False)
     means = np.ascontiguousarray(X[np.sort(rows)])
     covariance = np.atleast_2d(np.cov(X, rowvar=False))
@@ -373,3 +425,24 @@ def make_hmm_start(case, X):
     else:
         raise ValueError(f"unknown covariance_type {kind!r}")
     return HMMStart(startprob, transmat, means=means, covariances=covariances)
+
+
+def _gmm_hmm_start(case, X, rng, startprob, transmat):
+    """The :class:`HMMStart` of a Gaussian-mixture HMM case (see its ``weights``)."""
+    k, m, d = case.n_components, case.n_mix, X.shape[1]
+    rows = rng.choice(X.shape[0], size=k * m, replace=False)
+    means = np.ascontiguousarray(X[np.sort(rows)]).reshape(k, m, d)
+    covariance = np.atleast_2d(np.cov(X, rowvar=False))
+    kind = case.covariance_type
+    if kind == "full":
+        covariances = np.broadcast_to(covariance, (k, m, d, d))
+    elif kind == "tied":
+        covariances = np.broadcast_to(covariance, (k, d, d))
+    elif kind == "diag":
+        covariances = np.broadcast_to(np.diag(covariance), (k, m, d))
+    elif kind == "spherical":
+        covariances = np.full((k, m), np.diag(covariance).mean())
+    else:
+        raise ValueError(f"unknown covariance_type {kind!r}")
+    return HMMStart(startprob, transmat, means=means,
+                    covariances=np.ascontiguousarray(covariances), weights=np.full((k, m), 1.0 / m))

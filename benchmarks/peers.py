@@ -64,6 +64,66 @@ class Fit:
     parameters: dict = None
 
 
+#: What the Gaussian-mixture HMMs learn (both libraries): everything but the means. hmmlearn
+#: 0.3.3 accumulates its covariance statistics about the previous iteration's means, so with
+#: 'm' and 'c' both learned its iterates differ from the maximiser's (emlab's) from the first
+#: M-step on; with the means fixed both compute the same iterates (see emlab's ``GMMHMM``).
+GMM_HMM_PARAMS = "stcw"
+
+#: The variational HMM's attributes set on both libraries (hmmlearn's names).
+VHMM_ATTRIBUTES = ("startprob_prior_", "transmat_prior_", "emissionprob_prior_",
+                   "startprob_posterior_", "transmat_posterior_", "emissionprob_posterior_")
+
+
+def vhmm_start(case, start):
+    """Priors and starting posteriors of a ``'hmm-vcategorical'`` case, from its start.
+
+    Priors: hmmlearn's defaults, made explicit (``1/K`` for the start and
+    transition rows, ``1/M`` for the emission rows). Posteriors: the prior
+    plus the counts a uniform spread of the data over the states would give
+    with the start's probabilities (``S`` starts, ``(T - S) / K`` transitions
+    and ``T / K`` emissions per state), so near the start's means.
+
+    Returns
+    -------
+    dict
+        ``{attribute: ndarray}`` for :data:`VHMM_ATTRIBUTES`.
+    """
+    k, m = case.n_components, case.n_features
+    priors = {"startprob_prior_": np.full(k, 1.0 / k),
+              "transmat_prior_": np.full((k, k), 1.0 / k),
+              "emissionprob_prior_": np.full((k, m), 1.0 / m)}
+    n, s = case.n_samples, case.n_sequences
+    posteriors = {
+        "startprob_posterior_": priors["startprob_prior_"] + s * start.startprob,
+        "transmat_posterior_": priors["transmat_prior_"] + (n - s) / k * start.transmat,
+        "emissionprob_posterior_": priors["emissionprob_prior_"] + n / k * start.emissionprob,
+    }
+    return {**priors, **posteriors}
+
+
+def set_hmm_start(estimator, case, start, covariances_name):
+    """Set the start of an HMM case as attributes of ``estimator`` (either library's).
+
+    ``covariances_name``: ``'covars_'`` (hmmlearn, emlab's ``GMMHMM``) or
+    ``'covariances_'`` (emlab's ``GaussianHMM``). Every attribute is a copy.
+    """
+    if case.model == "hmm-vcategorical":
+        for name, value in vhmm_start(case, start).items():
+            setattr(estimator, name, value.copy())
+        return estimator
+    if case.model in ("hmm-categorical", "hmm-multinomial"):
+        estimator.emissionprob_ = start.emissionprob.copy()
+    else:
+        if case.model == "hmm-gmm":
+            estimator.weights_ = start.weights.copy()
+        estimator.means_ = start.means.copy()
+        setattr(estimator, covariances_name, start.covariances.copy())
+    estimator.startprob_ = start.startprob.copy()
+    estimator.transmat_ = start.transmat.copy()
+    return estimator
+
+
 #: The fitted attributes of a variational mixture that the check compares.
 BGMM_PARAMETERS = ("weights_", "means_", "covariances_")
 
@@ -115,10 +175,12 @@ def start_resp(start, X):
 
 class Emlab:
     """emlab's :class:`~emlab.GaussianMixture`, :class:`~emlab.BayesianGaussianMixture`,
-    :class:`~emlab.KMeans`, ``GaussianHMM`` and ``CategoricalHMM``."""
+    :class:`~emlab.KMeans`, ``GaussianHMM``, ``CategoricalHMM``, ``GMMHMM``,
+    ``MultinomialHMM`` and ``VariationalCategoricalHMM``."""
 
     name = "emlab"
-    models = ("gmm", "bgmm", "kmeans", "hmm-gaussian", "hmm-categorical")
+    models = ("gmm", "bgmm", "kmeans", "hmm-gaussian", "hmm-categorical", "hmm-gmm",
+              "hmm-multinomial", "hmm-vcategorical")
     numba_cache = True  # cold start is also measured with an empty Numba cache
 
     def version(self):
@@ -172,28 +234,38 @@ class Emlab:
         return _outcome(estimator, case.model, tuple(names))
 
     def _fit_hmm(self, case, X, start, max_iter):
-        """Baum-Welch from ``start`` (``init_params=''``), every parameter learned.
+        """Baum-Welch from ``start`` (``init_params=''``), every parameter learned
+        (``GMMHMM``: all but the means, :data:`GMM_HMM_PARAMS`; the variational
+        model: its posteriors, from :func:`vhmm_start`).
 
-        ``reg_covar=0``: hmmlearn, given ``covars_prior=0``, adds nothing to
-        the covariances either, so both compute the same iterates. Dirichlet
-        priors of 1 (no pseudo-counts) on both sides.
+        ``reg_covar=0``: hmmlearn, given ``covars_prior=0`` (``GMMHMM``: its
+        flat defaults), adds nothing to the covariances either, so both
+        compute the same iterates. Dirichlet priors of 1 (no pseudo-counts) on
+        both sides, except the variational model's (:func:`vhmm_start`, the
+        same on both).
         """
         import emlab
 
         k = case.n_components
+        common = dict(max_iter=max_iter, tol=0.0, init_params="", random_state=0)
+        covariances_name = "covariances_"
         if case.model == "hmm-categorical":
-            estimator = emlab.CategoricalHMM(n_components=k, n_features=case.n_features,
-                                             max_iter=max_iter, tol=0.0, init_params="",
-                                             random_state=0)
-            estimator.emissionprob_ = start.emissionprob.copy()
+            estimator = emlab.CategoricalHMM(n_components=k, n_features=case.n_features, **common)
+        elif case.model == "hmm-vcategorical":
+            estimator = emlab.VariationalCategoricalHMM(n_components=k,
+                                                        n_features=case.n_features, **common)
+        elif case.model == "hmm-multinomial":  # flat emission prior: hmmlearn's has none
+            estimator = emlab.MultinomialHMM(n_components=k, n_trials=case.n_trials,
+                                             emissionprob_prior=1.0, **common)
+        elif case.model == "hmm-gmm":  # flat priors (hmmlearn's defaults, see Hmmlearn.fit)
+            estimator = emlab.GMMHMM(n_components=k, n_mix=case.n_mix,
+                                     covariance_type=case.covariance_type, reg_covar=0.0,
+                                     params=GMM_HMM_PARAMS, **common)
+            covariances_name = "covars_"
         else:
             estimator = emlab.GaussianHMM(n_components=k, covariance_type=case.covariance_type,
-                                          reg_covar=0.0, max_iter=max_iter, tol=0.0,
-                                          init_params="", random_state=0)
-            estimator.means_ = start.means.copy()
-            estimator.covariances_ = start.covariances.copy()
-        estimator.startprob_ = start.startprob.copy()
-        estimator.transmat_ = start.transmat.copy()
+                                          reg_covar=0.0, **common)
+        set_hmm_start(estimator, case, start, covariances_name)
         lengths = sequence_lengths(case, X.shape[0])
         estimator, names = fit_quietly(estimator, X, (emlab.ConvergenceWarning,),
                                        lengths=lengths)
@@ -283,6 +355,10 @@ class ScikitLearn:
         )
 
 
+#: The start of the notice hmmlearn's ``MultinomialHMM`` logs on every construction (not recorded).
+MULTINOMIAL_NOTICE = "MultinomialHMM has undergone major changes"
+
+
 class _RecordWarnings(logging.Handler):
     """Collects the messages hmmlearn logs at level WARNING (it does not use ``warnings``)."""
 
@@ -295,7 +371,8 @@ class _RecordWarnings(logging.Handler):
 
 
 class Hmmlearn:
-    """hmmlearn's ``GaussianHMM`` and ``CategoricalHMM`` with one implementation of
+    """hmmlearn's ``GaussianHMM``, ``CategoricalHMM``, ``GMMHMM``, ``MultinomialHMM`` and
+    ``VariationalCategoricalHMM`` with one implementation of
     its forward-backward: ``'log'`` (its default, log-space recursions) or
     ``'scaling'`` (scaled probabilities). Registered once per implementation,
     as ``hmmlearn-log`` and ``hmmlearn-scaling``.
@@ -321,7 +398,8 @@ class Hmmlearn:
     thus against hmmlearn in its faster setting.
     """
 
-    models = ("hmm-gaussian", "hmm-categorical")
+    models = ("hmm-gaussian", "hmm-categorical", "hmm-gmm", "hmm-multinomial",
+              "hmm-vcategorical")
     numba_cache = False
     blas_threads = 1
 
@@ -340,38 +418,66 @@ class Hmmlearn:
         Warnings hmmlearn logs ("Model is not converging", empty transition
         rows) are recorded as ``'hmmlearn: <message start>'``.
         """
-        from hmmlearn import hmm
-
-        k = case.n_components
-        common = dict(n_iter=max_iter, tol=-np.inf, init_params="", random_state=0,
-                      implementation=self.implementation)
-        if case.model == "hmm-categorical":
-            estimator = hmm.CategoricalHMM(n_components=k, n_features=case.n_features,
-                                           params="ste", **common)
-            estimator.emissionprob_ = start.emissionprob.copy()
-        else:
-            estimator = hmm.GaussianHMM(n_components=k, covariance_type=case.covariance_type,
-                                        min_covar=1e-6, covars_prior=0.0, covars_weight=1,
-                                        means_prior=0.0, means_weight=0.0, params="stmc",
-                                        **common)
-            estimator.means_ = start.means.copy()
-            estimator.covars_ = start.covariances.copy()
-        estimator.startprob_ = start.startprob.copy()
-        estimator.transmat_ = start.transmat.copy()
         from threadpoolctl import threadpool_limits
 
         handler = _RecordWarnings()
         logger = logging.getLogger("hmmlearn")
         logger.addHandler(handler)
         try:
+            estimator = self._estimator(case, start, max_iter)
             with threadpool_limits(limits=self.blas_threads, user_api="blas"):
                 estimator, names = fit_quietly(estimator, X, (),
                                                lengths=sequence_lengths(case, X.shape[0]))
         finally:
             logger.removeHandler(handler)
-        logged = {"hmmlearn: " + " ".join(m.split()[:4]) for m in handler.messages}
+        logged = {"hmmlearn: " + " ".join(m.split()[:4]) for m in handler.messages
+                  if not m.startswith(MULTINOMIAL_NOTICE)}
         trajectory = np.asarray(estimator.monitor_.history, dtype=np.float64)
         return Fit(int(estimator.monitor_.iter), trajectory, tuple(sorted(set(names) | logged)))
+
+    def _estimator(self, case, start, max_iter):
+        """hmmlearn's model of ``case``, its start set (``init_params=''``).
+
+        Every model runs its maximum-likelihood M-step (the variational one
+        its own update): ``GaussianHMM`` with ``covars_prior=0``,
+        ``means_weight=0``; ``GMMHMM`` with its defaults, which are flat
+        (``weights_prior=1``, ``means_weight=0``, and for 'full', 'tied' and
+        'diag' covariance priors that cancel), except 'spherical', whose
+        default ``covars_prior`` is flat only when ``n_mix = d``: it gets
+        ``-(d + 2) / 2``, emlab's flat value; ``params='stcw'``
+        (:data:`GMM_HMM_PARAMS`). ``MultinomialHMM`` has no emission prior;
+        emlab's gets ``emissionprob_prior=1``. The variational model gets
+        :func:`vhmm_start`'s priors and posteriors on both sides.
+        """
+        from hmmlearn import hmm, vhmm
+
+        k = case.n_components
+        common = dict(n_iter=max_iter, tol=-np.inf, init_params="", random_state=0,
+                      implementation=self.implementation)
+        covariances_name = "covars_"
+        if case.model == "hmm-categorical":
+            estimator = hmm.CategoricalHMM(n_components=k, n_features=case.n_features,
+                                           params="ste", **common)
+        elif case.model == "hmm-vcategorical":
+            estimator = vhmm.VariationalCategoricalHMM(n_components=k,
+                                                       n_features=case.n_features,
+                                                       params="ste", **common)
+        elif case.model == "hmm-multinomial":
+            estimator = hmm.MultinomialHMM(n_components=k, n_trials=case.n_trials,
+                                           params="ste", **common)
+        elif case.model == "hmm-gmm":
+            prior = {}
+            if case.covariance_type == "spherical":
+                prior["covars_prior"] = -(case.n_features + 2) / 2.0
+            estimator = hmm.GMMHMM(n_components=k, n_mix=case.n_mix,
+                                   covariance_type=case.covariance_type, min_covar=1e-6,
+                                   params=GMM_HMM_PARAMS, **prior, **common)
+        else:
+            estimator = hmm.GaussianHMM(n_components=k, covariance_type=case.covariance_type,
+                                        min_covar=1e-6, covars_prior=0.0, covars_weight=1,
+                                        means_prior=0.0, means_weight=0.0, params="stmc",
+                                        **common)
+        return set_hmm_start(estimator, case, start, covariances_name)
 
     def cold_start_code(self):
         if self.implementation != "log":  # one cold start for the library is enough

@@ -202,3 +202,100 @@ def test_the_quick_bgmm_case_runs_end_to_end():
     assert record["libraries"]["emlab"]["memory"]["checksum"] == record["checksum"]
     assert case.name in format_report(results)
     make_figure(results)
+
+
+# --------------------------------------------------------------------------- GMMHMM, MultinomialHMM,
+# VariationalCategoricalHMM
+
+
+NEW_HMM_NAMES = ("hmm-gmm-diag-T1e5-d3-K4-M3", "hmm-multinomial-T1e5-M10-K4-N20",
+                 "hmm-vcategorical-T1e5-M10-K4")
+
+
+def test_new_hmm_case_names_round_trip():
+    from benchmarks.cases import default_cases, quick_cases
+
+    gmm, multinomial, variational = (parse_case_name(name) for name in NEW_HMM_NAMES)
+    assert (gmm.model, gmm.covariance_type, gmm.n_samples, gmm.n_features, gmm.n_components,
+            gmm.n_mix) == ("hmm-gmm", "diag", 10**5, 3, 4, 3)
+    assert (multinomial.model, multinomial.n_features, multinomial.n_columns,
+            multinomial.n_components, multinomial.n_trials) == ("hmm-multinomial", 10, 10, 4, 20)
+    assert (variational.model, variational.n_features, variational.n_columns) == \
+        ("hmm-vcategorical", 10, 1)
+    for case, name in zip((gmm, multinomial, variational), NEW_HMM_NAMES):
+        assert case.name == name and case.peers == ("hmmlearn-log", "hmmlearn-scaling")
+        # measured only: the trajectory check is the one target
+        assert {t.describe() for t in case.targets} == {"trajectory_rel_diff <= 1e-06"}
+    assert set(NEW_HMM_NAMES) <= {c.name for c in default_cases()}
+    assert {"hmm-gmm", "hmm-multinomial", "hmm-vcategorical"} <= {c.model for c in quick_cases()}
+    many = parse_case_name("hmm-gmm-full-S1000xT100-d2-K3-M2")
+    assert (many.n_sequences, many.sequence_length, many.n_mix) == (1000, 100, 2)
+    assert many.name == "hmm-gmm-full-S1000xT100-d2-K3-M2"
+    assert parse_case_name("hmm-multinomial-T100000-M10-K4-N20").name == NEW_HMM_NAMES[1]
+    assert useful_flops("hmm-gmm", "diag", 10, 3, 4, 3) == 6 * 10 * 16 + 8 * 10 * 12 * 3
+    assert useful_flops("hmm-multinomial", None, 10, 5, 4) == 6 * 10 * 16 + 4 * 10 * 4 * 5
+    assert useful_flops("hmm-vcategorical", None, 10, 5, 4) == 6 * 10 * 16 + 10 * 4
+    for bad in ("hmm-gmm-T1e5-d3-K4-M3", "hmm-gmm-diag-T1e5-d3-K4", "hmm-multinomial-T1e5-M10-K4",
+                "hmm-vcategorical-T1e5-M10-K4-N20", "hmm-gmm-diag-T1e5-d3-K4-M0",
+                "hmm-multinomial-T1e5-M10-K4-N0"):
+        with pytest.raises(ValueError):
+            parse_case_name(bad)
+
+
+def test_new_hmm_data_and_start():
+    from benchmarks.data import make_data, make_start
+
+    counts = make_data(parse_case_name("hmm-multinomial-T3000-M5-K3-N10"))
+    assert counts.shape == (3000, 5) and counts.dtype == np.int64
+    assert np.array_equal(counts.sum(axis=1), np.full(3000, 10)) and counts.min() >= 0
+    case = parse_case_name("hmm-gmm-full-T2000-d3-K2-M3")
+    X = make_data(case)
+    assert X.shape == (2000, 3) and X.flags.c_contiguous and np.all(np.isfinite(X))
+    start = make_start(case, X)
+    assert start.weights.shape == (2, 3) and start.means.shape == (2, 3, 3)
+    assert start.covariances.shape == (2, 3, 3, 3)
+    assert len({tuple(row) for row in start.means.reshape(-1, 3)}) == 6  # distinct rows of X
+    symbols = make_data(parse_case_name("hmm-vcategorical-T3000-M6-K3"))
+    assert symbols.shape == (3000, 1) and symbols.min() >= 0 and symbols.max() < 6
+
+
+def test_the_quick_new_hmm_cases_run_end_to_end():
+    """The quick grid's GMMHMM, MultinomialHMM and VariationalCategoricalHMM cases through the
+    whole pipeline: same trajectory as both hmmlearn implementations, report and figure."""
+    pytest.importorskip("hmmlearn")
+    from benchmarks.cases import quick_cases
+    from benchmarks.plot import make_figure
+    from benchmarks.report import format_report
+
+    cases = [c for c in quick_cases() if c.model in ("hmm-gmm", "hmm-multinomial",
+                                                     "hmm-vcategorical")]
+    assert len(cases) == 3
+    settings = Settings(cases=cases, repeats=1, iterations=(2, 4), memory=False,
+                        cold_start=False, gemm_size=300, bandwidth_mib=16, quick=True)
+    results = run(settings)
+    json.dumps(results)
+    for case, record in zip(cases, results["cases"]):
+        assert record["status"] == "ok", record
+        assert set(record["libraries"]) == {"emlab", "hmmlearn-log", "hmmlearn-scaling"}
+        diffs = record["trajectory_rel_diffs"]
+        assert max(diffs.values()) == record["trajectory_rel_diff"] <= 1e-6
+        assert not any(record["stopped_early"].values())
+        assert len(record["libraries"]["emlab"]["trajectory"]) == 4
+        for library in record["libraries"].values():  # hmmlearn's MultinomialHMM notice dropped
+            assert not any("undergone" in w for w in library["warnings"]), library["warnings"]
+    report = format_report(results)
+    assert all(case.name in report for case in cases)
+    make_figure(results)
+
+
+def test_the_memory_worker_runs_the_new_hmm_cases():
+    pytest.importorskip("hmmlearn")
+    from benchmarks.memory import _case_fields, run_worker
+
+    for name, library in (("hmm-gmm-diag-S2xT1500-d2-K2-M2", "emlab"),
+                          ("hmm-multinomial-T2500-M4-K2-N5", "hmmlearn-log"),
+                          ("hmm-vcategorical-T2500-M4-K2", "emlab")):
+        case = parse_case_name(name)
+        report = run_worker({"case": json.loads(json.dumps(_case_fields(case))),
+                             "library": library, "max_iter": 2, "threads": 1})
+        assert "growth_mib" in report and report["growth_mib"] >= 0, report
