@@ -1828,6 +1828,16 @@ def _check_counts(X, name):
         raise ValueError(f"{name} must hold non-negative counts; row {row} has {X[row].tolist()}.")
 
 
+def _check_count_array(model, X, fitting, attribute):
+    """X checked as counts; after fit, with as many features as ``attribute`` has columns."""
+    n_features = None
+    if not fitting and hasattr(model, attribute):
+        n_features = np.shape(getattr(model, attribute))[-1]
+    X = check_array(X, estimator=type(model).__name__, n_features=n_features)
+    _check_counts(X, "X")
+    return X
+
+
 # --------------------------------------------------------------------------- multinomial emissions
 
 
@@ -1911,11 +1921,7 @@ class MultinomialHMM(BaseHMM):
         self._take_aliases(aliases)
 
     def _check_X(self, X, fitting):
-        n_features = None
-        if not fitting and hasattr(self, "emissionprob_"):
-            n_features = np.shape(self.emissionprob_)[-1]
-        X = check_array(X, estimator=type(self).__name__, n_features=n_features)
-        self._check_values(X, "X")
+        X = _check_count_array(self, X, fitting, "emissionprob_")
         if self.n_trials is not None:
             trials = np.asarray(self.n_trials)
             if trials.ndim not in (0, 1) or (trials.ndim == 1 and trials.shape != (X.shape[0],)):
@@ -2063,12 +2069,7 @@ class PoissonHMM(BaseHMM):
         self._take_aliases(aliases)
 
     def _check_X(self, X, fitting):
-        n_features = None
-        if not fitting and hasattr(self, "lambdas_"):
-            n_features = np.shape(self.lambdas_)[-1]
-        X = check_array(X, estimator=type(self).__name__, n_features=n_features)
-        self._check_values(X, "X")
-        return X
+        return _check_count_array(self, X, fitting, "lambdas_")
 
     def _check_values(self, X, name):
         _check_counts(X, name)
