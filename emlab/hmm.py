@@ -691,6 +691,27 @@ class BaseHMM(ParamsMixin):
             )
         self.max_iter = n_iter
 
+    @property
+    def n_iter(self):
+        """hmmlearn's name of ``max_iter``: reading or assigning it reads or sets ``max_iter``."""
+        return self.max_iter
+
+    @n_iter.setter
+    def n_iter(self, value):
+        self.max_iter = value
+
+    def set_params(self, **params):
+        """scikit-learn's ``set_params``; hmmlearn's ``n_iter`` sets ``max_iter``."""
+        if "n_iter" in params:
+            n_iter = params.pop("n_iter")
+            if "max_iter" in params and params["max_iter"] != n_iter:
+                raise ValueError(
+                    f"n_iter={n_iter!r} and max_iter={params['max_iter']!r} disagree: n_iter is "
+                    f"hmmlearn's name for max_iter; give one of them."
+                )
+            params["max_iter"] = n_iter
+        return super().set_params(**params)
+
     def __repr__(self):
         # ParamsMixin's, over the named parameters only (``**aliases`` is not one)
         changed = []
@@ -1112,8 +1133,9 @@ _COMMON_DOC = """
     max_iter : int, default=100
         Baum-Welch iterations at most. hmmlearn's name ``n_iter`` is accepted as
         a keyword and stored as ``max_iter`` (so ``get_params`` and ``clone``
-        see one parameter; ``set_params`` takes ``max_iter`` only); ``n_iter``
-        with a different non-default ``max_iter`` is a ValueError. emlab's
+        see one parameter); ``set_params(n_iter=...)`` and ``model.n_iter = ...``
+        set ``max_iter`` too. ``n_iter`` with a different non-default ``max_iter`` is a
+        ValueError. emlab's
         default is 100 (hmmlearn's 10).
     tol : float, default=1e-3
         Convergence threshold on the change of the objective **per

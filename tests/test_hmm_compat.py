@@ -95,6 +95,23 @@ def test_n_iter_is_max_iter(cls):
     with pytest.raises(TypeError, match="unexpected keyword argument 'n_iters'"):
         cls(2, n_iters=7)
     assert "max_iter=7" in repr(model)
+    # hmmlearn code also sets it afterwards, by set_params or by assignment
+    assert model.set_params(n_iter=11) is model and model.max_iter == 11 == model.n_iter
+    model.n_iter = 3
+    assert model.max_iter == 3 and model.get_params()["max_iter"] == 3
+    with pytest.raises(ValueError, match="n_iter=4 and max_iter=5 disagree"):
+        model.set_params(n_iter=4, max_iter=5)
+    with pytest.raises(ValueError, match="invalid parameter 'n_iters'"):
+        model.set_params(n_iters=4)
+
+
+def test_assigned_n_iter_limits_the_fit(rng):
+    X = rng.normal(size=(300, 2))
+    model = GaussianHMM(3, random_state=0, tol=0.0)
+    model.n_iter = 4
+    with pytest.warns(ConvergenceWarning, match="max_iter=4"):
+        model.fit(X)
+    assert model.n_iter_ == 4 == model.monitor_.n_iter
 
 
 def test_positional_arguments_follow_hmmlearn():
