@@ -31,7 +31,8 @@ class ParamsMixin:
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
 
         return Tags(estimator_type=self._estimator_type, target_tags=TargetTags(required=False),
-                    transformer_tags=TransformerTags() if self._is_transformer else None,
+                    transformer_tags=(TransformerTags(preserves_dtype=["float64", "float32"])
+                                      if self._is_transformer else None),
                     input_tags=InputTags(allow_nan=self._allows_nan()))
 
     def get_params(self, deep=True):

@@ -279,12 +279,18 @@ class Diag:
     def raw_stats(self, X, resp, centers):
         k = resp.shape[1]
         nk = resp.sum(axis=0)
-        sums = np.empty((k, X.shape[1]))
-        sq = np.empty_like(sums)
-        for j in range(k):  # once per fit (initialisation), so plain NumPy
-            diff = X - centers[j]
-            sums[j] = resp[:, j] @ diff
-            sq[j] = resp[:, j] @ (diff * diff)
+        n, d = X.shape
+        sums = np.zeros((k, d))
+        sq = np.zeros_like(sums)
+        # once per fit (initialisation), so plain NumPy, in slices of rows: no temporary
+        # the size of X (float32 X is widened a slice at a time)
+        step = max(1, 2**17 // d)
+        for i in range(0, n, step):
+            block = X[i:i + step].astype(np.float64)
+            for j in range(k):
+                diff = block - centers[j]
+                sums[j] += resp[i:i + step, j] @ diff
+                sq[j] += resp[i:i + step, j] @ (diff * diff)
         return nk, sums, sq
 
     def centre(self, nk, shift, second):

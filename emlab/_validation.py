@@ -12,8 +12,13 @@ from .exceptions import NotFittedError
 
 
 def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False, nan_hint="",
-                estimator=None):
+                estimator=None, keep_float32=False):
     """Return X as a C-contiguous 2-d float64 array, or raise a ValueError that names it.
+
+    With ``keep_float32`` a float32 (or float16) X comes back as float32, not
+    copied when it is already C-contiguous float32: for callers whose kernels
+    read float32 rows (converting each tile to float64 as they load it), so
+    that fitting float32 data takes no float64 copy of it.
 
     An object array is converted when every element is a real number; sparse
     input (``scipy.sparse``) is refused with a message that says how to densify it.
@@ -43,7 +48,8 @@ def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False,
     check_shape(arr.shape, name, min_samples=min_samples, n_features=n_features,
                 estimator=estimator)
     n, d = arr.shape
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    dtype = np.float32 if keep_float32 and input_dtype(arr) == np.float32 else np.float64
+    arr = np.ascontiguousarray(arr, dtype=dtype)
     # checked in slices, so the check costs no memory in proportion to X
     step = max(1, 2**20 // d)
     if not all(np.isfinite(arr[i:i + step]).all() for i in range(0, n, step)):
@@ -95,8 +101,8 @@ def _numeric_from_object(arr, name):
 def input_dtype(X):
     """The floating dtype fitted attributes take for input X: float32 or float64.
 
-    float32 and float16 arrays give float32 (the computation is float64
-    either way), everything else float64, as in scikit-learn.
+    float32 and float16 arrays give float32 (the arithmetic is float64 either
+    way), everything else float64, as in scikit-learn.
     """
     dtype = getattr(X, "dtype", None)
     try:

@@ -255,7 +255,7 @@ class _VariationalEM:
     def params_from_resp(self, X, resp):
         """The first variational update, from responsibilities (scikit-learn's ``_initialize``)."""
         k = resp.shape[1]
-        centers = np.broadcast_to(X.mean(axis=0), (k, X.shape[1]))
+        centers = np.broadcast_to(X.mean(axis=0, dtype=np.float64), (k, X.shape[1]))
         nk, xbar, second = sufficient_statistics(X, resp, centers, self.covariance_type)
         return self.params_from_statistics(nk, xbar, second)
 
@@ -534,7 +534,7 @@ degrees_of_freedom_prior_, covariance_prior_
             raise ValueError(f"degrees_of_freedom_prior must be > n_features - 1 = {d - 1}; "
                              f"got {dof0}.")
         if self.mean_prior is None:
-            mean0 = X.mean(axis=0) if w is None else np.average(X, axis=0, weights=w)
+            mean0 = X.mean(axis=0, dtype=np.float64) if w is None else np.average(X, axis=0, weights=w)
         else:
             mean0 = np.asarray(self.mean_prior, dtype=np.float64)
             if mean0.shape != (d,) or not np.all(np.isfinite(mean0)):
@@ -590,7 +590,7 @@ degrees_of_freedom_prior_, covariance_prior_
         if is_dask_array(X) or is_dask_array(sample_weight):
             raise ValueError("BayesianGaussianMixture.fit does not take Dask arrays; use "
                              "emlab.GaussianMixture, or gather X into memory.")
-        X = check_array(X, min_samples=2)
+        X = check_array(X, min_samples=2, keep_float32=True)
         if X.shape[0] < self.n_components:
             raise ValueError(f"n_components={self.n_components} must be <= n_samples="
                              f"{X.shape[0]}.")
@@ -600,7 +600,8 @@ degrees_of_freedom_prior_, covariance_prior_
         check_is_fitted(self, "weights_")
         if is_dask_array(X):
             raise ValueError("BayesianGaussianMixture does not take Dask arrays.")
-        return check_array(X, estimator=type(self).__name__, n_features=self.n_features_in_)
+        return check_array(X, estimator=type(self).__name__, n_features=self.n_features_in_,
+                           keep_float32=True)
 
     # ----------------------------------------------------------------------- fitting
 
@@ -650,30 +651,36 @@ degrees_of_freedom_prior_, covariance_prior_
                         random_state=check_random_state(self.random_state),
                         on_decrease=self.on_decrease, verbose=self.verbose,
                         verbose_interval=self.verbose_interval)
-        self._set_fitted(result.params, X.shape[1])
+        self._set_fitted(result.params, X.shape[1], X.dtype)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.lower_bounds_ = result.lower_bounds
         self.lower_bound_ = float(result.lower_bounds[-1])
         return self
 
-    def _set_fitted(self, params, n_features):
+    def _set_fitted(self, params, n_features, dtype=np.float64):
+        """The fitted attributes; those in data units (means, covariances, precisions) and the
+        weights in ``dtype``, float32 for float32 X as in scikit-learn (computed in float64)."""
         self.weight_concentration_ = params.weight_concentration
         self.mean_precision_ = params.mean_precision
-        self.means_ = params.means
+        self.means_ = params.means.astype(dtype, copy=False)
         self.degrees_of_freedom_ = params.degrees_of_freedom
-        self.covariances_ = params.covariances
-        self.precisions_cholesky_ = params.precisions_cholesky
-        self.precisions_ = MODELS[self.covariance_type].precisions(params.precisions_cholesky)
-        self.weights_ = _weights_from_concentration(params.weight_concentration,
-                                                    self.weight_concentration_prior_type)
+        self.covariances_ = params.covariances.astype(dtype, copy=False)
+        self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype, copy=False)
+        self.precisions_ = MODELS[self.covariance_type].precisions(
+            params.precisions_cholesky).astype(dtype, copy=False)
+        self.weights_ = _weights_from_concentration(
+            params.weight_concentration, self.weight_concentration_prior_type).astype(dtype,
+                                                                                      copy=False)
         self.n_features_in_ = n_features
         self._fitted = (self.covariance_type, self.weight_concentration_prior_type)
 
     def _params(self):
-        return VariationalParams(self.weight_concentration_, self.mean_precision_, self.means_,
-                                 self.degrees_of_freedom_, self.covariances_,
-                                 self.precisions_cholesky_)
+        f64 = np.float64
+        return VariationalParams(self.weight_concentration_, self.mean_precision_,
+                                 self.means_.astype(f64), self.degrees_of_freedom_,
+                                 self.covariances_.astype(f64),
+                                 self.precisions_cholesky_.astype(f64))
 
     # ----------------------------------------------------------------------- prediction
 

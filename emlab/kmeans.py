@@ -15,6 +15,7 @@ from ._validation import (
     check_option,
     check_random_state,
     check_scalar,
+    input_dtype,
 )
 from ._dask import DaskData, is_dask_array, map_rows
 from .em import SufficientStatistics
@@ -37,7 +38,7 @@ def _assign(X, centers, labels=None):
     sums = np.empty((k, d))
     changed = np.empty(1, dtype=np.int64)
     with _config.threads_for(n * k * d):
-        assign_accumulate(X, np.ascontiguousarray(centers), n_blocks, labels, min_dist, counts,
+        assign_accumulate(X, np.ascontiguousarray(centers, dtype=np.float64), n_blocks, labels, min_dist, counts,
                           sums, changed)
     return labels, min_dist, counts, sums, int(changed[0])
 
@@ -57,18 +58,24 @@ def squared_distances(X, center):
     """
     n, step = X.shape[0], _slice_rows(X)
     out = np.empty(n)
+    center = np.asarray(center, dtype=np.float64)
     for i in range(0, n, step):
-        out[i:i + step] = ((X[i:i + step] - center) ** 2).sum(axis=1)
+        out[i:i + step] = ((_float64(X[i:i + step]) - center) ** 2).sum(axis=1)
     return out
+
+
+def _float64(block):
+    """A slice of X in float64 (float32 X is kept as it is and widened a slice at a time)."""
+    return block if block.dtype == np.float64 else block.astype(np.float64)
 
 
 def mean_variance(X):
     """The mean over features of the variance of each, a slice of rows at a time."""
     n, step = X.shape[0], _slice_rows(X)
-    mean = X.mean(axis=0)
+    mean = X.mean(axis=0, dtype=np.float64)
     total = np.zeros(X.shape[1])
     for i in range(0, n, step):
-        total += ((X[i:i + step] - mean) ** 2).sum(axis=0)
+        total += ((_float64(X[i:i + step]) - mean) ** 2).sum(axis=0)
     return float(np.mean(total / n))
 
 
@@ -114,7 +121,7 @@ def kmeans_plusplus(X, n_clusters, rng, n_local_trials=None):
                 best_pot, best_closest, best_idx = pot, trial, idx
         indices[c] = best_idx
         closest = best_closest
-    return X[indices].copy(), indices
+    return X[indices].astype(np.float64), indices
 
 
 def _relocate_empty(X, labels, min_dist, counts, sums, n_clusters):
@@ -373,8 +380,10 @@ class KMeans(ParamsMixin):
         """
         if is_dask_array(X):
             self._check_params(np.empty((0, X.shape[-1])), n_rows=np.inf)  # before any pass
+            self._dtype = input_dtype(X)
             return self._fit_chunked(DaskData(X))
-        X = check_array(X)
+        X = check_array(X, keep_float32=True)
+        self._dtype = X.dtype  # of cluster_centers_; distances and sums are float64
         n_clusters, init, n_init, max_iter, tol = self._check_params(X)
         rng = check_random_state(self.random_state)
         abs_tol = tol * mean_variance(X)
@@ -395,7 +404,7 @@ class KMeans(ParamsMixin):
                 f"k-means did not converge in max_iter={max_iter} iterations; "
                 f"raise max_iter or tol.", ConvergenceWarning, stacklevel=3,
             )
-        self.cluster_centers_ = centers
+        self.cluster_centers_ = centers.astype(getattr(self, "_dtype", np.float64), copy=False)
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self.converged_ = converged
@@ -435,14 +444,15 @@ class KMeans(ParamsMixin):
             raise ValueError(f"learning_decay must be in (0.5, 1]; got {decay}.")
         offset = check_scalar(self.learning_offset, "learning_offset", low=0.0)
         first = getattr(self, "_online", None) is None
-        X = check_array(X, estimator=type(self).__name__, n_features=None if first else self.n_features_in_)
+        X = check_array(X, estimator=type(self).__name__,
+                        n_features=None if first else self.n_features_in_, keep_float32=True)
         if sample_weight is not None:
             from ._validation import check_sample_weight
             sample_weight = check_sample_weight(sample_weight, X.shape[0])
         if first:
             n_clusters, init, _, _, _ = self._check_params(X)
             if hasattr(self, "cluster_centers_") and self.cluster_centers_.shape[1] == X.shape[1]:
-                centers = self.cluster_centers_
+                centers = self.cluster_centers_.astype(np.float64)
             else:
                 centers = self._seed(X, n_clusters, init, check_random_state(self.random_state))
             self.n_steps_ = 0
@@ -457,7 +467,8 @@ class KMeans(ParamsMixin):
             running = (1.0 - g) * running + g * per_sample
         centers = centers_from_statistics(running, centers, centers.shape[0])[0]
         self.n_steps_ += 1
-        self.cluster_centers_ = centers
+        self._dtype = X.dtype
+        self.cluster_centers_ = centers.astype(X.dtype, copy=False)
         self.inertia_ = -batch.objective
         self.n_iter_ = self.n_steps_
         self.converged_ = False
@@ -474,7 +485,8 @@ class KMeans(ParamsMixin):
 
     def _check_X(self, X):
         check_is_fitted(self, "cluster_centers_")
-        return check_array(X, estimator=type(self).__name__, n_features=self.n_features_in_)
+        return check_array(X, estimator=type(self).__name__, n_features=self.n_features_in_,
+                           keep_float32=True)
 
     def predict(self, X):
         """Index of the nearest centre for each row of X (lazily, chunk by chunk, for a Dask array)."""
@@ -487,7 +499,8 @@ class KMeans(ParamsMixin):
         if is_dask_array(X):
             return map_rows(self.transform, X, np.float64, self.cluster_centers_.shape[0])
         X = self._check_X(X)
-        return np.sqrt(np.column_stack([squared_distances(X, c) for c in self.cluster_centers_]))
+        distances = np.sqrt(np.column_stack([squared_distances(X, c) for c in self.cluster_centers_]))
+        return distances.astype(X.dtype, copy=False)  # float32 for float32 X, as scikit-learn
 
     def score(self, X, y=None):
         """Minus the inertia of X under the fitted centres (higher is better)."""

@@ -317,7 +317,8 @@ def m_step(X, resp, reg_covar, previous=None, covariance_type=None, prior=None):
     if covariance_type is None:
         covariance_type = previous.covariance_type if previous is not None else "full"
     k = resp.shape[1]
-    centers = previous.means if previous is not None else np.broadcast_to(X.mean(axis=0), (k, X.shape[1]))
+    centers = (previous.means if previous is not None
+               else np.broadcast_to(X.mean(axis=0, dtype=np.float64), (k, X.shape[1])))
     nk, means, second = sufficient_statistics(X, resp, centers, covariance_type)
     return params_from_statistics(nk, means, second, reg_covar, covariance_type, previous, prior)
 
@@ -410,10 +411,10 @@ def _start_statistics(X, start, sample_weight=None):
             X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         X = np.where(np.isnan(X), 0.0, X)
     if centers is None:
-        entropy = [seed, n] + X[:1].ravel().view(np.uint64).tolist()
+        entropy = [seed, n] + X[:1].astype(np.float64).ravel().view(np.uint64).tolist()
         resp = np.random.default_rng(entropy).uniform(size=(n, k))
         resp /= resp.sum(axis=1, keepdims=True)
-        shift = np.broadcast_to(X.mean(axis=0), (k, X.shape[1]))
+        shift = np.broadcast_to(X.mean(axis=0, dtype=np.float64), (k, X.shape[1]))
     else:
         resp = np.zeros((n, k))
         resp[np.arange(n), _nearest(X, centers)] = 1.0
@@ -690,7 +691,10 @@ class GaussianMixture(ParamsMixin):
     ----------
     weights_ : ndarray of shape (n_components,)
         This and the other fitted arrays are float32 when X is float32 (as in
-        scikit-learn), float64 otherwise; EM itself always runs in float64.
+        scikit-learn), float64 otherwise. float32 X is not copied: the kernels
+        read it as it is and widen each tile to float64, in which EM runs (the
+        fit equals that of ``X.astype(np.float64)``). With
+        ``missing='marginalize'`` X is converted to float64.
     means_ : ndarray of shape (n_components, n_features)
     covariances_ : ndarray
         (n_components, n_features, n_features) if 'full', (n_features, n_features)
@@ -870,7 +874,8 @@ class GaussianMixture(ParamsMixin):
         if is_dask_array(sample_weight):
             raise ValueError("sample_weight is a Dask array but X is not; pass both as Dask arrays "
                              "(chunked alike) or both in memory.")
-        X = check_array(X, min_samples=2, allow_nan=marginalize, nan_hint=self._NAN_HINT)
+        X = check_array(X, min_samples=2, allow_nan=marginalize, nan_hint=self._NAN_HINT,
+                        keep_float32=not marginalize)
         if marginalize:
             blank = np.flatnonzero(np.isnan(X).all(axis=0))
             if blank.size:
@@ -1052,8 +1057,10 @@ class GaussianMixture(ParamsMixin):
                 raise ValueError(f"X must have shape (n_samples, {self.n_features_in_}); got "
                                  f"{X.shape}.")
             return X
-        return check_array(X, estimator=type(self).__name__, n_features=self.n_features_in_, allow_nan=self.missing == "marginalize",
-                           nan_hint=self._NAN_HINT)
+        marginalize = self.missing == "marginalize"
+        return check_array(X, estimator=type(self).__name__, n_features=self.n_features_in_,
+                           allow_nan=marginalize, nan_hint=self._NAN_HINT,
+                           keep_float32=not marginalize)
 
     def _log_prob_resp(self, X):
         params = MixtureParams.from_model(self)

@@ -401,8 +401,10 @@ def test_get_params_set_params_and_clone():
     assert copy.get_params() == params and copy is not model
     model.set_params(max_iter=5)
     assert model.max_iter == 5
-    with pytest.raises(ValueError, match="invalid parameter 'n_iter'"):
-        model.set_params(n_iter=5)
+    model.set_params(n_iter=6)  # hmmlearn's name, stored as max_iter
+    assert model.max_iter == 6 and "n_iter" not in model.get_params()
+    with pytest.raises(ValueError, match="invalid parameter 'n_iters'"):
+        model.set_params(n_iters=5)
     assert "covariance_type='full'" in repr(model)
     for cls in (CategoricalHMM, PoissonHMM):
         assert sklearn_base.clone(cls(2, random_state=1)).get_params() == cls(2, random_state=1).get_params()
