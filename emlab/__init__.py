@@ -5,11 +5,12 @@ driver for your own latent-variable models, and the functions the book's proofs
 are checked with (:mod:`emlab.theory`).
 """
 
-from . import datasets, plotting, theory
+from . import datasets, families, plotting, theory
 from .bayesian_mixture import BayesianGaussianMixture
 from .em import ChunkList, EMResult, SufficientStatistics, fit_em, run_em
 from .exceptions import (
     ConvergenceWarning,
+    DegenerateComponentError,
     DegenerateCovarianceError,
     DegenerateCovarianceWarning,
     EmptyComponentWarning,
@@ -17,10 +18,12 @@ from .exceptions import (
     LikelihoodDecreaseWarning,
     NotFittedError,
 )
+from .family_hmm import HMM
 from .gmmhmm import GMMHMM
 from .hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 from .kmeans import KMeans, kmeans_plusplus
 from .mixture import GaussianMixture, MixtureParams
+from .mixture_model import MixtureModel
 from .selection import Selection, select
 from .vhmm import VariationalCategoricalHMM, VariationalGaussianHMM
 
@@ -31,16 +34,19 @@ __all__ = [
     "CategoricalHMM",
     "ChunkList",
     "ConvergenceWarning",
+    "DegenerateComponentError",
     "DegenerateCovarianceError",
     "DegenerateCovarianceWarning",
     "EMResult",
     "EmptyComponentWarning",
     "GMMHMM",
+    "HMM",
     "GaussianHMM",
     "GaussianMixture",
     "KMeans",
     "LikelihoodDecreaseError",
     "LikelihoodDecreaseWarning",
+    "MixtureModel",
     "MultinomialHMM",
     "MixtureParams",
     "NotFittedError",
@@ -50,6 +56,7 @@ __all__ = [
     "VariationalCategoricalHMM",
     "VariationalGaussianHMM",
     "datasets",
+    "families",
     "fit_em",
     "plotting",
     "kmeans_plusplus",

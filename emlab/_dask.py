@@ -78,8 +78,11 @@ class DaskData(ChunkedData):
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
     per_row : dict of str to array-like or dask.array.Array, optional
-        Arrays of length n_samples (``sample_weight``) handed to each chunk's
-        ``statistics`` as keyword arguments, cut as X's rows.
+        Arrays of length n_samples (``sample_weight``, partial ``labels``)
+        handed to each chunk's ``statistics`` as keyword arguments, cut as
+        X's rows. Those named in ``weight_keys`` are checked as weights
+        (finite, non-negative, not all zero); the others are checked by the
+        chunk's ``statistics``.
     row_chunks : tuple of int, optional
         The row chunks to use (HMMs cut them at sequence boundaries).
     per_chunk : list of dict, optional
@@ -92,7 +95,8 @@ class DaskData(ChunkedData):
     """
 
     def __init__(self, X, *, per_row=None, row_chunks=None, per_chunk=None, allow_nan=False,
-                 min_samples=1, n_features=None, nan_hint="", name="X"):
+                 min_samples=1, n_features=None, nan_hint="", name="X",
+                 weight_keys=("sample_weight",)):
         import dask
         import dask.array as da
 
@@ -133,14 +137,14 @@ class DaskData(ChunkedData):
             raise ValueError("per_chunk must have one entry per chunk.")
         self._blocks = list(X.to_delayed().ravel())
         self._row_blocks = {key: list(arr.to_delayed().ravel()) for key, arr in self.per_row.items()}
-        self._check(allow_nan, nan_hint, name)
+        self._check(allow_nan, nan_hint, name, weight_keys)
 
-    def _check(self, allow_nan, nan_hint, name):
+    def _check(self, allow_nan, nan_hint, name, weight_keys):
         import dask
 
         checks = [dask.delayed(_block_check)(b, allow_nan) for b in self._blocks]
         weights = {key: [dask.delayed(_weight_check)(b) for b in blocks]
-                   for key, blocks in self._row_blocks.items()}
+                   for key, blocks in self._row_blocks.items() if key in weight_keys}
         checks, weights = dask.compute(checks, weights)
         for c, (rows, nan, inf, first) in enumerate(checks):
             if first < 0:

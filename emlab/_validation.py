@@ -259,3 +259,24 @@ def check_is_fitted(estimator, attribute):
         raise _not_fitted_error()(
             f"This {type(estimator).__name__} is not fitted yet; call fit(X) before using it."
         )
+
+
+def check_labels(y, n_samples, n_components, name="y"):
+    """None, or an int64 vector of ``n_samples`` labels in ``-1 .. n_components - 1``."""
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n_samples:
+        raise ValueError(f"{name} must be a vector of {n_samples} labels (-1 for unknown rows); got "
+                         f"shape {y.shape}.")
+    if y.dtype.kind == "f" and (not np.all(np.isfinite(y)) or np.any(y != np.floor(y))):
+        raise ValueError(f"{name} must hold integer labels (-1 for unknown rows).")
+    if y.dtype.kind not in "iuf" and y.dtype != bool:
+        raise ValueError(f"{name} must hold integer labels; got dtype {y.dtype}.")
+    y = y.astype(np.int64)
+    bad = (y < -1) | (y >= n_components)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name}[{i}] = {y[i]} is not a component: labels are -1 (unknown) or "
+                         f"0..{n_components - 1}.")
+    return y

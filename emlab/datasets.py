@@ -1,5 +1,12 @@
-"""Data sets the book and the demo use: Iris (bundled) and the two classic samples."""
+"""Data sets the book and the demo use: Iris, Wine and the optical digits (bundled), and the
+two classic samples.
 
+The bundled tables live in ``emlab/data`` (see its README.md for their sources and
+licences), one CSV each: a header ``n_samples,n_features,target_name_0,...``, then
+one row per sample with the class index (0-based) in the last column.
+"""
+
+import gzip
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -61,6 +68,147 @@ def load_iris(return_X_y=False):
         ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"],
         target_names,
         "Fisher's (1936) Iris data: 50 flowers of each of three species.",
+    )
+
+
+def _read_table(filename):
+    """A bundled table: (X float64 C-contiguous, y int64, target names from the header)."""
+    raw = resources.files("emlab").joinpath("data", filename).read_bytes()
+    if filename.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    lines = raw.decode("ascii").strip().splitlines()
+    header = lines[0].split(",")
+    n_samples, n_features = int(header[0]), int(header[1])
+    table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    if table.shape != (n_samples, n_features + 1):  # a damaged installation, not a user error
+        raise RuntimeError(f"emlab/data/{filename} holds a {table.shape} table; its header says "
+                           f"({n_samples}, {n_features + 1}). Reinstall emlab.")
+    X = np.ascontiguousarray(table[:, :n_features])
+    y = table[:, n_features].astype(np.int64)
+    return X, y, header[2:]
+
+
+WINE_FEATURES = [
+    "alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium", "total_phenols",
+    "flavanoids", "nonflavanoid_phenols", "proanthocyanins", "color_intensity", "hue",
+    "od280/od315_of_diluted_wines", "proline",
+]
+
+
+def load_wine(return_X_y=False):
+    """The UCI Wine data: 178 wines, 13 chemical measurements, 3 cultivars (59/71/48).
+
+    Bundled inside the package (the UCI table, as scikit-learn ships it); no
+    file or download needed. The features have very different scales
+    (proline is in the hundreds, hue about 1): standardise them for models
+    with one step size or one prior for all features.
+
+    Source: UCI Machine Learning Repository, Wine (Forina et al., 1991),
+    https://doi.org/10.24432/C5PC7J, licensed CC BY 4.0.
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+
+    Returns
+    -------
+    Dataset, or ``(X, y)`` if ``return_X_y``.
+        ``data`` of shape (178, 13), float64; ``target`` in {0, 1, 2}, int64.
+
+    Examples
+    --------
+    >>> X, y = load_wine(return_X_y=True)
+    >>> X.shape, np.bincount(y).tolist()
+    ((178, 13), [59, 71, 48])
+    """
+    X, y, target_names = _read_table("wine.csv")
+    if return_X_y:
+        return X, y
+    return Dataset(
+        X, y, list(WINE_FEATURES), target_names,
+        "Wine (UCI Machine Learning Repository; Forina et al. 1991): chemical analysis of 178 "
+        "wines from three cultivars in one region of Italy, 13 constituents each. "
+        "https://doi.org/10.24432/C5PC7J, licensed CC BY 4.0.",
+    )
+
+
+def load_digits(return_X_y=False):
+    """The UCI optical-recognition handwritten digits: 1,797 images of 8 x 8 pixels, 10 classes.
+
+    Each pixel counts the "on" pixels of a 4 x 4 block of the 32 x 32 bitmap,
+    so values are integers 0-16 (stored as float64); feature ``pixel_r_c`` is
+    row r, column c of the 8 x 8 image (``X[i].reshape(8, 8)`` is the image).
+    This is the UCI test set (``optdigits.tes``) as distributed with
+    scikit-learn, bundled inside the package; no download needed.
+
+    Source: UCI Machine Learning Repository, Optical Recognition of Handwritten
+    Digits (Alpaydin & Kaynak, 1998), https://doi.org/10.24432/C50P49, licensed
+    CC BY 4.0.
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+
+    Returns
+    -------
+    Dataset, or ``(X, y)`` if ``return_X_y``.
+        ``data`` of shape (1797, 64), float64 with values 0-16; ``target`` the
+        digit 0-9, int64; ``target_names`` the digits as strings.
+
+    See Also
+    --------
+    load_binary_digits : the same images with each pixel made 0 or 1.
+
+    Examples
+    --------
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X.shape, int(X.min()), int(X.max()), len(np.unique(y))
+    ((1797, 64), 0, 16, 10)
+    """
+    X, y, target_names = _read_table("digits.csv.gz")
+    if return_X_y:
+        return X, y
+    return Dataset(
+        X, y, [f"pixel_{r}_{c}" for r in range(8) for c in range(8)], target_names,
+        "Optical Recognition of Handwritten Digits (UCI Machine Learning Repository; Alpaydin & "
+        "Kaynak 1998): 8 x 8 images of handwritten digits, each pixel the count (0-16) of on "
+        "pixels in a 4 x 4 block of a 32 x 32 bitmap. The UCI test set (optdigits.tes, 1,797 "
+        "images) as distributed with scikit-learn. https://doi.org/10.24432/C50P49, licensed "
+        "CC BY 4.0.",
+    )
+
+
+def load_binary_digits(threshold=8, return_X_y=False):
+    """The optical digits of :func:`load_digits` with binary pixels: 1 where ``pixel >= threshold``.
+
+    Data for Bernoulli mixtures.
+
+    Parameters
+    ----------
+    threshold : int, default=8
+        Pixels (0-16) at or above it become 1, the others 0; between 0 (all
+        ones) and 17 (all zeros).
+    return_X_y : bool, default=False
+
+    Returns
+    -------
+    Dataset, or ``(X, y)`` if ``return_X_y``.
+        ``data`` of shape (1797, 64), float64 of 0.0 and 1.0.
+
+    Examples
+    --------
+    >>> X, y = load_binary_digits(return_X_y=True)
+    >>> sorted(np.unique(X).tolist())
+    [0.0, 1.0]
+    """
+    threshold = check_int(threshold, "threshold", low=0, high=17)
+    ds = load_digits()
+    X = np.ascontiguousarray((ds.data >= threshold).astype(np.float64))
+    if return_X_y:
+        return X, ds.target
+    return Dataset(
+        X, ds.target, ds.feature_names, ds.target_names,
+        f"{ds.description} Binarised: pixel >= {threshold} -> 1, else 0.",
     )
 
 

@@ -37,3 +37,8 @@ class DegenerateCovarianceWarning(UserWarning):
     feature is (nearly) constant within it; without ``reg_covar`` its covariance
     would be singular and the likelihood unbounded.
     """
+
+
+class DegenerateComponentError(ArithmeticError):
+    """A component's parameters left their domain (an infinite rate, a zero scale): the
+    likelihood is unbounded there. A prior, or fewer components, prevents it."""

@@ -199,8 +199,10 @@ class LloydStatistics(SufficientStatistics):
                 "far_dist": self.far_dist, "far_rows": self.far_rows}
 
 
-def lloyd_statistics(X, centers, sample_weight=None):
-    """The :class:`LloydStatistics` of a chunk X for ``centers`` (one assignment pass)."""
+def lloyd_statistics(X, centers, sample_weight=None, labels=None):
+    """The :class:`LloydStatistics` of a chunk X for ``centers`` (one assignment pass).
+
+    ``labels`` (a mixture's partial labels, carried with the chunk) play no part."""
     k, d = centers.shape
     labels, min_dist, counts, sums, _ = _assign(X, centers)
     if sample_weight is not None:

@@ -15,6 +15,7 @@ from ._validation import (
     check_array,
     check_int,
     check_is_fitted,
+    check_labels,
     check_means,
     check_option,
     check_random_state,
@@ -127,6 +128,35 @@ def log_prob_resp(X, params):
     with _config.threads_for(log_prob.size * 16):
         log_normalize(log_prob, _config.CHUNK_ROWS, log_norm, resp)
     return log_norm, resp
+
+
+def align_to_labels(assigned, labels, n_components):
+    """Renumber a start's hard assignments to agree most with the partial labels.
+
+    A k-means start numbers its clusters arbitrarily; the labelled rows then
+    contradict it. The renumbering maximises the number of labelled rows whose
+    cluster takes their label (an assignment problem on the contingency table).
+    """
+    if labels is None or not np.any(labels >= 0):
+        return assigned
+    from scipy.optimize import linear_sum_assignment
+
+    known = labels >= 0
+    table = np.zeros((n_components, n_components))
+    np.add.at(table, (assigned[known], labels[known]), 1.0)
+    rows, cols = linear_sum_assignment(-table)
+    mapping = np.empty(n_components, dtype=np.int64)
+    mapping[rows] = cols
+    return mapping[assigned]
+
+
+def mask_labelled(log_prob, labels):
+    """Labelled rows keep only their component's entry (the others become -inf)."""
+    known = np.flatnonzero(labels >= 0)
+    if known.size:
+        keep = log_prob[known, labels[known]].copy()
+        log_prob[known] = -np.inf
+        log_prob[known, labels[known]] = keep
 
 
 # --------------------------------------------------------------------------- M-step
@@ -393,7 +423,39 @@ def chunk_statistics(X, params, sample_weight=None, groups=None, complete=False)
     return GaussianStatistics(loglik, weight, nk=nk, means=means, second=second)
 
 
-def _start_statistics(X, start, sample_weight=None):
+def labelled_statistics(X, params, sample_weight, labels):
+    """:func:`chunk_statistics` with partial labels: a labelled row's responsibilities are
+    fixed to its component (``labels[i] >= 0``), the others' computed; a block of rows at a
+    time (two passes over X: the log-densities, then the statistics)."""
+    n = X.shape[0]
+    total, stats = 0.0, None
+    for start in range(0, n, LABELLED_BLOCK_ROWS):
+        rows = slice(start, min(n, start + LABELLED_BLOCK_ROWS))
+        log_prob = weighted_log_prob(X[rows], params)
+        mask_labelled(log_prob, labels[rows])
+        log_norm = np.empty(log_prob.shape[0])
+        resp = np.empty_like(log_prob)
+        with _config.threads_for(log_prob.size * 16):
+            log_normalize(log_prob, _config.CHUNK_ROWS, log_norm, resp)
+        if sample_weight is not None:
+            w = sample_weight[rows]
+            total += float(w[w > 0] @ log_norm[w > 0])
+            resp *= w[:, None]
+        else:
+            total += float(log_norm.sum())
+        nk, means, second = sufficient_statistics(X[rows], resp, params.means,
+                                                  params.covariance_type)
+        block = GaussianStatistics(0.0, 0.0, nk=nk, means=means, second=second)
+        stats = block if stats is None else stats + block
+    weight = n if sample_weight is None else float(np.sum(sample_weight))
+    return GaussianStatistics(total, weight, **stats.arrays)
+
+
+#: rows per block of the labelled E-step (its n x K temporaries never exceed this many rows)
+LABELLED_BLOCK_ROWS = 65536
+
+
+def _start_statistics(X, start, sample_weight=None, labels=None):
     """Statistics of a starting assignment of the rows of a chunk, for initialisation.
 
     ``start`` is ``(covariance_type, n_components, centers, seed)``: every row
@@ -401,7 +463,8 @@ def _start_statistics(X, start, sample_weight=None):
     uniform random responsibilities from a generator seeded by ``seed`` and
     the bits of the chunk's first row, so that chunks draw differently
     (``init_params='random'``). Rows with missing
-    values see the chunk's column means in their place.
+    values see the chunk's column means in their place. Partial ``labels``
+    play no part in the start (the first E-step fixes the labelled rows).
     """
     covariance_type, k, centers, seed = start
     n = X.shape[0]
@@ -443,8 +506,11 @@ class _MixtureEM:
     """
 
     def __init__(self, n_components, covariance_type, reg_covar, init_params, weights_init,
-                 means_init, precisions_init, sample_weight=None, prior=None, groups=None):
+                 means_init, precisions_init, sample_weight=None, prior=None, groups=None,
+                 labels=None, learn="wmc"):
         self.n_components = n_components
+        self.labels = labels  # partial labels (-1: unknown), or None
+        self.learn = learn  # the parameters the M-step updates
         self.groups = groups  # patterns of missing values, or None for complete data
         self.sample_weight = sample_weight
         self.prior = prior
@@ -468,6 +534,7 @@ class _MixtureEM:
         if name == "random":
             resp = rng.uniform(size=(n, k))
             resp /= resp.sum(axis=1, keepdims=True)
+            resp = self._labelled_start(resp)
             return resp if w is None else resp * w[:, None]
         # seeds come from the rows that count (positive weight)
         seen = X if w is None else X[w > 0]
@@ -488,8 +555,17 @@ class _MixtureEM:
                 seeds = distinct[rng.choice(distinct.shape[0], k, replace=False)]
             # Each sample goes to its nearest seed (one Lloyd assignment).
             labels = _nearest(X, seeds)
+        labels = align_to_labels(labels, self.labels, k)
         resp = np.zeros((n, k))
-        resp[np.arange(n), labels] = 1.0 if w is None else w
+        resp[np.arange(n), labels] = 1.0
+        return self._labelled_start(resp) if w is None else self._labelled_start(resp) * w[:, None]
+
+    def _labelled_start(self, resp):
+        """Labelled rows start in their own component."""
+        if self.labels is not None:
+            known = np.flatnonzero(self.labels >= 0)
+            resp[known] = 0.0
+            resp[known, self.labels[known]] = 1.0
         return resp
 
     def init_params(self, X, rng):
@@ -550,8 +626,11 @@ class _MixtureEM:
 
     # ------------------------------------------------------------------- the statistics protocol
 
-    def statistics(self, X, params, sample_weight=None):
+    def statistics(self, X, params, sample_weight=None, labels=None):
         """The chunk's :class:`GaussianStatistics` (see :class:`~emlab.em.EMModel`)."""
+        if labels is not None:
+            return labelled_statistics(X, params, sample_weight,
+                                       check_labels(labels, X.shape[0], self.n_components))
         return chunk_statistics(X, params, sample_weight, complete=self.complete)
 
     def log_prior(self, params):
@@ -568,6 +647,9 @@ class _MixtureEM:
         return (stats.objective + log_prior(params, self.prior)) / stats.weight
 
     def e_step(self, X, params):
+        if self.labels is not None:
+            stats = labelled_statistics(X, params, self.sample_weight, self.labels)
+            return self.objective(stats, params), stats
         stats = chunk_statistics(X, params, self.sample_weight, self.groups,
                                  complete=self.groups is None)
         return self.objective(stats, params), stats
@@ -576,11 +658,23 @@ class _MixtureEM:
         return self.params_from_statistics(stats, params)
 
     def params_from_statistics(self, stats, params):
+        means, second = stats.means, stats.second
+        if "m" not in self.learn:  # the scatter about the fixed means maximises Q given them
+            second = params.model.add_outer(second, means - params.means, stats.nk)
+            means = params.means
         try:
-            step = params_from_statistics(stats.nk, stats.means, stats.second, self.reg_covar,
+            step = params_from_statistics(stats.nk, means, second, self.reg_covar,
                                           self.covariance_type, params, self.prior)
         except DegenerateCovarianceError as exc:
             raise DegenerateCovarianceError(f"{exc} (EM iteration {self.iteration})") from None
+        if self.learn != "wmc":
+            new = step.params
+            step = MStep(MixtureParams(
+                new.weights if "w" in self.learn else params.weights,
+                new.means if "m" in self.learn else params.means,
+                new.covariances if "c" in self.learn else params.covariances,
+                None if "c" in self.learn else params.precisions_cholesky,
+                self.covariance_type), step.empty, step.ridge_deficit if "c" in self.learn else 0.0)
         fresh = [int(k) for k in step.empty if k not in self.reported_empty]
         if fresh:
             self.reported_empty.update(fresh)
@@ -767,7 +861,7 @@ class GaussianMixture(ParamsMixin):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, prior=None, missing="error",
                  random_state=None, warm_start=False, verbose=0, on_decrease="warn",
-                 learning_decay=0.7, learning_offset=10.0, verbose_interval=1):
+                 learning_decay=0.7, learning_offset=10.0, verbose_interval=1, params="wmc"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -787,6 +881,7 @@ class GaussianMixture(ParamsMixin):
         self.verbose_interval = verbose_interval
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.params = params
 
     def _check_settings(self):
         """The checks that need no data; returns n_components."""
@@ -801,9 +896,21 @@ class GaussianMixture(ParamsMixin):
         check_scalar(self.reg_covar, "reg_covar", low=0.0)
         check_option(self.init_params, "init_params", INIT_PARAMS)
         check_option(self.missing, "missing", MISSING)
+        self._learn()
         return k
 
-    def _make_model(self, X, sample_weight=None):
+    def _learn(self):
+        """``params``, checked: the letters of the parameters EM updates."""
+        learn = self.params
+        if not isinstance(learn, str) or any(c not in "wmc" for c in learn):
+            raise ValueError(f"params must be a string of the letters 'wmc' (weights, means, "
+                             f"covariances: those EM updates); got {learn!r}.")
+        if self.prior is not None and not {"m", "c"} <= set(learn):
+            raise ValueError("a prior needs params with both 'm' and 'c' (the MAP M-step updates "
+                             "means and covariances together); fix parameters with prior=None.")
+        return "".join(c for c in "wmc" if c in learn)
+
+    def _make_model(self, X, sample_weight=None, labels=None):
         k = self._check_settings()
         chunked = isinstance(X, ChunkedData)
         n, d = (X.n_samples, X.n_features) if chunked else X.shape
@@ -818,8 +925,12 @@ class GaussianMixture(ParamsMixin):
         groups = _missing.patterns(X) if not chunked and _missing.has_nan(X) else None
         Xc = X if groups is None else np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         prior = resolve_prior(self.prior, Xc, sample_weight, k, self.covariance_type)
+        if labels is not None:
+            labels = check_labels(labels, n, k, "labels")
+            if groups is not None:
+                raise ValueError("labels cannot be combined with missing values (NaN in X).")
         model = _MixtureEM(k, self.covariance_type, reg, self.init_params, w, m, p, sample_weight,
-                           prior, groups)
+                           prior, groups, labels, self._learn())
         model.complete = self.missing != "marginalize"  # X was checked: it holds no NaN
         return model
 
@@ -837,40 +948,52 @@ class GaussianMixture(ParamsMixin):
         model.check_precisions(p, "precisions_init")
         return p
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, *, labels=None):
         """Estimate the parameters by EM. ``y`` is ignored. Returns self.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : ignored
+            (scikit-learn pipelines pass class labels here, which an
+            unsupervised fit must not use; partial labels come by name.)
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights (zero allowed, not all zero). A row of weight
             ``m`` counts as ``m`` copies of it: integer weights give the fit of
             the repeated rows, and scaling all weights changes nothing.
             ``lower_bounds_`` is then the weighted mean log-likelihood.
+        labels : array-like of shape (n_samples,), optional
+            Partial labels (semi-supervised EM): -1 for an unlabelled row, a
+            component index for a labelled one, whose responsibilities are
+            then fixed to that component. ``lower_bounds_`` counts a labelled
+            row's ``log(w_y p(x | y))``. The E-step then takes two passes over
+            X instead of the fused one. Not with missing values.
         """
-        self._fit(*self._check_fit_X(X, sample_weight))
+        self._fit(*self._check_fit_X(X, sample_weight, labels))
         return self
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X, y=None, sample_weight=None, *, labels=None):
         """Fit, then label X with the fitted model (the same as ``fit(X).predict(X)``)."""
-        X, sample_weight = self._check_fit_X(X, sample_weight)
-        self._fit(X, sample_weight)
+        X, sample_weight, labels = self._check_fit_X(X, sample_weight, labels)
+        self._fit(X, sample_weight, labels)
         return self._predict(X)
 
     _NAN_HINT = ("; or let GaussianMixture(missing='marginalize') fit with them (the E-step then "
                  "uses the marginal density of the observed coordinates)")
 
-    def _check_fit_X(self, X, sample_weight=None):
-        """``(X, sample_weight)`` checked; a Dask array becomes a checked :class:`DaskData`."""
+    def _check_fit_X(self, X, sample_weight=None, labels=None):
+        """``(X, sample_weight, labels)`` checked; a Dask array becomes a checked
+        :class:`DaskData` (carrying the weights and labels chunk by chunk)."""
         self._check_settings()
         self._dtype = input_dtype(X)  # of the fitted attributes; computation is float64
         marginalize = self.missing == "marginalize"
         if is_dask_array(X):
-            X = DaskData(X, per_row={"sample_weight": sample_weight}, allow_nan=marginalize,
-                         min_samples=2, nan_hint=self._NAN_HINT)
-            return X, None
+            per_row = {"sample_weight": sample_weight}
+            if labels is not None:
+                per_row["labels"] = labels
+            X = DaskData(X, per_row=per_row, allow_nan=marginalize, min_samples=2,
+                         nan_hint=self._NAN_HINT)
+            return X, None, None
         if is_dask_array(sample_weight):
             raise ValueError("sample_weight is a Dask array but X is not; pass both as Dask arrays "
                              "(chunked alike) or both in memory.")
@@ -881,10 +1004,10 @@ class GaussianMixture(ParamsMixin):
             if blank.size:
                 raise ValueError(f"X has {blank.size} column(s) with no observed value, e.g. column "
                                  f"{blank[0]}; nothing can be estimated for it: drop it.")
-        return X, sample_weight
+        return X, sample_weight, labels
 
-    def _fit(self, X, sample_weight=None):
-        model = self._make_model(X, sample_weight)
+    def _fit(self, X, sample_weight=None, labels=None):
+        model = self._make_model(X, sample_weight, labels)
         warm = None
         if self.warm_start and hasattr(self, "weights_"):
             n_features = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
@@ -981,7 +1104,7 @@ class GaussianMixture(ParamsMixin):
                              f"g_t = (t + learning_offset)^-learning_decay must have a divergent "
                              f"sum and a convergent sum of squares); got {decay}.")
         offset = check_scalar(self.learning_offset, "learning_offset", low=0.0)
-        X, sample_weight = self._check_fit_X(X, sample_weight)
+        X, sample_weight, _ = self._check_fit_X(X, sample_weight)
         online = getattr(self, "_online", None)
         n_features = X.n_features if isinstance(X, ChunkedData) else X.shape[1]
         if online is not None and n_features != self.n_features_in_:
@@ -1180,7 +1303,7 @@ class GaussianMixture(ParamsMixin):
     _FORMAT = "emlab.GaussianMixture/1"
     _SCALAR_PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
                       "init_params", "missing", "warm_start", "verbose", "on_decrease",
-                      "learning_decay", "learning_offset", "verbose_interval")
+                      "learning_decay", "learning_offset", "verbose_interval", "params")
 
     def save(self, path):
         """Write the fitted model to a ``.npz`` file: arrays and JSON text, no pickle.

@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from emlab.datasets import load_iris, two_samples
+from emlab.datasets import load_binary_digits, load_digits, load_iris, load_wine, two_samples
 
 
 def test_iris_is_fishers_table():
@@ -33,3 +34,81 @@ def test_two_samples_are_reproducible():
     b1, b2 = two_samples(random_state=3)
     assert np.array_equal(a1.data, b1.data) and np.array_equal(a2.target, b2.target)
     assert len(a1.data) == 500
+
+
+# ----------------------------------------------------------------------------- Wine and digits
+
+
+def test_wine_is_the_uci_table():
+    ds = load_wine()
+    assert ds.data.shape == (178, 13) and ds.data.dtype == np.float64 and ds.data.flags.c_contiguous
+    assert ds.target.dtype == np.int64
+    assert np.bincount(ds.target).tolist() == [59, 71, 48]
+    assert ds.target_names == ["class_0", "class_1", "class_2"]
+    assert len(ds.feature_names) == 13 and ds.feature_names[0] == "alcohol"
+    assert ds.feature_names[-1] == "proline"
+    np.testing.assert_array_equal(
+        ds.data[0], [14.23, 1.71, 2.43, 15.6, 127, 2.8, 3.06, 0.28, 2.29, 5.64, 1.04, 3.92, 1065])
+    np.testing.assert_array_equal(
+        ds.data[-1], [14.13, 4.1, 2.74, 24.5, 96, 2.05, 0.76, 0.56, 1.35, 9.2, 0.61, 1.6, 560])
+    assert "10.24432/C5PC7J" in ds.description and "CC BY 4.0" in ds.description
+    X, y = load_wine(return_X_y=True)
+    assert np.array_equal(X, ds.data) and np.array_equal(y, ds.target)
+    X2, y2 = ds  # a Dataset unpacks
+    assert np.array_equal(X2, X) and np.array_equal(y2, y)
+
+
+def test_digits_are_the_uci_test_set():
+    ds = load_digits()
+    assert ds.data.shape == (1797, 64) and ds.data.dtype == np.float64 and ds.data.flags.c_contiguous
+    assert ds.target.dtype == np.int64
+    counts = np.bincount(ds.target)
+    assert counts.size == 10 and counts.sum() == 1797
+    assert counts.tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    assert ds.data.min() == 0 and ds.data.max() == 16
+    assert np.array_equal(ds.data, np.round(ds.data))
+    assert ds.target_names == [str(k) for k in range(10)]
+    assert ds.feature_names[0] == "pixel_0_0" and ds.feature_names[63] == "pixel_7_7"
+    first = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0,
+             0, 4, 12, 0, 0, 8, 8, 0, 0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0,
+             0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6, 13, 10, 0, 0, 0]
+    np.testing.assert_array_equal(ds.data[0], first)
+    assert ds.target[0] == 0 and ds.target[1] == 1
+    assert "10.24432/C50P49" in ds.description and "CC BY 4.0" in ds.description
+    X, y = load_digits(return_X_y=True)
+    assert np.array_equal(X, ds.data) and np.array_equal(y, ds.target)
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 8, 16, 17])
+def test_binary_digits_threshold_the_pixels(threshold):
+    X, y = load_digits(return_X_y=True)
+    ds = load_binary_digits(threshold)
+    assert ds.data.shape == (1797, 64) and ds.data.dtype == np.float64
+    np.testing.assert_array_equal(ds.data, (X >= threshold).astype(float))
+    assert np.array_equal(ds.target, y)
+    Xb, yb = load_binary_digits(threshold=threshold, return_X_y=True)
+    assert np.array_equal(Xb, ds.data) and np.array_equal(yb, y)
+    if threshold == 0:
+        assert ds.data.min() == 1
+    if threshold == 17:
+        assert ds.data.max() == 0
+
+
+def test_binary_digits_default_threshold_is_8():
+    X, _ = load_digits(return_X_y=True)
+    np.testing.assert_array_equal(load_binary_digits().data, (X >= 8).astype(float))
+
+
+@pytest.mark.parametrize("threshold", [-1, 18, 8.5, "8", None, True])
+def test_binary_digits_refuse_a_bad_threshold(threshold):
+    with pytest.raises(ValueError, match="threshold"):
+        load_binary_digits(threshold)
+
+
+def test_wine_and_digits_equal_scikit_learns():
+    datasets = pytest.importorskip("sklearn.datasets")
+    for ours, theirs in ((load_wine(), datasets.load_wine()), (load_digits(), datasets.load_digits())):
+        np.testing.assert_array_equal(ours.data, theirs.data)
+        np.testing.assert_array_equal(ours.target, theirs.target)
+        assert ours.feature_names == list(theirs.feature_names)
+        assert ours.target_names == [str(t) for t in theirs.target_names]

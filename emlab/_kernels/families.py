@@ -1,0 +1,126 @@
+"""Log-densities and weighted sums of the non-Gaussian component families (emlab.families).
+
+Each log-density kernel fills ``out`` (n, K) with ``log p(x_i | component k)``;
+rows run in parallel over a fixed partition of ``chunk_rows``-row chunks. The
+statistics kernels sum over rows into one accumulator per block of chunks and
+add the blocks in block order, so results do not depend on the thread count.
+Discrete data come in as float64 holding integers (counts, 0/1), validated by
+the caller; symbols of categorical features as int64.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .._config import CACHE, ERROR_MODEL, FASTMATH, PARALLEL
+from .mixture import block_rows, sum_blocks
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def log_bernoulli(X, log_p, log_q, chunk_rows, out):
+    """``out[i, k] = sum_j x_ij log p_kj + (1 - x_ij) log(1 - p_kj)`` for 0/1 data.
+
+    ``log_p`` and ``log_q`` (K, d) are ``log p`` and ``log(1 - p)``; either may be
+    ``-inf`` (p = 0 or 1), and only the one the datum selects is read, so a
+    probability of 0 or 1 gives ``-inf`` or 0, never NaN.
+    """
+    n, d = X.shape
+    n_components = log_p.shape[0]
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
+            for k in range(n_components):
+                s = 0.0
+                for j in range(d):
+                    s += log_p[k, j] if X[i, j] > 0.5 else log_q[k, j]
+                out[i, k] = s
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def log_poisson(X, log_rate, rate_sum, chunk_rows, out):
+    """``out[i, k] = sum_j x_ij log lambda_kj - lambda_kj - log(x_ij!)`` for counts.
+
+    ``rate_sum[k] = sum_j lambda_kj``. A zero count adds nothing from
+    ``log lambda`` (so a zero rate and a zero count give 0, not NaN).
+    """
+    n, d = X.shape
+    n_components = log_rate.shape[0]
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
+            log_fact = 0.0
+            for j in range(d):
+                log_fact += math.lgamma(X[i, j] + 1.0)
+            for k in range(n_components):
+                s = 0.0
+                for j in range(d):
+                    x = X[i, j]
+                    s += x * log_rate[k, j] if x > 0.0 else 0.0
+                out[i, k] = s - rate_sum[k] - log_fact
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def log_exponential(X, rate, log_rate_sum, chunk_rows, out):
+    """``out[i, k] = sum_j log lambda_kj - lambda_kj x_ij`` for x >= 0; ``log_rate_sum[k]``
+    is ``sum_j log lambda_kj``."""
+    n, d = X.shape
+    n_components = rate.shape[0]
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
+            for k in range(n_components):
+                s = 0.0
+                for j in range(d):
+                    s += rate[k, j] * X[i, j]
+                out[i, k] = log_rate_sum[k] - s
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def log_categorical(S, log_p, chunk_rows, out):
+    """``out[i, k] = sum_j log p_k[j, S_ij]``: ``S`` (n, d) int64 symbols, ``log_p`` (K, d, C)."""
+    n, d = S.shape
+    n_components = log_p.shape[0]
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
+            for k in range(n_components):
+                s = 0.0
+                for j in range(d):
+                    s += log_p[k, j, S[i, j]]
+                out[i, k] = s
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def weighted_sums(X, resp, n_blocks, chunk_rows, out):
+    """``out[k, j] = sum_i resp[i, k] X[i, j]``, reproducible whatever the thread count."""
+    n, d = X.shape
+    n_components = resp.shape[1]
+    acc = np.zeros((n_blocks, n_components, d))
+    for b in prange(n_blocks):
+        start, stop = block_rows(b, n_blocks, n, chunk_rows)
+        for i in range(start, stop):
+            for k in range(n_components):
+                r = resp[i, k]
+                if r != 0.0:
+                    for j in range(d):
+                        acc[b, k, j] += r * X[i, j]
+    sum_blocks(acc, out)
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def categorical_counts(S, resp, n_blocks, chunk_rows, out):
+    """``out[k, j, c] = sum_i resp[i, k] [S_ij = c]``: expected symbol counts per component."""
+    n, d = S.shape
+    n_components = resp.shape[1]
+    n_symbols = out.shape[2]
+    acc = np.zeros((n_blocks, n_components, d, n_symbols))
+    for b in prange(n_blocks):
+        start, stop = block_rows(b, n_blocks, n, chunk_rows)
+        for i in range(start, stop):
+            for k in range(n_components):
+                r = resp[i, k]
+                if r != 0.0:
+                    for j in range(d):
+                        acc[b, k, j, S[i, j]] += r
+    sum_blocks(acc, out)
