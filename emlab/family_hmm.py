@@ -6,6 +6,7 @@ from .em import ChunkedData, SufficientStatistics
 from .families import Family
 from .hmm import DEFAULT_MAX_ITER, BaseHMM, _doc
 from .kmeans import KMeans
+from .mixture import align_to_labels
 
 
 class HMM(BaseHMM):
@@ -136,6 +137,7 @@ class HMM(BaseHMM):
         k = self.n_components
         features = family.start_features(X)
         labels = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(features).labels_
+        labels = align_to_labels(labels, getattr(self, "_fit_labels", None), k)
         eps = family.start_smoothing
         resp = np.full((X.shape[0], k), eps / k)
         resp[np.arange(X.shape[0]), labels] += 1.0 - eps

@@ -61,6 +61,7 @@ from ._kernels.hmm import forward_backward, sample_states, scratch_size, viterbi
 from ._validation import (
     check_array,
     check_int,
+    check_labels,
     check_option,
     check_random_state,
     check_scalar,
@@ -528,9 +529,10 @@ class _BaumWelch:
     is not pickled: the model travels to Dask workers without it.
     """
 
-    def __init__(self, hmm, summary=None):
+    def __init__(self, hmm, summary=None, labels=None):
         self.hmm = hmm
         self.summary = summary  # what the initialisation needs from the data (moments)
+        self.labels = labels  # known states (-1: unknown) of the rows in memory, or None
         k = hmm.n_components
         self.startprob_prior = check_prior(hmm.startprob_prior, "startprob_prior", (k,))
         self.transmat_prior = check_prior(hmm.transmat_prior, "transmat_prior", (k, k))
@@ -564,8 +566,11 @@ class _BaumWelch:
 
     # ------------------------------------------------------------------- E-step
 
-    def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0):
+    def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0,
+                    labels=None):
         log_emission = self.hmm._log_emission(X, params.emission)
+        if labels is not None:  # a known state rules the others out at its step
+            mixture.mask_labelled(log_emission, labels)
         logprob, gamma, xi_sum = posteriors(log_emission, bounds, params.startprob,
                                             params.transmat, workspace)
         del log_emission
@@ -602,7 +607,8 @@ class _BaumWelch:
         return (stats.objective + self.log_prior(params)) / stats.weight
 
     def e_step(self, data, params):
-        stats = self._statistics(data.X, data.bounds, params, self.workspace)
+        stats = self._statistics(data.X, data.bounds, params, self.workspace,
+                                 labels=self.labels)
         return self.objective(stats, params), stats
 
     # ------------------------------------------------------------------- M-step
@@ -945,7 +951,7 @@ class BaseHMM(ParamsMixin):
 
     # ----------------------------------------------------------------------- fitting
 
-    def fit(self, X, lengths=None):
+    def fit(self, X, lengths=None, *, labels=None):
         """Estimate the parameters by Baum-Welch (EM) from ``n_init`` starts. Returns self.
 
         Parameters
@@ -964,13 +970,26 @@ class BaseHMM(ParamsMixin):
         lengths : array-like of int, optional
             The length of each sequence (summing to n_samples); default one
             sequence. Must be None when X is a list of sequences.
+        labels : array-like of shape (n_samples,), optional
+            Known states (semi-supervised Baum-Welch): -1 for a step whose
+            state is unknown, a state index for one whose state is known. At
+            a known step every other state's emission probability is taken
+            as 0, so the posteriors there are fixed to the known state and
+            the objective is ``log p(X, known states)``, which EM still
+            cannot lower. X in memory only.
         """
         k = self._check_settings()
         data = self._fit_data(X, lengths)
         n, d = _data_shape(data if isinstance(data, ChunkedData) else data.X)
         if k > n:
             raise ValueError(f"n_components={k} must be <= n_samples={n}.")
-        model = _BaumWelch(self, self._summary(data))
+        if labels is not None:
+            if isinstance(data, ChunkedData):
+                raise ValueError("labels (known states) need X in memory as one array with "
+                                 "lengths, not a Dask array or a list of sequences.")
+            labels = check_labels(labels, n, k, "labels")
+        self._fit_labels = labels  # for initialisations that can align their states to them
+        model = _BaumWelch(self, self._summary(data), labels)
         verbose = self._verbosity()
         result = fit_em(model, data, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
                         random_state=check_random_state(self.random_state),
@@ -986,6 +1005,7 @@ class BaseHMM(ParamsMixin):
         self.monitor_ = ConvergenceMonitor(self.tol, self.max_iter, verbose >= 2,
                                            history=np.asarray(result.lower_bounds) * n,
                                            iter=result.n_iter, converged=result.converged)
+        del self._fit_labels
         return self
 
     def fit_predict(self, X, lengths=None):
@@ -1488,7 +1508,11 @@ class GaussianHMM(BaseHMM):
             centers = kmeans_plusplus(X.sample_rows(size, rng), k, rng)[0]
             means = lloyd_chunked(_RowsOnly(X), centers, max_iter=300, tol=1e-4)[0]
         elif "m" in self.init_params:
-            means = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X).cluster_centers_
+            km = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(X)
+            # with known states, number the clusters as the states they hold most of
+            mapping = mixture.label_permutation(km.labels_, getattr(self, "_fit_labels", None), k)
+            means = np.empty_like(km.cluster_centers_)
+            means[mapping] = km.cluster_centers_
         else:
             means = self._given("means_", "m")
         if "c" in self.init_params:

@@ -130,24 +130,31 @@ def log_prob_resp(X, params):
     return log_norm, resp
 
 
-def align_to_labels(assigned, labels, n_components):
-    """Renumber a start's hard assignments to agree most with the partial labels.
+def label_permutation(assigned, labels, n_components):
+    """The renumbering of a start's clusters that agrees most with partial labels.
 
-    A k-means start numbers its clusters arbitrarily; the labelled rows then
-    contradict it. The renumbering maximises the number of labelled rows whose
-    cluster takes their label (an assignment problem on the contingency table).
+    A k-means start numbers its clusters arbitrarily, and the labelled rows
+    would contradict it. ``mapping[c]`` is the component cluster ``c``
+    becomes: the one maximising the number of labelled rows whose cluster
+    takes their label (an assignment problem on the contingency table). The
+    identity without labels.
     """
+    mapping = np.arange(n_components)
     if labels is None or not np.any(labels >= 0):
-        return assigned
+        return mapping
     from scipy.optimize import linear_sum_assignment
 
     known = labels >= 0
     table = np.zeros((n_components, n_components))
     np.add.at(table, (assigned[known], labels[known]), 1.0)
     rows, cols = linear_sum_assignment(-table)
-    mapping = np.empty(n_components, dtype=np.int64)
     mapping[rows] = cols
-    return mapping[assigned]
+    return mapping
+
+
+def align_to_labels(assigned, labels, n_components):
+    """Hard assignments renumbered by :func:`label_permutation`."""
+    return label_permutation(assigned, labels, n_components)[assigned]
 
 
 def mask_labelled(log_prob, labels):

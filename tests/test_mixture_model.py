@@ -367,3 +367,50 @@ def test_a_family_mixture_fits_a_dask_array_on_a_local_cluster_as_in_memory():
     assert np.isfinite(fast.lower_bound_)
     with pytest.raises(ValueError, match="starts from given parameters"):
         MixtureModel(Poisson(), 2).fit(da.from_array(C, chunks=(chunks, 2)))
+
+
+# --------------------------------------------------------------------------- HMM known states
+
+
+def test_hmm_known_states_give_the_brute_force_objective():
+    """log p(X, known states): the sum over the state paths that agree with the labels."""
+    from itertools import product
+
+    from scipy.stats import poisson
+
+    C = np.array([[0.0], [3.0], [1.0], [7.0], [6.0], [2.0]])
+    labels = np.array([-1, 1, -1, -1, 0, -1])
+    start, trans = np.array([0.6, 0.4]), np.array([[0.7, 0.3], [0.2, 0.8]])
+    rates = np.array([[1.0], [5.0]])
+    total = 0.0
+    for path in product(range(2), repeat=6):
+        if any(lab >= 0 and lab != z for lab, z in zip(labels, path)):
+            continue
+        p = start[path[0]] * np.prod([trans[a, b] for a, b in zip(path[:-1], path[1:])])
+        total += p * np.prod([poisson.pmf(C[t, 0], rates[z, 0]) for t, z in enumerate(path)])
+    for model in (HMM(Poisson(), 2), PoissonHMM(2)):
+        model.set_params(init_params="", max_iter=1, tol=0.0)
+        rate_attr = "rates_" if isinstance(model, HMM) else "lambdas_"
+        hmm_start(model, start, trans, **{rate_attr: rates})
+        quiet(model.fit, C, labels=labels)
+        assert model.lower_bounds_[0] * 6 == pytest.approx(np.log(total), rel=1e-12)
+
+
+def test_hmm_known_states_recover_the_states_and_climb():
+    rng = np.random.default_rng(12)
+    truth = hmm_start(GaussianHMM(3, "diag"), [1 / 3] * 3,
+                      [[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]],
+                      means_=[[0.0], [1.5], [3.0]], covars_=[[0.6], [0.6], [0.6]])
+    X, states = truth.sample(1500, random_state=3)
+    labels = np.full(1500, -1)
+    known = rng.choice(1500, 75, replace=False)  # 5% of the steps
+    labels[known] = states[known]
+    for model in (GaussianHMM(3, "diag", random_state=0, on_decrease="raise"),
+                  HMM(Gaussian("diag"), 3, random_state=0, on_decrease="raise")):
+        quiet(model.fit, X, labels=labels)
+        assert np.all(np.diff(model.lower_bounds_) >= -1e-12)
+        assert (model.predict(X) == states).mean() > 0.8
+    with pytest.raises(ValueError, match="X in memory as one array"):
+        GaussianHMM(2).fit([X[:10], X[10:20]], labels=np.zeros(20))
+    with pytest.raises(ValueError, match=r"labels\[0\] = 5 is not a component"):
+        GaussianHMM(2).fit(X[:10], labels=np.full(10, 5))
