@@ -311,3 +311,31 @@ def test_samples_have_the_parameters_moments(fam, params):
                 else 1.0 / r}
     name = next(iter(params))
     np.testing.assert_allclose(draws.mean(axis=0), expected[name](params[name][0]), rtol=0.02)
+
+
+# --------------------------------------------------------------------------- a family's mixture
+
+
+def test_mixture_family_log_prob_and_statistics(rng):
+    from emlab.families import Mixture
+
+    X, inner = poisson_case(rng, n=50, d=2, k=4)  # 2 components x 2 sub-components
+    params = dict(inner, mix_weights=np.array([[0.3, 0.7], [1.0, 0.0]]))
+    fam = Mixture(Poisson(), 2)
+    with np.errstate(divide="ignore"):
+        sub = stats.poisson.logpmf(X[:, None, :], inner["rates"][None, :, :]).sum(axis=2)
+        ref = logsumexp(sub.reshape(50, 2, 2) + np.log(params["mix_weights"])[None], axis=2)
+    np.testing.assert_allclose(fam.log_prob(X, params), ref, rtol=1e-12)
+    resp = soft_resp(rng, 50, 2)
+    whole = fam.statistics(X, resp, params)
+    parts = fam.statistics(X[:20], resp[:20], params) + fam.statistics(X[20:], resp[20:], params)
+    np.testing.assert_allclose(parts.mix, whole.mix, rtol=1e-12)
+    np.testing.assert_allclose(parts.inner.sums, whole.inner.sums, rtol=1e-12)
+    # the M-step: the sub-component weights are each component's shares
+    new, _ = fam.m_step(whole, params, "gr")
+    np.testing.assert_allclose(new["mix_weights"].sum(axis=1), 1.0)
+    assert new["mix_weights"][1, 1] == 0.0  # a zero weight stays zero (its share is zero)
+    with pytest.raises(ValueError, match="n_mix must be an int >= 1"):
+        Mixture(Poisson(), 0).log_prob(X, params)
+    with pytest.raises(ValueError, match="needs an emlab.families.Family"):
+        Mixture(Mixture(Poisson()), 2).letters

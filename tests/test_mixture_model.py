@@ -414,3 +414,44 @@ def test_hmm_known_states_recover_the_states_and_climb():
         GaussianHMM(2).fit([X[:10], X[10:20]], labels=np.zeros(20))
     with pytest.raises(ValueError, match=r"labels\[0\] = 5 is not a component"):
         GaussianHMM(2).fit(X[:10], labels=np.full(10, 5))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_gmmhmm_equals_an_hmm_of_gaussian_mixtures(covariance_type):
+    from emlab import GMMHMM
+    from emlab.families import Mixture
+
+    rng = np.random.default_rng(13)
+    X = np.concatenate([rng.normal(size=(200, 2)), rng.normal(4, 1, size=(200, 2)),
+                        rng.normal([0, 6], 1, size=(200, 2))])
+    k, m, d = 2, 2, 2
+    means = rng.normal(2.0, 2.0, size=(k, m, d))
+    cov = {"full": np.broadcast_to(1.5 * np.eye(d), (k, m, d, d)),
+           "diag": np.full((k, m, d), 1.5), "spherical": np.full((k, m), 1.5)}[covariance_type]
+    fast = hmm_start(GMMHMM(k, m, covariance_type=covariance_type, init_params="", tol=1e-10,
+                            max_iter=15), **START, weights_=np.full((k, m), 0.5), means_=means,
+                     covars_=cov)
+    generic = hmm_start(HMM(Mixture(Gaussian(covariance_type), m), k, init_params="",
+                            tol=1e-10, max_iter=15), **START,
+                        mix_weights_=np.full((k, m), 0.5), means_=means.reshape(k * m, d),
+                        covariances_=np.reshape(cov, (k * m,) + np.shape(cov)[2:]))
+    quiet(fast.fit, X)
+    quiet(generic.fit, X)
+    np.testing.assert_allclose(generic.lower_bounds_, fast.lower_bounds_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(generic.means_, fast.means_.reshape(k * m, d), atol=1e-9)
+    np.testing.assert_allclose(generic.mix_weights_, fast.weights_, atol=1e-10)
+
+
+def test_a_mixture_of_mixtures_climbs():
+    from emlab.families import Mixture
+
+    rng = np.random.default_rng(14)
+    C = np.concatenate([rng.poisson(1, size=(300, 1)), rng.poisson(10, size=(300, 1)),
+                        rng.poisson(30, size=(300, 1))]).astype(float)
+    model = quiet(MixtureModel(Mixture(Poisson(), 2), 2, random_state=0,
+                               on_decrease="raise").fit, C)
+    assert np.all(np.diff(model.lower_bounds_) >= -1e-12)
+    assert model._n_parameters() == 1 + 2 * 1 + 4
+    assert sorted(np.round(model.rates_.ravel()).tolist())[:1] == [1.0]
+    X, z = model.sample(20)
+    assert X.shape == (20, 1) and z.shape == (20,)

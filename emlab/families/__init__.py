@@ -8,5 +8,7 @@ an HMM emission, fitted in memory, over chunks (Dask) or online.
 from ._base import Family
 from .discrete import Bernoulli, Categorical, Exponential, Poisson
 from .gaussian import Gaussian, StudentT
+from .mixture_of import Mixture
 
-__all__ = ["Bernoulli", "Categorical", "Exponential", "Family", "Gaussian", "Poisson", "StudentT"]
+__all__ = ["Bernoulli", "Categorical", "Exponential", "Family", "Gaussian", "Mixture", "Poisson",
+           "StudentT"]
