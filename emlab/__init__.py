@@ -20,6 +20,7 @@ from .exceptions import (
 )
 from .family_hmm import HMM
 from .gmmhmm import GMMHMM
+from .hidden_mlp import BinaryHiddenMLPClassifier
 from .hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 from .kmeans import KMeans, kmeans_plusplus
 from .mixture import GaussianMixture, MixtureParams
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BayesianGaussianMixture",
+    "BinaryHiddenMLPClassifier",
     "CategoricalHMM",
     "ChunkList",
     "ConvergenceWarning",

@@ -237,3 +237,185 @@ def hmm_forward_backward(log_emission, startprob, transmat):
                 xi[i, j] += math.exp(log_alpha[t, i] + log_trans[i, j] + log_emission[t + 1, j]
                                      + log_beta[t + 1, j] - logprob)
     return logprob, gamma, xi
+
+
+# ----------------------------------------------------------------------------- binary hidden units
+
+
+def _log_softmax_list(z):
+    top = max(z)
+    lse = top + math.log(math.fsum(math.exp(v - top) for v in z))
+    return [v - lse for v in z]
+
+
+def hidden_mlp_enumerate(X, A, B, y, sample_weight=None):
+    """The network with binary hidden units by brute force over all 2**H configurations.
+
+    ``A`` (H, d + 1) and ``B`` (C, H + 1) hold weights with the intercept last;
+    configuration index ``m = sum_k h_k 2**k``. Returns a dict with
+    ``loglik`` (n,): log p(y_i | x_i); ``posterior`` (n, 2**H): p(h = m | x_i, y_i);
+    ``marginals`` (n, H): E[h_k | x_i, y_i]; ``counts`` (2**H, C):
+    sum_i w_i p(h = m | x_i, y_i) [y_i = c]; ``proba`` (n, C): p(y = c | x_i).
+    """
+    X = np.asarray(X, dtype=float)
+    n, d = X.shape
+    H, C = A.shape[0], B.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    configs = list(itertools.product([0, 1], repeat=H))
+    out = {"loglik": np.empty(n), "posterior": np.empty((n, 2**H)), "marginals": np.zeros((n, H)),
+           "counts": np.zeros((2**H, C)), "proba": np.empty((n, C))}
+    for i in range(n):
+        u = [float(A[k, :d] @ X[i] + A[k, d]) for k in range(H)]
+        log_joint = {}  # (m, c) -> log p(h = m | x) + log p(y = c | h = m)
+        for h in configs:
+            m = sum(bit << k for k, bit in enumerate(h))
+            log_prior = 0.0
+            for k in range(H):  # log sigmoid(+-u) = -log(1 + exp(-+u))
+                log_prior += -float(np.logaddexp(0.0, -u[k] if h[k] else u[k]))
+            z = [float(B[c, :H] @ np.array(h, dtype=float) + B[c, H]) for c in range(C)]
+            for c, lp in enumerate(_log_softmax_list(z)):
+                log_joint[m, c] = log_prior + lp
+        for c in range(C):
+            out["proba"][i, c] = math.fsum(math.exp(log_joint[m, c]) for m in range(2**H))
+        out["proba"][i] /= out["proba"][i].sum()
+        c = int(y[i])
+        values = [log_joint[m, c] for m in range(2**H)]
+        top = max(values)
+        lse = top + math.log(math.fsum(math.exp(v - top) for v in values))
+        out["loglik"][i] = lse
+        for m in range(2**H):
+            r = math.exp(values[m] - lse)
+            out["posterior"][i, m] = r
+            out["counts"][m, c] += w[i] * r
+            for k in range(H):
+                if (m >> k) & 1:
+                    out["marginals"][i, k] += r
+    return out
+
+
+def hidden_mlp_q_hidden(X, A, targets, sample_weight):
+    """Each hidden unit's soft-target logistic log-likelihood, sum_i w_i (t log s + (1 - t) log(1 - s))."""
+    X = np.asarray(X, dtype=float)
+    d = X.shape[1]
+    values = []
+    for k in range(A.shape[0]):
+        total = []
+        for i in range(X.shape[0]):
+            u = float(A[k, :d] @ X[i]) + A[k, d]
+            t = targets[i, k]  # log s = -log(1 + exp(-u)), log(1 - s) = -log(1 + exp(u))
+            total.append(-sample_weight[i] * (t * float(np.logaddexp(0.0, -u))
+                                              + (1.0 - t) * float(np.logaddexp(0.0, u))))
+        values.append(math.fsum(total))
+    return np.array(values)
+
+
+def hidden_mlp_q_output(bits, counts, B):
+    """sum_r sum_c counts[r, c] log softmax_c(B @ [bits[r], 1]), by explicit loops."""
+    H = bits.shape[1]
+    total = []
+    for r in range(bits.shape[0]):
+        z = [float(B[c, :H] @ bits[r].astype(float) + B[c, H]) for c in range(B.shape[0])]
+        for c, lp in enumerate(_log_softmax_list(z)):
+            total.append(counts[r, c] * lp)
+    return math.fsum(total)
+
+
+# ----------------------------------------------------------------------------- mixtures of experts
+
+
+def softmax_rows(eta):
+    """Row-wise softmax, max-shifted (plain NumPy)."""
+    e = np.exp(eta - eta.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def logit_objective(X, coef, targets, weights, alpha=0.0):
+    """``sum_i w_i sum_c t_ic log softmax_c(coef [x_i, 1]) - alpha/2 ||coef[:, :d]||^2``."""
+    Xa = np.column_stack([X, np.ones(len(X))])
+    eta = Xa @ coef.T
+    top = eta.max(axis=1, keepdims=True)
+    log_p = eta - top - np.log(np.exp(eta - top).sum(axis=1, keepdims=True))
+    d = X.shape[1]
+    return float(weights @ (targets * log_p).sum(axis=1)) - 0.5 * alpha * float(np.sum(coef[:, :d] ** 2))
+
+
+def logit_gradient_hessian(X, coef, targets, weights, alpha=0.0):
+    """Gradient and negative Hessian of :func:`logit_objective`, one row at a time (np.kron).
+
+    In the full (C (d + 1)) parameterisation, indexed ``c * (d + 1) + a``.
+    """
+    n, d = X.shape
+    n_classes, p = coef.shape
+    Xa = np.column_stack([X, np.ones(n)])
+    prob = softmax_rows(Xa @ coef.T)
+    grad = np.zeros(n_classes * p)
+    hess = np.zeros((n_classes * p, n_classes * p))
+    for i in range(n):
+        grad += weights[i] * np.kron(targets[i] - prob[i], Xa[i])
+        a = np.diag(prob[i]) - np.outer(prob[i], prob[i])
+        hess += weights[i] * np.kron(a, np.outer(Xa[i], Xa[i]))
+    pen = np.tile(np.r_[np.ones(d), 0.0], n_classes)
+    grad -= alpha * pen * coef.ravel()
+    hess += alpha * np.diag(pen)
+    return grad.reshape(n_classes, p), hess
+
+
+def logit_newton_step(X, coef, targets, weights, alpha, learning_rate=1.0):
+    """One damped Newton step on :func:`logit_objective`, solved with the pseudo-inverse.
+
+    The minimum-norm solution leaves out the null direction (a common shift of
+    the intercepts); the intercepts are then centred.
+    """
+    grad, hess = logit_gradient_hessian(X, coef, targets, weights, alpha)
+    step = (np.linalg.pinv(hess, rcond=1e-13, hermitian=True) @ grad.ravel()).reshape(coef.shape)
+    new = coef + learning_rate * step
+    new[:, -1] -= new[:, -1].mean()
+    return new
+
+
+def logit_newton_fit(X, targets, weights, alpha, n_iter=50):
+    """Penalised multinomial logistic regression by plain Newton from zero."""
+    coef = np.zeros((targets.shape[1], X.shape[1] + 1))
+    for _ in range(n_iter):
+        coef = logit_newton_step(X, coef, targets, weights, alpha)
+    return coef
+
+
+def moe_em_step(X, y, weights, gate, experts, alpha, learning_rate, sigma2=None):
+    """One EM iteration of a mixture of experts with one damped Newton step per block.
+
+    ``y`` one-hot (n, C) with ``experts`` (K, C, d + 1) for multinomial-logit
+    experts, or real (n,) with ``experts`` (K, d + 1) and ``sigma2`` (K,) for
+    linear-Gaussian ones (their step: weighted least squares with the old
+    variance, damped, then the variance). Returns ``(objective per unit weight
+    of the given parameters, gate, experts, sigma2)``.
+    """
+    n, d = X.shape
+    k = gate.shape[0]
+    Xa = np.column_stack([X, np.ones(n)])
+    log_gate = np.log(softmax_rows(Xa @ gate.T))
+    if sigma2 is None:
+        log_expert = np.column_stack(
+            [np.log((softmax_rows(Xa @ experts[j].T) * y).sum(axis=1)) for j in range(k)])
+    else:
+        mu = Xa @ experts.T
+        log_expert = -0.5 * np.log(2 * np.pi * sigma2) - 0.5 * (y[:, None] - mu) ** 2 / sigma2
+    joint = log_gate + log_expert
+    top = joint.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(joint - top).sum(axis=1))
+    h = np.exp(joint - log_norm[:, None])
+    penalty = 0.5 * alpha * (np.sum(gate[:, :d] ** 2) + np.sum(experts[..., :d] ** 2))
+    objective = (float(weights @ log_norm) - penalty) / weights.sum()
+    new_gate = logit_newton_step(X, gate, h, weights, alpha, learning_rate) if k > 1 else gate
+    new_experts = experts.copy()
+    new_sigma2 = None if sigma2 is None else sigma2.copy()
+    for j in range(k):
+        w = weights * h[:, j]
+        if sigma2 is None:
+            new_experts[j] = logit_newton_step(X, experts[j], y, w, alpha, learning_rate)
+        else:
+            a = Xa.T @ (w[:, None] * Xa) / sigma2[j] + alpha * np.diag(np.r_[np.ones(d), 0.0])
+            target = np.linalg.solve(a, Xa.T @ (w * y) / sigma2[j])
+            new_experts[j] = experts[j] + learning_rate * (target - experts[j])
+            new_sigma2[j] = w @ (y - Xa @ new_experts[j]) ** 2 / w.sum()
+    return objective, new_gate, new_experts, new_sigma2
