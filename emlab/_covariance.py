@@ -21,6 +21,7 @@ import numpy as np
 from scipy.special import gammaln, multigammaln
 
 from . import _config
+from ._kernels.families import weighted_diag_moments
 from ._kernels.gaussian import invert_lower, log_gaussian_diag, log_gaussian_full
 from ._kernels.mixture import em_step_diag, em_step_full, weighted_scatter
 from .exceptions import DegenerateCovarianceError
@@ -280,17 +281,11 @@ class Diag:
         k = resp.shape[1]
         nk = resp.sum(axis=0)
         n, d = X.shape
-        sums = np.zeros((k, d))
-        sq = np.zeros_like(sums)
-        # once per fit (initialisation), so plain NumPy, in slices of rows: no temporary
-        # the size of X (float32 X is widened a slice at a time)
-        step = max(1, 2**17 // d)
-        for i in range(0, n, step):
-            block = X[i:i + step].astype(np.float64)
-            for j in range(k):
-                diff = block - centers[j]
-                sums[j] += resp[i:i + step, j] @ diff
-                sq[j] += resp[i:i + step, j] @ (diff * diff)
+        sums, sq = np.empty((k, d)), np.empty((k, d))
+        with _config.threads_for(n * k * d):
+            weighted_diag_moments(X, np.ascontiguousarray(resp),
+                                  np.ascontiguousarray(centers, dtype=np.float64),
+                                  _config.n_blocks(n, 2 * k * d), _config.CHUNK_ROWS, sums, sq)
         return nk, sums, sq
 
     def centre(self, nk, shift, second):

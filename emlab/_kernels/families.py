@@ -124,3 +124,64 @@ def categorical_counts(S, resp, n_blocks, chunk_rows, out):
                     for j in range(d):
                         acc[b, k, j, S[i, j]] += r
     sum_blocks(acc, out)
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def weighted_diag_moments(X, resp, centers, n_blocks, chunk_rows, sums, sqsums):
+    """``sums[k, j] = sum_i r_ik (x_ij - c_kj)`` and ``sqsums[k, j] = sum_i r_ik (x_ij - c_kj)^2``.
+
+    The diagonal models' statistics about ``centers`` (see
+    ``mixture.weighted_scatter``); X may be float32 (widened as read).
+    """
+    n, d = X.shape
+    n_components = resp.shape[1]
+    acc_s = np.zeros((n_blocks, n_components, d))
+    acc_q = np.zeros((n_blocks, n_components, d))
+    for b in prange(n_blocks):
+        start, stop = block_rows(b, n_blocks, n, chunk_rows)
+        for i in range(start, stop):
+            for k in range(n_components):
+                r = resp[i, k]
+                if r != 0.0:
+                    for j in range(d):
+                        dv = X[i, j] - centers[k, j]
+                        rd = r * dv
+                        acc_s[b, k, j] += rd
+                        acc_q[b, k, j] += rd * dv
+    sum_blocks(acc_s, sums)
+    sum_blocks(acc_q, sqsums)
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def grouped_log_normalize(sub, n_mix, chunk_rows, log_norm, post):
+    """Log-sum-exp over consecutive groups of ``n_mix`` columns, and the shares within them.
+
+    ``sub`` (n, K * n_mix); ``log_norm[i, k] = log sum_m exp(sub[i, k * n_mix + m])``
+    (``-inf`` for a group of ``-inf``); ``post`` (n, K * n_mix), if it has
+    rows, ``exp(sub - log_norm)`` within each group (uniform for a group of ``-inf``).
+    """
+    n = sub.shape[0]
+    n_groups = log_norm.shape[1]
+    want_post = post.shape[0] > 0
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
+            for k in range(n_groups):
+                base = k * n_mix
+                top = -np.inf
+                for m in range(n_mix):
+                    top = max(top, sub[i, base + m])
+                if top == -np.inf:
+                    log_norm[i, k] = -np.inf
+                    if want_post:
+                        for m in range(n_mix):
+                            post[i, base + m] = 1.0 / n_mix
+                    continue
+                s = 0.0
+                for m in range(n_mix):
+                    s += math.exp(sub[i, base + m] - top)
+                lse = top + math.log(s)
+                log_norm[i, k] = lse
+                if want_post:
+                    for m in range(n_mix):
+                        post[i, base + m] = math.exp(sub[i, base + m] - lse)

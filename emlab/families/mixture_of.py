@@ -1,8 +1,9 @@
 """A finite mixture of a family, itself a family: mixture emissions for any HMM family."""
 
 import numpy as np
-from scipy.special import logsumexp
 
+from .. import _config
+from .._kernels.families import grouped_log_normalize
 from ..em import SufficientStatistics
 from ._base import Family
 
@@ -94,16 +95,27 @@ class Mixture(Family):
     # -- E-step pieces
 
     def _sub_log_prob(self, X, params):
-        """``log w_km + log f(x_i | theta_km)``, shape (n, K, M)."""
+        """``log w_km + log f(x_i | theta_km)``, shape (n, K * M)."""
         inner, m = self._inner()
-        weights = params["mix_weights"]
-        lp = inner.log_prob(X, self._inner_params(params)).reshape(X.shape[0], -1, m)
+        lp = inner.log_prob(X, self._inner_params(params))
         with np.errstate(divide="ignore"):
-            return lp + np.log(weights)[None, :, :]
+            lp += np.log(params["mix_weights"]).ravel()[None, :]
+        return lp
+
+    def _normalised(self, X, params, shares):
+        """Per component, the log-sum-exp over its sub-components (n, K) and, with
+        ``shares``, each sub-component's share (n, K * M)."""
+        _, m = self._inner()
+        sub = self._sub_log_prob(X, params)
+        n, km = sub.shape
+        log_norm = np.empty((n, km // m))
+        post = np.empty((n, km) if shares else (0, km))
+        with _config.threads_for(sub.size * 16):
+            grouped_log_normalize(sub, m, _config.CHUNK_ROWS, log_norm, post)
+        return log_norm, post
 
     def log_prob(self, X, params):
-        with np.errstate(invalid="ignore"):
-            return logsumexp(self._sub_log_prob(X, params), axis=2)
+        return self._normalised(X, params, False)[0]
 
     def statistics(self, X, resp, params):
         inner, m = self._inner()
@@ -111,11 +123,7 @@ class Mixture(Family):
         if params is None:
             split = self._start_split(X, resp)
         else:
-            sub = self._sub_log_prob(X, params)
-            with np.errstate(invalid="ignore"):
-                top = logsumexp(sub, axis=2, keepdims=True)
-            split = np.where(np.isfinite(top), np.exp(sub - np.where(np.isfinite(top), top, 0.0)),
-                             1.0 / m)
+            split = self._normalised(X, params, True)[1].reshape(n, k, m)
         sub_resp = (resp[:, :, None] * split).reshape(n, k * m)
         stats = inner.statistics(X, sub_resp, self._inner_params(params))
         mix = inner.totals(stats).reshape(k, m)
