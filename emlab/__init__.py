@@ -17,6 +17,7 @@ from .exceptions import (
     LikelihoodDecreaseError,
     LikelihoodDecreaseWarning,
     NotFittedError,
+    UnderflowWarning,
 )
 from .family_hmm import HMM
 from .gmmhmm import GMMHMM
@@ -55,6 +56,7 @@ __all__ = [
     "PoissonHMM",
     "Selection",
     "SufficientStatistics",
+    "UnderflowWarning",
     "VariationalCategoricalHMM",
     "VariationalGaussianHMM",
     "datasets",

@@ -280,3 +280,38 @@ def check_labels(y, n_samples, n_components, name="y"):
         raise ValueError(f"{name}[{i}] = {y[i]} is not a component: labels are -1 (unknown) or "
                          f"0..{n_components - 1}.")
     return y
+
+
+#: Gaussian models and k-means square differences of X's values: beyond these magnitudes the
+#: squares (and variances, and their inverses) overflow or underflow float64
+SCALE_MAX = 1e150
+SCALE_MIN = 1e-150
+
+
+def check_scale(X, name="X"):
+    """A ValueError when X's magnitude breaks the float64 arithmetic of squared distances.
+
+    For the Gaussian models and k-means: values above ``SCALE_MAX`` make squared
+    distances overflow to inf, values all below ``SCALE_MIN`` (and not all zero)
+    make them underflow to 0. Both are refused with what to do, rather than
+    failing deep inside (an overflow, a LinAlgError, "too few distinct rows").
+    """
+    n, d = X.shape
+    step = max(1, 2**20 // max(d, 1))
+    top = max((float(np.abs(X[i:i + step]).max()) for i in range(0, n, step)), default=0.0)
+    if top > SCALE_MAX:
+        raise ValueError(
+            f"{name} has values of magnitude up to {top:.3g}: at this scale squared distances "
+            f"and variances overflow float64 (whose largest number is 1.8e308). The scale of "
+            f"{name} is the problem: divide it by a constant (e.g. {name} / {top:.3g}, or "
+            f"standardise each feature), fit, and scale the fitted means back by that constant "
+            f"and the covariances by its square."
+        )
+    if 0.0 < top < SCALE_MIN:
+        raise ValueError(
+            f"{name} has values of magnitude at most {top:.3g}: at this scale squared distances "
+            f"underflow to 0 in float64 (whose smallest normal number is 2.2e-308), so distinct "
+            f"rows look equal. The scale of {name} is the problem: multiply it by a constant "
+            f"(e.g. {name} / {top:.3g}, or standardise each feature), fit, and scale the "
+            f"fitted means back by that constant and the covariances by its square."
+        )

@@ -25,6 +25,7 @@ from ._validation import (
     check_random_state,
     check_sample_weight,
     check_scalar,
+    check_scale,
 )
 from .em import check_em_options, fit_em
 from .exceptions import DegenerateCovarianceError
@@ -591,6 +592,7 @@ degrees_of_freedom_prior_, covariance_prior_
             raise ValueError("BayesianGaussianMixture.fit does not take Dask arrays; use "
                              "emlab.GaussianMixture, or gather X into memory.")
         X = check_array(X, min_samples=2, keep_float32=True)
+        check_scale(X)
         if X.shape[0] < self.n_components:
             raise ValueError(f"n_components={self.n_components} must be <= n_samples="
                              f"{X.shape[0]}.")

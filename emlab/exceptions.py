@@ -42,3 +42,7 @@ class DegenerateCovarianceWarning(UserWarning):
 class DegenerateComponentError(ArithmeticError):
     """A component's parameters left their domain (an infinite rate, a zero scale): the
     likelihood is unbounded there. A prior, or fewer components, prevents it."""
+
+
+class UnderflowWarning(RuntimeWarning):
+    """Some rows' log-likelihood underflowed to -inf: no component gives them a positive density."""

@@ -65,6 +65,7 @@ from ._validation import (
     check_option,
     check_random_state,
     check_scalar,
+    check_scale,
 )
 from .em import ChunkedData, SufficientStatistics, check_em_options, fit_em, tree_sum
 from .exceptions import DegenerateCovarianceError, NotFittedError
@@ -1470,7 +1471,10 @@ class GaussianHMM(BaseHMM):
 
     def _check_X(self, X, fitting):
         n_features = None if fitting else self._n_features()
-        return check_array(X, estimator=type(self).__name__, n_features=n_features)
+        X = check_array(X, estimator=type(self).__name__, n_features=n_features)
+        if fitting:
+            check_scale(X)
+        return X
 
     def _moments_needed(self):
         return "full" if "c" in self.init_params else None
@@ -1671,6 +1675,13 @@ class GaussianHMM(BaseHMM):
 # --------------------------------------------------------------------------- categorical emissions
 
 
+#: counts above this are not exact integers in float64
+MAX_EXACT_COUNT = float(2**53)
+#: symbols counted from the data may be at most this many per row (or MIN_SYMBOL_LIMIT)
+SYMBOLS_PER_ROW = 10
+MIN_SYMBOL_LIMIT = 2**16
+
+
 def _check_integers(X, name, what):
     """X (float64) must hold integers; a ValueError naming ``name`` otherwise (block by block)."""
     for rows in _row_blocks(X.shape[0], X.shape[1]):
@@ -1782,11 +1793,27 @@ class CategoricalHMM(BaseHMM):
             raise ValueError(f"{name} must hold symbols >= 0; row {int(np.argmin(X[:, 0]))} has "
                              f"{X.min():g}.")
 
+    def _check_symbol_count(self, largest, n_rows):
+        """Symbols counted from the data (no ``n_features``) are bounded by what the data need."""
+        if self.n_features is not None or (hasattr(self, "emissionprob_")
+                                           and "e" not in self.init_params):
+            return
+        limit = max(SYMBOLS_PER_ROW * n_rows, MIN_SYMBOL_LIMIT)
+        if largest + 1 > limit:
+            raise ValueError(
+                f"X holds symbol {largest:.6g} in {n_rows} rows: the number of symbols "
+                f"(n_features) would be the largest symbol + 1, mostly unused symbols, whose "
+                f"emission probabilities take K x n_features floats. Re-code the symbols as 0, 1, "
+                f"... (np.unique(X, return_inverse=True)[1]), or set n_features."
+            )
+
     def _check_X(self, X, fitting):
         X = check_array(X)
         self._check_features(X.shape[1])
         self._check_values(X, "X")
         largest = X.max()
+        if fitting:
+            self._check_symbol_count(largest, X.shape[0])
         m = self._symbols(largest if fitting else None)
         if largest >= m:
             raise ValueError(f"X holds symbol {largest:g} (row {int(np.argmax(X[:, 0]))}), out of "
@@ -1798,6 +1825,7 @@ class CategoricalHMM(BaseHMM):
     def _check_scan(self, stats, data):
         super()._check_scan(stats, data)
         largest = float(stats.max[0])
+        self._check_symbol_count(largest, data.n_samples)
         m = self._symbols(largest)
         if largest >= m:
             raise ValueError(f"X holds symbol {largest:g}, out of range for n_features={m} symbols "
@@ -1872,6 +1900,15 @@ def _check_counts(X, name):
     if X.min() < 0:
         row = int(np.flatnonzero((X < 0).any(axis=1))[0])
         raise ValueError(f"{name} must hold non-negative counts; row {row} has {X[row].tolist()}.")
+    largest = X.max()
+    if largest > MAX_EXACT_COUNT:
+        row = int(np.flatnonzero((X > MAX_EXACT_COUNT).any(axis=1))[0])
+        raise ValueError(
+            f"{name} holds a count of {largest:.6g} (row {row}), above 2**53 = {MAX_EXACT_COUNT:.4g}: "
+            f"float64 cannot tell such counts apart, and their log-likelihood terms overflow. "
+            f"The scale of the counts is the problem: count in larger units, or model "
+            f"log-counts with a Gaussian HMM."
+        )
 
 
 def _check_count_array(model, X, fitting, attribute):

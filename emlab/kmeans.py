@@ -15,6 +15,7 @@ from ._validation import (
     check_option,
     check_random_state,
     check_scalar,
+    check_scale,
     input_dtype,
 )
 from ._dask import DaskData, is_dask_array, map_rows
@@ -385,6 +386,7 @@ class KMeans(ParamsMixin):
             self._dtype = input_dtype(X)
             return self._fit_chunked(DaskData(X))
         X = check_array(X, keep_float32=True)
+        check_scale(X)
         self._dtype = X.dtype  # of cluster_centers_; distances and sums are float64
         n_clusters, init, n_init, max_iter, tol = self._check_params(X)
         rng = check_random_state(self.random_state)
@@ -448,6 +450,7 @@ class KMeans(ParamsMixin):
         first = getattr(self, "_online", None) is None
         X = check_array(X, estimator=type(self).__name__,
                         n_features=None if first else self.n_features_in_, keep_float32=True)
+        check_scale(X)
         if sample_weight is not None:
             from ._validation import check_sample_weight
             sample_weight = check_sample_weight(sample_weight, X.shape[0])

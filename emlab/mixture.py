@@ -21,11 +21,17 @@ from ._validation import (
     check_random_state,
     check_sample_weight,
     check_scalar,
+    check_scale,
     check_weights,
     input_dtype,
 )
 from .em import ChunkedData, EMResult, SufficientStatistics, check_em_options, fit_em
-from .exceptions import DegenerateCovarianceError, DegenerateCovarianceWarning, EmptyComponentWarning
+from .exceptions import (
+    DegenerateCovarianceError,
+    DegenerateCovarianceWarning,
+    EmptyComponentWarning,
+    UnderflowWarning,
+)
 from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked, squared_distances
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -128,6 +134,18 @@ def log_prob_resp(X, params):
     with _config.threads_for(log_prob.size * 16):
         log_normalize(log_prob, _config.CHUNK_ROWS, log_norm, resp)
     return log_norm, resp
+
+
+def warn_underflow(scores, stacklevel=3):
+    """One warning naming the rows whose log-likelihood is -inf (their density underflowed)."""
+    rows = np.flatnonzero(np.isneginf(scores))
+    if rows.size:
+        where = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
+        warnings.warn(
+            f"{rows.size} of {scores.shape[0]} row(s) have log-likelihood -inf (rows {where}): "
+            f"their density underflowed to 0 under every component, so predict labels them "
+            f"arbitrarily. They lie far outside the fitted data, or X is not on the scale the "
+            f"model was fitted on.", UnderflowWarning, stacklevel=stacklevel)
 
 
 def label_permutation(assigned, labels, n_components):
@@ -1006,6 +1024,8 @@ class GaussianMixture(ParamsMixin):
                              "(chunked alike) or both in memory.")
         X = check_array(X, min_samples=2, allow_nan=marginalize, nan_hint=self._NAN_HINT,
                         keep_float32=not marginalize)
+        if not marginalize:
+            check_scale(X)
         if marginalize:
             blank = np.flatnonzero(np.isnan(X).all(axis=0))
             if blank.size:
@@ -1208,7 +1228,9 @@ class GaussianMixture(ParamsMixin):
         """
         if is_dask_array(X):
             return map_rows(self.score_samples, self._check_X(X), np.float64)
-        return self._log_prob_resp(self._check_X(X))[0]
+        scores = self._log_prob_resp(self._check_X(X))[0]
+        warn_underflow(scores)
+        return scores
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of X."""
@@ -1218,7 +1240,9 @@ class GaussianMixture(ParamsMixin):
         """Responsibilities ``p(z_i = k | x_i)``, shape (n_samples, n_components)."""
         if is_dask_array(X):
             return map_rows(self.predict_proba, self._check_X(X), np.float64, self.n_components)
-        return self._log_prob_resp(self._check_X(X))[1]
+        log_norm, resp = self._log_prob_resp(self._check_X(X))
+        warn_underflow(log_norm)
+        return resp
 
     def predict(self, X):
         """The most probable component of each row, shape (n_samples,)."""
@@ -1231,7 +1255,9 @@ class GaussianMixture(ParamsMixin):
             return map_rows(self.predict, X.X, np.int64)
         if _missing.has_nan(X):
             return self._log_prob_resp(X)[1].argmax(axis=1)
-        return weighted_log_prob(X, MixtureParams.from_model(self)).argmax(axis=1)
+        log_prob = weighted_log_prob(X, MixtureParams.from_model(self))
+        warn_underflow(log_prob.max(axis=1), stacklevel=4)
+        return log_prob.argmax(axis=1)
 
     # ----------------------------------------------------------------------- model selection
 

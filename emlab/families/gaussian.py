@@ -7,7 +7,7 @@ from scipy.optimize import brentq
 from scipy.special import digamma, gammaln
 
 from .._covariance import MODELS
-from .._validation import check_array, check_option, check_scalar
+from .._validation import check_array, check_option, check_scalar, check_scale
 from ..mixture import GaussianStatistics, sufficient_statistics
 from ._base import Family
 
@@ -46,7 +46,9 @@ class Gaussian(Family):
         return MODELS[check_option(self.covariance_type, "covariance_type", tuple(MODELS))]
 
     def check_X(self, X, name="X", n_features=None, params=None):
-        return check_array(X, name, n_features=n_features)
+        X = check_array(X, name, n_features=n_features)
+        check_scale(X, name)
+        return X
 
     def log_prob(self, X, params):
         return self._model.log_gaussian(X, params["means"], params["precisions_cholesky"])
