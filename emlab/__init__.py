@@ -16,6 +16,7 @@ from .exceptions import (
     EmptyComponentWarning,
     LikelihoodDecreaseError,
     LikelihoodDecreaseWarning,
+    ModelFileError,
     NotFittedError,
     UnderflowWarning,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "LikelihoodDecreaseError",
     "LikelihoodDecreaseWarning",
     "MixtureModel",
+    "ModelFileError",
     "MultinomialHMM",
     "MixtureParams",
     "NotFittedError",

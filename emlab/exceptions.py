@@ -46,3 +46,8 @@ class DegenerateComponentError(ArithmeticError):
 
 class UnderflowWarning(RuntimeWarning):
     """Some rows' log-likelihood underflowed to -inf: no component gives them a positive density."""
+
+
+class ModelFileError(ValueError):
+    """A file given to ``load`` is not a usable saved model (foreign, truncated, empty or
+    edited); the message names the file and what is wrong."""

@@ -1,6 +1,7 @@
 """Gaussian mixtures fitted by EM, with full, tied, diagonal or spherical covariances."""
 
 import warnings
+import zipfile
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -30,6 +31,7 @@ from .exceptions import (
     DegenerateCovarianceError,
     DegenerateCovarianceWarning,
     EmptyComponentWarning,
+    ModelFileError,
     UnderflowWarning,
 )
 from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked, squared_distances
@@ -1366,51 +1368,129 @@ class GaussianMixture(ParamsMixin):
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save` (``allow_pickle=False``), checking its contents."""
+        """Read a model written by :meth:`save`, checking everything it reads.
+
+        The file is opened with ``allow_pickle=False`` (loading never runs
+        code). A file that is not such a model (another format, truncated,
+        empty, edited) raises :class:`~emlab.exceptions.ModelFileError`, a
+        ValueError naming the file and what is wrong with it.
+        """
+        try:
+            return cls._load(path)
+        except ModelFileError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, EOFError,
+                zipfile.BadZipFile, np.linalg.LinAlgError, ArithmeticError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ModelFileError(f"{path} is not a usable saved emlab GaussianMixture: {exc}") \
+                from None
+
+    @classmethod
+    def _load(cls, path):
         import json
 
-        with np.load(path, allow_pickle=False) as data:
+        def bad(what):
+            return ModelFileError(f"{path} is not a usable saved emlab GaussianMixture: {what}")
+
+        try:
+            data = np.load(path, allow_pickle=False)
+        except ValueError:  # numpy: "... contains pickled data" (random bytes, a pickle, text)
+            raise bad("it is not a .npz archive of arrays (emlab never writes pickled data, "
+                      "and does not read it)") from None
+        except (EOFError, zipfile.BadZipFile, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise bad(f"it is empty, truncated or damaged ({type(exc).__name__}: {exc})") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise bad("it holds a single array (.npy), not the .npz archive save writes")
+        with data:
+            if "header" not in data.files:
+                raise bad("it has no header")
             try:
                 header = json.loads(str(data["header"]))
-            except (KeyError, ValueError) as exc:
-                raise ValueError(f"{path} is not a saved emlab GaussianMixture: {exc}") from None
+            except ValueError as exc:
+                raise bad(f"its header is not JSON ({exc})") from None
+            if not isinstance(header, dict):
+                raise bad(f"its header is a {type(header).__name__}, not an object")
             if header.get("format") != cls._FORMAT:
-                raise ValueError(f"{path} holds format {header.get('format')!r}, not {cls._FORMAT!r}.")
+                raise bad(f"it holds format {header.get('format')!r}, not {cls._FORMAT!r}")
             try:
                 arrays = {name: np.array(data[name]) for name in data.files if name != "header"}
             except ValueError as exc:  # numpy: "Object arrays cannot be loaded when allow_pickle=False"
-                raise ValueError(
-                    f"{path} holds a pickled object array, which a saved model never does; "
-                    f"refusing to load it ({exc})."
-                ) from None
-        settings = header["settings"]
+                raise bad(f"it holds an object array, which a saved model never does ({exc})") \
+                    from None
+        settings, fitted = header.get("settings"), header.get("fitted")
+        if not isinstance(settings, dict) or not isinstance(fitted, dict):
+            raise bad("its header lacks the settings or the fitted values")
+        known = set(cls._SCALAR_PARAMS) | {"prior", "random_state"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise bad(f"its header has unknown setting(s) {unknown}")
         inits = {name: arrays.pop(name) for name in ("weights_init", "means_init", "precisions_init")
                  if name in arrays}
         model = cls(**settings, **inits)
-        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bounds_"):
+        try:
+            k = model._check_settings()
+        except ValueError as exc:
+            raise bad(f"its settings are invalid ({exc})") from None
+        names = ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bounds_")
+        for name in names:
             if name not in arrays:
-                raise ValueError(f"{path} lacks {name}.")
-        # rebuilding the parameters checks shapes and positive definiteness
-        params = MixtureParams(arrays["weights_"], arrays["means_"], arrays["covariances_"],
-                               covariance_type=settings["covariance_type"])
-        dtype = input_dtype(arrays["means_"])  # float32 for a model fitted on float32 X
+                raise bad(f"it lacks {name}")
+            value = arrays[name]
+            if not np.issubdtype(value.dtype, np.floating):
+                raise bad(f"{name} has dtype {value.dtype}, not floating point")
+            if not np.all(np.isfinite(value)):
+                raise bad(f"{name} holds NaN or infinite values")
+        extra = sorted(set(arrays) - set(names))
+        if extra:
+            raise bad(f"it holds unknown array(s) {extra}")
+        means = arrays["means_"]
+        if means.ndim != 2 or means.shape[0] != k:
+            raise bad(f"means_ has shape {means.shape}, but the header says n_components={k}")
+        if arrays["weights_"].shape != (k,):
+            raise bad(f"weights_ has shape {arrays['weights_'].shape}, but the header says "
+                      f"n_components={k}")
+        try:
+            n_iter = int(fitted["n_iter_"])
+            n_features = int(fitted["n_features_in_"])
+            converged = fitted["converged_"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad(f"its fitted values are incomplete or not numbers ({exc!r})") from None
+        if not isinstance(converged, bool) or n_iter < 0 or n_features != means.shape[1]:
+            raise bad(f"its fitted values disagree with the arrays (n_iter_={n_iter}, "
+                      f"n_features_in_={n_features}, means_ {means.shape})")
+        bounds = arrays["lower_bounds_"]
+        if bounds.ndim != 1 or bounds.size > n_iter + 1 or (n_iter > 0 and bounds.size == 0):
+            raise bad(f"lower_bounds_ has shape {bounds.shape} for n_iter_={n_iter}")
+        # rebuilding the parameters checks the covariances' shapes and positive definiteness
+        try:
+            params = MixtureParams(arrays["weights_"], means, arrays["covariances_"],
+                                   covariance_type=settings["covariance_type"])
+        except (ValueError, DegenerateCovarianceError) as exc:
+            raise bad(str(exc)) from None
+        dtype = input_dtype(means)  # float32 for a model fitted on float32 X
         rtol = 1e-8 if dtype == np.float64 else 1e-4
-        if not np.allclose(params.precisions_cholesky, arrays["precisions_cholesky_"], rtol=rtol, atol=0):
-            raise ValueError(f"{path}: precisions_cholesky_ does not match covariances_.")
-        check_weights(arrays["weights_"], params.n_components, "weights_")
+        pc = arrays["precisions_cholesky_"]
+        if pc.shape != params.precisions_cholesky.shape or not np.allclose(
+                params.precisions_cholesky, pc, rtol=rtol, atol=0):
+            raise bad("precisions_cholesky_ does not match covariances_")
+        try:
+            check_weights(arrays["weights_"], params.n_components, "weights_")
+        except ValueError as exc:
+            raise bad(str(exc)) from None
         model._dtype = dtype
         model.weights_ = params.weights.astype(dtype, copy=False)
         model.means_ = params.means.astype(dtype, copy=False)
         model.covariances_ = params.covariances.astype(dtype, copy=False)
-        model.precisions_cholesky_ = arrays["precisions_cholesky_"].astype(dtype, copy=False)
+        model.precisions_cholesky_ = pc.astype(dtype, copy=False)
         model.precisions_ = params.model.precisions(params.precisions_cholesky).astype(dtype,
                                                                                       copy=False)
         model.lower_bounds_ = arrays["lower_bounds_"]
         model.lower_bound_ = float(model.lower_bounds_[-1]) if model.lower_bounds_.size else -np.inf
-        model.converged_ = bool(header["fitted"]["converged_"])
-        model.n_iter_ = int(header["fitted"]["n_iter_"])
-        model.n_features_in_ = int(header["fitted"]["n_features_in_"])
-        if model.n_features_in_ != params.means.shape[1]:
-            raise ValueError(f"{path}: n_features_in_ does not match means_.")
+        model.converged_ = converged
+        model.n_iter_ = n_iter
+        model.n_features_in_ = n_features
         model._fitted_type = params.covariance_type
         return model

@@ -13,6 +13,7 @@ from emlab import (
     GaussianMixture,
     LikelihoodDecreaseWarning,
     MixtureParams,
+    ModelFileError,
 )
 from emlab.datasets import load_iris
 
@@ -79,16 +80,73 @@ def test_load_refuses_pickles_and_tampering(tmp_path):
     data = dict(np.load(good, allow_pickle=False))
     evil = tmp_path / "evil.npz"
     np.savez(evil, **{**data, "means_": np.array([object()], dtype=object)})
-    with pytest.raises(ValueError, match="pickled"):  # numpy refuses object arrays without pickle
+    with pytest.raises(ModelFileError, match="evil.npz .*object array"):  # never unpickled
         GaussianMixture.load(evil)
     bent = tmp_path / "bent.npz"
     np.savez(bent, **{**data, "covariances_": -data["covariances_"]})
-    with pytest.raises(ArithmeticError, match="not positive definite"):
+    with pytest.raises(ModelFileError, match="not positive definite"):
         GaussianMixture.load(bent)
     other = tmp_path / "other.npz"
     np.savez(other, header=np.array('{"format": "something/9"}'))
-    with pytest.raises(ValueError, match="holds format 'something/9'"):
+    with pytest.raises(ModelFileError, match="holds format 'something/9'"):
         GaussianMixture.load(other)
+
+
+def _damaged_files(tmp_path):
+    """(name, path) of every kind of damaged, foreign, truncated or empty file."""
+    import json
+
+    gm = GaussianMixture(2, random_state=0).fit(X_IRIS)
+    good = tmp_path / "good.npz"
+    gm.save(good)
+    data = dict(np.load(good, allow_pickle=False))
+    header = json.loads(str(data["header"]))
+
+    def variant(name, **changes):
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **{**data, **changes})
+        return name, path
+
+    def with_header(name, value):
+        return variant(name, header=np.array(json.dumps(value)))
+
+    raw = good.read_bytes()
+    files = [
+        variant("nan-means", means_=np.where(np.eye(*data["means_"].shape) > 0, np.nan,
+                                             data["means_"])),
+        variant("inf-weights", weights_=np.array([np.inf, 0.5])),
+        variant("nan-bounds", lower_bounds_=np.append(data["lower_bounds_"], np.nan)),
+        variant("empty-bounds", lower_bounds_=np.empty(0)),
+        variant("three-components", weights_=np.array([0.2, 0.3, 0.5])),
+        with_header("wrong-k", {**header, "settings": {**header["settings"], "n_components": 3}}),
+        with_header("list-header", [1, 2, 3]),
+        with_header("unknown-setting", {**header, "settings": {**header["settings"], "bogus": 1}}),
+        with_header("bad-setting", {**header, "settings": {**header["settings"],
+                                                           "covariance_type": "round"}}),
+        with_header("no-fitted", {"format": header["format"], "settings": header["settings"]}),
+        variant("extra-array", extra_=np.zeros(2)),
+        variant("int-means", means_=data["means_"].astype(np.int64)),
+    ]
+    for name, content in [("random-bytes", bytes(range(256)) * 8), ("text", b"weights,means\n1,2\n"),
+                          ("empty", b""), ("truncated", raw[: len(raw) // 2])]:
+        path = tmp_path / f"{name}.npz"
+        path.write_bytes(content)
+        files.append((name, path))
+    npy = tmp_path / "plain.npy"
+    np.save(npy, np.arange(3.0))
+    files.append(("plain-npy", npy))
+    return files
+
+
+def test_load_names_the_file_and_the_damage_for_every_kind_of_bad_file(tmp_path):
+    for name, path in _damaged_files(tmp_path):
+        with pytest.raises(ModelFileError) as info:
+            GaussianMixture.load(path)
+        message = str(info.value)
+        assert str(path) in message, name
+        assert "allow_pickle" not in message, name  # never suggests the unsafe fix
+    with pytest.raises(FileNotFoundError):
+        GaussianMixture.load(tmp_path / "missing.npz")
 
 
 def test_warm_start_continues_from_the_fitted_parameters():
