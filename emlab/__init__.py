@@ -18,10 +18,12 @@ from .exceptions import (
     LikelihoodDecreaseWarning,
     ModelFileError,
     NotFittedError,
+    SingularHessianError,
     UnderflowWarning,
 )
 from .family_hmm import HMM
 from .gmmhmm import GMMHMM
+from .experts import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from .hidden_mlp import BinaryHiddenMLPClassifier
 from .hmm import CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 from .kmeans import KMeans, kmeans_plusplus
@@ -51,12 +53,15 @@ __all__ = [
     "LikelihoodDecreaseError",
     "LikelihoodDecreaseWarning",
     "MixtureModel",
+    "MixtureOfExpertsClassifier",
+    "MixtureOfExpertsRegressor",
     "ModelFileError",
     "MultinomialHMM",
     "MixtureParams",
     "NotFittedError",
     "PoissonHMM",
     "Selection",
+    "SingularHessianError",
     "SufficientStatistics",
     "UnderflowWarning",
     "VariationalCategoricalHMM",

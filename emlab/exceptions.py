@@ -51,3 +51,14 @@ class UnderflowWarning(RuntimeWarning):
 class ModelFileError(ValueError):
     """A file given to ``load`` is not a usable saved model (foreign, truncated, empty or
     edited); the message names the file and what is wrong."""
+
+
+class SingularHessianError(ArithmeticError):
+    """The Newton system of an M-step block has no Cholesky factor.
+
+    Raised when the system has non-finite entries (an overflow: X on a huge
+    scale), or is not positive definite even with a ridge of 1e-6 times its
+    largest diagonal entry added (see ``_solve``: smaller ridges are tried
+    first, for directions of numerically zero curvature, such as a constant
+    feature with ``alpha=0`` or saturated probabilities).
+    """
