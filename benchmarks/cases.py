@@ -8,9 +8,10 @@ components; ``bgmm-full-N1e5-d8-K8``: the variational Bayesian mixture
 with 4 states and full-covariance Gaussian emissions in 3 features, fitted to
 1000 sequences of 1000 steps; ``hmm-gmm-diag-T1e5-d3-K4-M3`` (3 Gaussians per
 state), ``hmm-multinomial-T1e5-M10-K4-N20`` (counts of 10 symbols in 20 trials
-per row) and ``hmm-vcategorical-T1e5-M10-K4`` (the variational categorical
-HMM) are hmmlearn's ``GMMHMM``, ``MultinomialHMM`` and
-``VariationalCategoricalHMM``. Names can be parsed back
+per row), ``hmm-vcategorical-T1e5-M10-K4`` (the variational categorical
+HMM) and ``hmm-vgaussian-full-T1e5-d3-K4`` (the variational Gaussian HMM) are
+hmmlearn's ``GMMHMM``, ``MultinomialHMM``, ``VariationalCategoricalHMM`` and
+``VariationalGaussianHMM``. Names can be parsed back
 (:func:`parse_case_name`), so any size can be asked for on the command line,
 not only those in the grids.
 """
@@ -19,12 +20,16 @@ import re
 from dataclasses import dataclass, field
 
 MODELS = ("gmm", "bgmm", "kmeans", "hmm-gaussian", "hmm-categorical", "hmm-gmm",
-          "hmm-multinomial", "hmm-vcategorical")
+          "hmm-multinomial", "hmm-vcategorical", "hmm-vgaussian")
 #: The hidden Markov models: Gaussian, categorical, Gaussian-mixture (``GMMHMM``),
-#: multinomial (counts per row) and the variational categorical one
-#: (``VariationalCategoricalHMM``), each against hmmlearn's class of the same name.
+#: multinomial (counts per row) and the variational categorical and Gaussian ones
+#: (``VariationalCategoricalHMM``, ``VariationalGaussianHMM``), each against
+#: hmmlearn's class of the same name.
 HMM_MODELS = ("hmm-gaussian", "hmm-categorical", "hmm-gmm", "hmm-multinomial",
-              "hmm-vcategorical")
+              "hmm-vcategorical", "hmm-vgaussian")
+#: The HMMs whose emissions are one Gaussian per state (the same data, flop counts and
+#: name form, ``<model>-<covariance type>-[S<s>x]T<t>-d<d>-K<k>``).
+GAUSSIAN_HMM_MODELS = ("hmm-gaussian", "hmm-vgaussian")
 #: The HMMs whose data are symbols (one integer column; ``n_features`` is the number of symbols).
 SYMBOL_MODELS = ("hmm-categorical", "hmm-vcategorical")
 #: The Gaussian mixtures: maximum likelihood (``gmm``, ``GaussianMixture``) and
@@ -90,7 +95,7 @@ class Case:
     Parameters
     ----------
     model : {'gmm', 'bgmm', 'kmeans', 'hmm-gaussian', 'hmm-categorical', 'hmm-gmm', \
-'hmm-multinomial', 'hmm-vcategorical'}
+'hmm-multinomial', 'hmm-vcategorical', 'hmm-vgaussian'}
     n_samples, n_features, n_components : int
         For an HMM, ``n_samples`` is the total number of steps over all
         sequences; for ``'hmm-categorical'`` and ``'hmm-vcategorical'``
@@ -98,7 +103,8 @@ class Case:
         column), for ``'hmm-multinomial'`` too (the data are ``n_features``
         integer columns of counts, each row summing to ``n_trials``).
     covariance_type : {'full', 'tied', 'diag', 'spherical'} or None
-        For ``model='gmm'``, ``'bgmm'``, ``'hmm-gaussian'`` and ``'hmm-gmm'`` only.
+        For ``model='gmm'``, ``'bgmm'``, ``'hmm-gaussian'``, ``'hmm-vgaussian'`` and
+        ``'hmm-gmm'`` only.
     peer : str
         The library emlab is compared with (a key of :data:`benchmarks.peers.LIBRARIES`);
         its ratios are the case's ``speedup`` and ``memory_ratio``.
@@ -149,7 +155,7 @@ class Case:
             if self.model == "hmm-gmm":
                 return (f"hmm-gmm-{self.covariance_type}-{length}-d{self.n_features}"
                         f"-K{self.n_components}-M{self.n_mix}")
-            return (f"hmm-gaussian-{self.covariance_type}-{length}-d{self.n_features}"
+            return (f"{self.model}-{self.covariance_type}-{length}-d{self.n_features}"
                     f"-K{self.n_components}")
         kind = (f"{self.model}-{self.covariance_type}" if self.model in MIXTURE_MODELS
                 else self.model)
@@ -230,7 +236,10 @@ def useful_flops(model, covariance_type, n, d, k, n_mix=1):
     ``4 n k d``: the log-emissions are one (n x d) by (d x k) product
     (``2 n k d``) and the emission statistics another (``gamma^T X``);
     ``'hmm-vcategorical'`` the categorical count (the digammas of the
-    variational E-step are O(k d), independent of n).
+    variational E-step are O(k d), independent of n); ``'hmm-vgaussian'``
+    the Gaussian HMM's (its E-step's expected log-density is a Gaussian
+    log-density plus a per-state constant, and its M-step the same weighted
+    moments; the digammas and the KL terms are O(k d^3), independent of n).
 
     The variational Bayesian mixture (``'bgmm'``) has the mixture's counts:
     its iteration is the same E-step (a Gaussian log-density plus a
@@ -245,7 +254,7 @@ def useful_flops(model, covariance_type, n, d, k, n_mix=1):
         return 6 * n * k * k + 4 * n * k * d
     if model == "hmm-gmm":
         return 6 * n * k * k + useful_flops("gmm", covariance_type, n, d, k * n_mix)
-    if model == "hmm-gaussian":
+    if model in GAUSSIAN_HMM_MODELS:
         return 6 * n * k * k + useful_flops("gmm", covariance_type, n, d, k)
     counts = {
         "full": 2 * n * k * d * d,
@@ -285,7 +294,7 @@ _NAME = re.compile(
     rf"-N(?P<n>{_COUNT})-d(?P<d>\d+)-K(?P<k>\d+)$"
 )
 _HMM_NAME = re.compile(
-    rf"^hmm-(?:gaussian-(?P<cov>full|tied|diag|spherical)|(?P<cat>categorical))"
+    rf"^hmm-(?:(?P<gauss>v?gaussian)-(?P<cov>full|tied|diag|spherical)|(?P<cat>categorical))"
     rf"-(?:S(?P<s>{_COUNT})x)?T(?P<t>{_COUNT})-(?:d(?P<d>\d+)|M(?P<m>\d+))-K(?P<k>\d+)$"
 )
 _HMM_NEW_NAME = re.compile(
@@ -301,7 +310,8 @@ NAME_FORMS = ("gmm-<full|tied|diag|spherical>-N<n>-d<d>-K<k>",
               "hmm-categorical-[S<s>x]T<t>-M<symbols>-K<k>",
               "hmm-gmm-<full|tied|diag|spherical>-[S<s>x]T<t>-d<d>-K<k>-M<n_mix>",
               "hmm-multinomial-[S<s>x]T<t>-M<symbols>-K<k>-N<trials>",
-              "hmm-vcategorical-[S<s>x]T<t>-M<symbols>-K<k>")
+              "hmm-vcategorical-[S<s>x]T<t>-M<symbols>-K<k>",
+              "hmm-vgaussian-<full|tied|diag|spherical>-[S<s>x]T<t>-d<d>-K<k>")
 
 
 def parse_count(text):
@@ -370,6 +380,9 @@ def _case_from_name(name):
             raise ValueError(f"case {name!r}: S and T must be at least 1")
         if hmm["cat"]:
             return hmm_categorical_case(n_sequences, length, int(hmm["m"]), int(hmm["k"]))
+        if hmm["gauss"] == "vgaussian":
+            return hmm_vgaussian_case(hmm["cov"], n_sequences, length, int(hmm["d"]),
+                                      int(hmm["k"]))
         return hmm_gaussian_case(hmm["cov"], n_sequences, length, int(hmm["d"]), int(hmm["k"]))
     if match is None or (match["model"] in MIXTURE_MODELS) != (match["cov"] is not None):
         raise ValueError(
@@ -377,8 +390,8 @@ def _case_from_name(name):
             f"or 'bgmm-full-N1e5-d8-K8' (covariance type one of {COVARIANCE_TYPES}), "
             f"'kmeans-N1e6-d8-K8', "
             f"'hmm-gaussian-full-S1000xT1000-d3-K4', 'hmm-categorical-T1e6-M10-K4', "
-            f"'hmm-gmm-diag-T1e5-d3-K4-M3', 'hmm-multinomial-T1e5-M10-K4-N20' or "
-            f"'hmm-vcategorical-T1e5-M10-K4'."
+            f"'hmm-gmm-diag-T1e5-d3-K4-M3', 'hmm-multinomial-T1e5-M10-K4-N20', "
+            f"'hmm-vcategorical-T1e5-M10-K4' or 'hmm-vgaussian-full-T1e5-d3-K4'."
         )
     n = parse_count(match["n"])
     if match["model"] == "kmeans":
@@ -480,8 +493,9 @@ def hmm_gmm_case(covariance_type, n_sequences, length, d, k, n_mix, *, speedup_l
     trajectories part after the first iteration (see emlab's ``GMMHMM``);
     with the means fixed both compute the same iterates and the whole
     trajectory is checked. The memory target is off by default
-    (``memory=True`` sets it): the unit ``8 T K`` counts states, and a fit
-    holds posteriors of the ``K * n_mix`` components.
+    (``memory=True`` sets it): the unit ``8 T K`` counts states, and until its
+    fused emission kernels a fit held posteriors of the ``K * n_mix``
+    components (measured since: about 3.2 x 8TK at T = 1e5, K = 4, n_mix = 3).
     """
     return Case("hmm-gmm", n_sequences * length, d, k, covariance_type, peer=HMM_PEERS[0],
                 separation=4.0, n_sequences=n_sequences, extra_peers=HMM_PEERS[1:],
@@ -509,6 +523,18 @@ def hmm_vcategorical_case(n_sequences, length, n_symbols, k, *, speedup_log=None
                 targets=_hmm_targets(speedup_log, speedup_scaling, memory))
 
 
+def hmm_vgaussian_case(covariance_type, n_sequences, length, d, k, *, speedup_log=None,
+                       speedup_scaling=None, memory=False):
+    """A variational Gaussian HMM case (``VariationalGaussianHMM``); the data are the Gaussian
+    HMM case's of the same sizes (same generator and seed, separation 4), the trajectory
+    is the total ELBO (both libraries record it with every constant); peers as
+    :func:`hmm_gaussian_case`, memory measured (the target only with ``memory=True``)."""
+    return Case("hmm-vgaussian", n_sequences * length, d, k, covariance_type,
+                peer=HMM_PEERS[0], separation=4.0, n_sequences=n_sequences,
+                extra_peers=HMM_PEERS[1:],
+                targets=_hmm_targets(speedup_log, speedup_scaling, memory))
+
+
 def default_cases():
     """The full grid: every size the issue sets a target at, and tied/spherical for completeness.
 
@@ -518,8 +544,9 @@ def default_cases():
     without a speed target. Every HMM case of issue 6 has the memory target
     (growth at most :data:`HMM_MEMORY_TK` float64 T x K arrays). The newer
     HMMs (``GMMHMM`` with diagonal covariances and 3 Gaussians per state,
-    ``MultinomialHMM`` with 20 trials per row, ``VariationalCategoricalHMM``;
-    10**5 steps, 4 states) are measured with the trajectory check only.
+    ``MultinomialHMM`` with 20 trials per row, ``VariationalCategoricalHMM``,
+    ``VariationalGaussianHMM`` with full covariances; 10**5 steps, 4 states)
+    are measured with the trajectory check only.
 
     The variational Bayesian mixture (``bgmm``) is held to a speed-up of the
     same order as ``GaussianMixture``'s at a comparable size: >= 10 with full
@@ -546,6 +573,7 @@ def default_cases():
         hmm_gmm_case("diag", 1, 10**5, 3, 4, 3),
         hmm_multinomial_case(1, 10**5, 10, 4, 20),
         hmm_vcategorical_case(1, 10**5, 10, 4),
+        hmm_vgaussian_case("full", 1, 10**5, 3, 4),
     ]
 
 
@@ -564,6 +592,7 @@ def quick_cases():
         hmm_gmm_case("diag", 4, 500, 2, 2, 2),
         hmm_multinomial_case(1, 3000, 5, 3, 10),
         hmm_vcategorical_case(1, 3000, 6, 3),
+        hmm_vgaussian_case("full", 4, 500, 2, 3),
     ]
 
 

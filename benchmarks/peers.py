@@ -73,10 +73,18 @@ GMM_HMM_PARAMS = "stcw"
 #: The variational HMM's attributes set on both libraries (hmmlearn's names).
 VHMM_ATTRIBUTES = ("startprob_prior_", "transmat_prior_", "emissionprob_prior_",
                    "startprob_posterior_", "transmat_posterior_", "emissionprob_posterior_")
+#: The variational Gaussian HMM's attributes set on both libraries (hmmlearn's names).
+VGAUSSIAN_ATTRIBUTES = ("startprob_prior_", "transmat_prior_", "means_prior_", "beta_prior_",
+                        "dof_prior_", "scale_prior_", "startprob_posterior_",
+                        "transmat_posterior_", "means_posterior_", "beta_posterior_",
+                        "dof_posterior_", "scale_posterior_")
+#: The HMMs fitted by variational Bayes: their start is priors and posteriors.
+VARIATIONAL_MODELS = ("hmm-vcategorical", "hmm-vgaussian")
 
 
 def vhmm_start(case, start):
-    """Priors and starting posteriors of a ``'hmm-vcategorical'`` case, from its start.
+    """Priors and starting posteriors of a ``'hmm-vcategorical'`` case, from its start
+    (of a ``'hmm-vgaussian'`` one: :func:`vgaussian_start`).
 
     Priors: hmmlearn's defaults, made explicit (``1/K`` for the start and
     transition rows, ``1/M`` for the emission rows). Posteriors: the prior
@@ -89,6 +97,8 @@ def vhmm_start(case, start):
     dict
         ``{attribute: ndarray}`` for :data:`VHMM_ATTRIBUTES`.
     """
+    if case.model == "hmm-vgaussian":
+        return vgaussian_start(case, start)
     k, m = case.n_components, case.n_features
     priors = {"startprob_prior_": np.full(k, 1.0 / k),
               "transmat_prior_": np.full((k, k), 1.0 / k),
@@ -102,15 +112,73 @@ def vhmm_start(case, start):
     return {**priors, **posteriors}
 
 
+def vgaussian_start(case, start):
+    """Priors and starting posteriors of a ``'hmm-vgaussian'`` case, from its start.
+
+    Priors: hmmlearn's defaults made explicit (``1/K`` for the start and
+    transition rows, ``beta_prior_ = 1``, ``dof_prior_ = d``, ``scale_prior_``
+    ``1e-3`` times the identity in the covariance type's shape), except
+    ``means_prior_ = 0`` where hmmlearn's is the data's mean (the start knows
+    no data; the generated means scatter about 0). Posteriors: the prior plus
+    the counts a uniform spread of the data over the states would give (as
+    :func:`vhmm_start`: ``S`` starts, ``(T - S) / K`` transitions and ``T / K``
+    rows per state, ``T`` for the one 'tied' scale), the start's means as the
+    posterior means, and the start's covariances times the posterior degrees of
+    freedom as the scales (their posterior mean is then the start's covariances,
+    as in hmmlearn's initialisation).
+
+    Returns
+    -------
+    dict
+        ``{attribute: ndarray}`` for :data:`VGAUSSIAN_ATTRIBUTES` (floats for the 'tied'
+        degrees of freedom, as hmmlearn requires).
+    """
+    k, d, ct = case.n_components, case.n_features, case.covariance_type
+    n, s = case.n_samples, case.n_sequences
+    if ct == "tied":
+        dof_prior, scale_prior = float(d), 1e-3 * np.eye(d)  # hmmlearn wants numbers here
+        dof = dof_prior + n
+        scale = np.asarray(start.covariances) * dof
+    else:
+        dof_prior = np.full(k, float(d))
+        scale_prior = {"full": np.broadcast_to(1e-3 * np.eye(d), (k, d, d)).copy(),
+                       "diag": np.full((k, d), 1e-3), "spherical": np.full(k, 1e-3)}[ct]
+        dof = dof_prior + n / k
+        cov = np.asarray(start.covariances)
+        scale = cov * dof.reshape((k,) + (1,) * (cov.ndim - 1))
+    return {
+        "startprob_prior_": np.full(k, 1.0 / k),
+        "transmat_prior_": np.full((k, k), 1.0 / k),
+        "means_prior_": np.zeros((k, d)),
+        "beta_prior_": np.ones(k),
+        "dof_prior_": dof_prior,
+        "scale_prior_": scale_prior,
+        "startprob_posterior_": 1.0 / k + s * start.startprob,
+        "transmat_posterior_": 1.0 / k + (n - s) / k * start.transmat,
+        "means_posterior_": np.array(start.means, dtype=np.float64),
+        "beta_posterior_": 1.0 + np.full(k, n / k),
+        "dof_posterior_": dof,
+        "scale_posterior_": scale,
+    }
+
+
 def set_hmm_start(estimator, case, start, covariances_name):
     """Set the start of an HMM case as attributes of ``estimator`` (either library's).
 
     ``covariances_name``: ``'covars_'`` (hmmlearn, emlab's ``GMMHMM``) or
-    ``'covariances_'`` (emlab's ``GaussianHMM``). Every attribute is a copy.
+    ``'covariances_'`` (emlab's ``GaussianHMM``); for the variational Gaussian
+    HMM, ``'covars_'`` (hmmlearn, which reads ``covars_`` before its first
+    M-step: it is set to the posterior mean of the covariances) or None
+    (emlab, which derives it from the posteriors). Every attribute is a copy.
     """
-    if case.model == "hmm-vcategorical":
-        for name, value in vhmm_start(case, start).items():
-            setattr(estimator, name, value.copy())
+    if case.model in VARIATIONAL_MODELS:
+        attributes = vhmm_start(case, start)
+        for name, value in attributes.items():
+            setattr(estimator, name, value.copy() if isinstance(value, np.ndarray) else value)
+        if case.model == "hmm-vgaussian" and covariances_name is not None:
+            scale, dof = attributes["scale_posterior_"], attributes["dof_posterior_"]
+            setattr(estimator, covariances_name,
+                    scale / np.reshape(dof, np.shape(dof) + (1,) * (scale.ndim - np.ndim(dof))))
         return estimator
     if case.model in ("hmm-categorical", "hmm-multinomial"):
         estimator.emissionprob_ = start.emissionprob.copy()
@@ -176,11 +244,11 @@ def start_resp(start, X):
 class Emlab:
     """emlab's :class:`~emlab.GaussianMixture`, :class:`~emlab.BayesianGaussianMixture`,
     :class:`~emlab.KMeans`, ``GaussianHMM``, ``CategoricalHMM``, ``GMMHMM``,
-    ``MultinomialHMM`` and ``VariationalCategoricalHMM``."""
+    ``MultinomialHMM``, ``VariationalCategoricalHMM`` and ``VariationalGaussianHMM``."""
 
     name = "emlab"
     models = ("gmm", "bgmm", "kmeans", "hmm-gaussian", "hmm-categorical", "hmm-gmm",
-              "hmm-multinomial", "hmm-vcategorical")
+              "hmm-multinomial", "hmm-vcategorical", "hmm-vgaussian")
     numba_cache = True  # cold start is also measured with an empty Numba cache
 
     def version(self):
@@ -236,7 +304,7 @@ class Emlab:
     def _fit_hmm(self, case, X, start, max_iter):
         """Baum-Welch from ``start`` (``init_params=''``), every parameter learned
         (``GMMHMM``: all but the means, :data:`GMM_HMM_PARAMS`; the variational
-        model: its posteriors, from :func:`vhmm_start`).
+        models: their posteriors, from :func:`vhmm_start` and :func:`vgaussian_start`).
 
         ``reg_covar=0``: hmmlearn, given ``covars_prior=0`` (``GMMHMM``: its
         flat defaults), adds nothing to the covariances either, so both
@@ -254,6 +322,11 @@ class Emlab:
         elif case.model == "hmm-vcategorical":
             estimator = emlab.VariationalCategoricalHMM(n_components=k,
                                                         n_features=case.n_features, **common)
+        elif case.model == "hmm-vgaussian":
+            estimator = emlab.VariationalGaussianHMM(n_components=k,
+                                                     covariance_type=case.covariance_type,
+                                                     **common)
+            covariances_name = None
         elif case.model == "hmm-multinomial":  # flat emission prior: hmmlearn's has none
             estimator = emlab.MultinomialHMM(n_components=k, n_trials=case.n_trials,
                                              emissionprob_prior=1.0, **common)
@@ -371,8 +444,8 @@ class _RecordWarnings(logging.Handler):
 
 
 class Hmmlearn:
-    """hmmlearn's ``GaussianHMM``, ``CategoricalHMM``, ``GMMHMM``, ``MultinomialHMM`` and
-    ``VariationalCategoricalHMM`` with one implementation of
+    """hmmlearn's ``GaussianHMM``, ``CategoricalHMM``, ``GMMHMM``, ``MultinomialHMM``,
+    ``VariationalCategoricalHMM`` and ``VariationalGaussianHMM`` with one implementation of
     its forward-backward: ``'log'`` (its default, log-space recursions) or
     ``'scaling'`` (scaled probabilities). Registered once per implementation,
     as ``hmmlearn-log`` and ``hmmlearn-scaling``.
@@ -399,7 +472,7 @@ class Hmmlearn:
     """
 
     models = ("hmm-gaussian", "hmm-categorical", "hmm-gmm", "hmm-multinomial",
-              "hmm-vcategorical")
+              "hmm-vcategorical", "hmm-vgaussian")
     numba_cache = False
     blas_threads = 1
 
@@ -446,8 +519,9 @@ class Hmmlearn:
         default ``covars_prior`` is flat only when ``n_mix = d``: it gets
         ``-(d + 2) / 2``, emlab's flat value; ``params='stcw'``
         (:data:`GMM_HMM_PARAMS`). ``MultinomialHMM`` has no emission prior;
-        emlab's gets ``emissionprob_prior=1``. The variational model gets
-        :func:`vhmm_start`'s priors and posteriors on both sides.
+        emlab's gets ``emissionprob_prior=1``. The variational models get
+        :func:`vhmm_start`'s (:func:`vgaussian_start`'s) priors and posteriors
+        on both sides, every parameter learned.
         """
         from hmmlearn import hmm, vhmm
 
@@ -462,6 +536,10 @@ class Hmmlearn:
             estimator = vhmm.VariationalCategoricalHMM(n_components=k,
                                                        n_features=case.n_features,
                                                        params="ste", **common)
+        elif case.model == "hmm-vgaussian":
+            estimator = vhmm.VariationalGaussianHMM(n_components=k,
+                                                    covariance_type=case.covariance_type,
+                                                    params="stmc", **common)
         elif case.model == "hmm-multinomial":
             estimator = hmm.MultinomialHMM(n_components=k, n_trials=case.n_trials,
                                            params="ste", **common)

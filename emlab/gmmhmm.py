@@ -5,15 +5,16 @@ The emission density of state k is a mixture of ``n_mix`` Gaussians,
 :class:`~emlab.hmm.BaseHMM` (the EM driver, its monotonicity guard, chunked and
 Dask fits); this module supplies the emission model only:
 
-* log-emissions: emlab's Gaussian kernels (``MODELS[ct].log_gaussian``) on all
-  ``K * n_mix`` components at once, block by block, then a log-sum-exp over the
-  ``n_mix`` components of each state (nothing of shape (n, K, n_mix, d) is
-  formed);
-* statistics: the responsibilities of the ``K * n_mix`` components are
-  ``gamma_tk`` times the within-state mixture posteriors; from them, the
+* log-emissions: one fused kernel (:mod:`emlab._kernels.gmmhmm`) computes the
+  log-densities of all ``K * n_mix`` components tile by tile and keeps only
+  each state's log-sum-exp over its ``n_mix`` components (nothing of shape
+  (n, K * n_mix) is formed);
+* statistics: another kernel, in one pass over X, computes the
+  responsibilities of the ``K * n_mix`` components (``gamma_tk`` times the
+  within-state mixture posteriors) tile by tile and accumulates from them the
   centred Gaussian statistics of :func:`emlab.mixture.sufficient_statistics`
   (a :class:`~emlab.mixture.GaussianStatistics`, which chunks add by the
-  pairwise update);
+  pairwise update), again with no (n, K * n_mix) array;
 * M-step: hmmlearn 0.3.3's MAP updates with its priors (``weights_prior``,
   ``means_prior``/``means_weight``, ``covars_prior``/``covars_weight``, in
   hmmlearn's ``GMMHMM`` parametrisation per covariance type), plus
@@ -24,10 +25,15 @@ Dask fits); this module supplies the emission model only:
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
-from . import mixture
+from . import _config, mixture
 from ._covariance import MODELS, _check_positive_variances, _cholesky_precision, ridge_deficit
+from ._kernels.gmmhmm import (
+    emission_statistics_diag,
+    emission_statistics_full,
+    log_emission_diag,
+    log_emission_full,
+)
 from ._validation import check_array, check_int, check_option, check_scalar
 from .em import ChunkedData, SufficientStatistics
 from .hmm import (
@@ -36,7 +42,6 @@ from .hmm import (
     BaseHMM,
     _data_shape,
     _doc,
-    _row_blocks,
     check_prior,
     check_probabilities,
     dirichlet_map,
@@ -102,12 +107,64 @@ class GMMEmission:
         k, m, d = self.means.shape
         return self.means.reshape(k * m, d)
 
+    @property
+    def log_weights(self):
+        """``log w_km`` of the K * M components flattened (``-inf`` for a zero weight)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.weights).reshape(-1)
+
+    def kernel_factors(self):
+        """The kernels' precision factors of the K * M components: the transposed (lower)
+        Cholesky factors (K * M, d, d) for 'full' and 'tied', ``1 / sigma`` (K * M, d) for
+        'diag' and 'spherical' (its one value repeated over the features)."""
+        k, m, d = self.means.shape
+        pc = self.precisions_cholesky
+        if self.kernel_type == "full":
+            return np.ascontiguousarray(np.swapaxes(pc, -1, -2))
+        if self.covariance_type == "spherical":
+            return np.ascontiguousarray(np.broadcast_to(pc[:, None], (k * m, d)))
+        return np.ascontiguousarray(pc)
+
+    def _work(self, n):
+        k, m, d = self.means.shape
+        return n * k * m * (d * d if self.kernel_type == "full" else d)
+
     def component_log_prob(self, X):
         """``log w_km + log N(x | mu_km, Sigma_km)``, shape (n, K * M)."""
         out = MODELS[self.kernel_type].log_gaussian(X, self.flat_means, self.precisions_cholesky)
-        with np.errstate(divide="ignore"):
-            out += np.log(self.weights).reshape(-1)
+        out += self.log_weights
         return out
+
+    def log_emission(self, X):
+        """``log sum_m w_km N(x_t | mu_km, Sigma_km)``, shape (n, K), by one fused kernel."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        n = X.shape[0]
+        out = np.empty((n, self.means.shape[0]))
+        kernel = log_emission_full if self.kernel_type == "full" else log_emission_diag
+        with _config.threads_for(self._work(n)):
+            kernel(X, self.flat_means, self.kernel_factors(), self.log_weights,
+                   _config.CHUNK_ROWS, out)
+        return out
+
+    def statistics(self, X, gamma):
+        """``nk``, means and centred second moments of the K * M components, as
+        :func:`emlab.mixture.sufficient_statistics` of the responsibilities ``gamma_tk
+        p(m | x_t, k)`` about the current means, in one pass over X by a fused kernel
+        (the responsibilities are never formed). ``gamma`` (n, K): the state posteriors.
+        """
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        gamma = np.ascontiguousarray(gamma, dtype=np.float64)
+        n, d = X.shape
+        c = self.means.shape[0] * self.means.shape[1]
+        full = self.kernel_type == "full"
+        second_shape = (c, d, d) if full else (c, d)
+        nk, sums, second = np.empty(c), np.empty((c, d)), np.empty(second_shape)
+        kernel = emission_statistics_full if full else emission_statistics_diag
+        blocks = _config.n_blocks(n, c * (1 + d + int(np.prod(second_shape[1:]))))
+        with _config.threads_for(self._work(n)):
+            kernel(X, gamma, self.flat_means, self.kernel_factors(), self.log_weights, blocks,
+                   nk, sums, second)
+        return mixture._centred(MODELS[self.kernel_type], nk, sums, second, self.flat_means)
 
     def full_covariances(self):
         """(K, M, d, d) matrices, whatever the covariance type."""
@@ -409,43 +466,21 @@ class GMMHMM(BaseHMM):
 
     # ----------------------------------------------------------------------- E-step
 
-    def _component_posteriors(self, X, emission, out_log=None, gamma=None):
-        """Block by block: the per-state log-emission (into ``out_log`` (n, K)) and/or the
-        component responsibilities ``gamma_tk p(m | x_t, k)`` (returned, (n, K * M))."""
-        n = X.shape[0]
-        k, m, _ = emission.means.shape
-        resp = None if gamma is None else np.empty((n, k * m))
-        for rows in _row_blocks(n, 2 * k * m + X.shape[1]):
-            lp = emission.component_log_prob(X[rows]).reshape(-1, k, m)
-            with np.errstate(under="ignore", divide="ignore", invalid="ignore"):
-                lse = logsumexp(lp, axis=2)
-                if out_log is not None:
-                    out_log[rows] = lse
-                if resp is not None:
-                    finite = np.isfinite(lse)
-                    post = np.exp(lp - np.where(finite, lse, 0.0)[:, :, None])
-                    post = np.where(finite[:, :, None], post, 0.0)
-                    resp[rows] = (gamma[rows][:, :, None] * post).reshape(-1, k * m)
-        return resp
-
     def _log_emission(self, X, emission):
-        out = np.empty((X.shape[0], emission.means.shape[0]))
-        self._component_posteriors(X, emission, out_log=out)
-        return out
+        return emission.log_emission(X)
 
     def _emission_statistics(self, X, gamma, emission):
         """The centred :class:`~emlab.mixture.GaussianStatistics` of the K * n_mix components.
 
-        Responsibilities ``gamma_tk p(m | x_t, k)``; 'tied' takes full scatter
+        Responsibilities ``gamma_tk p(m | x_t, k)``, formed tile by tile inside
+        the kernel (:meth:`GMMEmission.statistics`); 'tied' takes full scatter
         matrices per component (summed over each state's components in the
         M-step). Accumulated about the current means; chunks add by the
         pairwise update.
         """
         if not any(c in self.params for c in "mcw"):
             return SufficientStatistics(0.0, X.shape[0])
-        resp = self._component_posteriors(X, emission, gamma=gamma)
-        nk, means, second = mixture.sufficient_statistics(X, resp, emission.flat_means,
-                                                          emission.kernel_type)
+        nk, means, second = emission.statistics(X, gamma)
         return mixture.GaussianStatistics(0.0, X.shape[0], nk=nk, means=means, second=second)
 
     # ----------------------------------------------------------------------- M-step

@@ -299,3 +299,80 @@ def test_the_memory_worker_runs_the_new_hmm_cases():
         report = run_worker({"case": json.loads(json.dumps(_case_fields(case))),
                              "library": library, "max_iter": 2, "threads": 1})
         assert "growth_mib" in report and report["growth_mib"] >= 0, report
+
+
+# --------------------------------------------------------------------------- VariationalGaussianHMM
+
+
+def test_vgaussian_case_names_round_trip():
+    from benchmarks.cases import default_cases, quick_cases
+
+    case = parse_case_name("hmm-vgaussian-full-T1e5-d3-K4")
+    assert (case.model, case.covariance_type, case.n_samples, case.n_features, case.n_columns,
+            case.n_components, case.separation) == ("hmm-vgaussian", "full", 10**5, 3, 3, 4, 4.0)
+    assert case.name == "hmm-vgaussian-full-T1e5-d3-K4"
+    assert case.peers == ("hmmlearn-log", "hmmlearn-scaling")
+    assert {t.describe() for t in case.targets} == {"trajectory_rel_diff <= 1e-06"}
+    assert case.name in {c.name for c in default_cases()}
+    assert "hmm-vgaussian" in {c.model for c in quick_cases()}
+    many = parse_case_name("hmm-vgaussian-tied-S1000xT100-d2-K3")
+    assert (many.n_sequences, many.sequence_length, many.covariance_type) == (1000, 100, "tied")
+    assert many.name == "hmm-vgaussian-tied-S1000xT100-d2-K3"
+    # the Gaussian HMM's flop count, and its parsing unchanged
+    assert useful_flops("hmm-vgaussian", "full", 10, 3, 4) == \
+        useful_flops("hmm-gaussian", "full", 10, 3, 4) == 6 * 10 * 16 + 2 * 10 * 4 * 9
+    assert parse_case_name("hmm-gaussian-full-T1e5-d3-K4").model == "hmm-gaussian"
+    for bad in ("hmm-vgaussian-T1e5-d3-K4", "hmm-vgaussian-full-T1e5-M3-K4",
+                "hmm-vgaussian-full-T1e5-d3-K4-M3"):
+        with pytest.raises(ValueError):
+            parse_case_name(bad)
+
+
+def test_vgaussian_data_and_start_are_the_gaussian_cases():
+    from benchmarks.data import make_data, make_start
+    from benchmarks.peers import VGAUSSIAN_ATTRIBUTES, vhmm_start
+
+    for ct in ("full", "tied", "diag", "spherical"):
+        gaussian = parse_case_name(f"hmm-gaussian-{ct}-T2000-d3-K2")
+        variational = parse_case_name(f"hmm-vgaussian-{ct}-T2000-d3-K2")
+        X = make_data(variational)
+        np.testing.assert_array_equal(X, make_data(gaussian))
+        start = make_start(variational, X)
+        np.testing.assert_array_equal(start.means, make_start(gaussian, X).means)
+        attributes = vhmm_start(variational, start)
+        assert set(attributes) == set(VGAUSSIAN_ATTRIBUTES)
+        dof = np.asarray(attributes["dof_posterior_"], dtype=np.float64)
+        if ct != "tied":  # one per state
+            dof = dof.reshape((-1,) + (1,) * (start.covariances.ndim - 1))
+        # the scales' posterior mean is the start's covariances
+        np.testing.assert_allclose(attributes["scale_posterior_"] / dof, start.covariances,
+                                   rtol=1e-12)
+
+
+def test_the_quick_vgaussian_cases_run_end_to_end():
+    """VariationalGaussianHMM against both hmmlearn implementations, every covariance type:
+    the same ELBO trajectory, report and figure; and the memory worker."""
+    pytest.importorskip("hmmlearn")
+    from benchmarks.memory import _case_fields, run_worker
+    from benchmarks.plot import make_figure
+    from benchmarks.report import format_report
+
+    cases = [parse_case_name(f"hmm-vgaussian-{ct}-S4xT500-d2-K3")
+             for ct in ("full", "tied", "diag", "spherical")]
+    settings = Settings(cases=cases, repeats=1, iterations=(2, 4), memory=False,
+                        cold_start=False, gemm_size=300, bandwidth_mib=16, quick=True)
+    results = run(settings)
+    json.dumps(results)
+    for case, record in zip(cases, results["cases"]):
+        assert record["status"] == "ok", record
+        assert set(record["libraries"]) == {"emlab", "hmmlearn-log", "hmmlearn-scaling"}
+        assert max(record["trajectory_rel_diffs"].values()) == record["trajectory_rel_diff"] <= 1e-6
+        assert not any(record["stopped_early"].values())
+        for library in record["libraries"].values():
+            assert len(library["trajectory"]) == 4 and not library["warnings"], library
+    report = format_report(results)
+    assert all(case.name in report for case in cases)
+    make_figure(results)
+    report = run_worker({"case": json.loads(json.dumps(_case_fields(cases[1]))),
+                         "library": "emlab", "max_iter": 2, "threads": 1})
+    assert "growth_mib" in report and report["growth_mib"] >= 0, report

@@ -8,8 +8,8 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from emlab import GaussianHMM
-from emlab.gmmhmm import GMMHMM
+from emlab import GaussianHMM, mixture
+from emlab.gmmhmm import GMMHMM, GMMEmission
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 RTOL = 1e-6
@@ -94,6 +94,189 @@ def test_a_zero_weight_drops_its_component():
     ours = model._log_emission(X, model._emission_from_attributes())
     single = multivariate_normal.logpdf(X, p["means_"][1, 0], np.diag(p["covars_"][1, 0]))
     np.testing.assert_allclose(ours[:, 1], single, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- fused kernels
+#
+# emlab._kernels.gmmhmm: the per-state log-sum-exp and the components' statistics in one
+# pass over X, against explicit scipy loops and against the NumPy path they replaced (all
+# K * M log-densities, then a log-sum-exp and an (n, K * M) responsibility array).
+
+
+def old_component_posteriors(X, emission, gamma):
+    """The replaced NumPy path: per-state log-emission (n, K) and the (n, K * M)
+    responsibilities ``gamma_tk p(m | x_t, k)``."""
+    k, m, _ = emission.means.shape
+    lp = emission.component_log_prob(X).reshape(-1, k, m)
+    with np.errstate(under="ignore", divide="ignore", invalid="ignore"):
+        lse = logsumexp(lp, axis=2)
+        finite = np.isfinite(lse)
+        post = np.exp(lp - np.where(finite, lse, 0.0)[:, :, None])
+        post = np.where(finite[:, :, None], post, 0.0)
+    return lse, (gamma[:, :, None] * post).reshape(-1, k * m)
+
+
+def old_statistics(X, gamma, emission):
+    _, resp = old_component_posteriors(X, emission, gamma)
+    return mixture.sufficient_statistics(X, resp, emission.flat_means, emission.kernel_type)
+
+
+def random_emission(rng, covariance_type, k, m, d, zero_weights=True):
+    weights = rng.dirichlet(np.ones(m), size=k)
+    if zero_weights and m > 1:  # log w = -inf: a component that drops out
+        weights[1, 0] = 0.0
+        weights[1] /= weights[1].sum()
+    means = 2.0 * rng.normal(size=(k, m, d))
+    return GMMEmission(weights, means, random_covars(rng, covariance_type, k, m, d),
+                       covariance_type)
+
+
+def emission_rows(rng, n, d):
+    """n rows, the last one far from every component."""
+    X = 2.0 * rng.normal(size=(n, d))
+    X[-1] = 40.0
+    return X
+
+
+def explicit_log_emission(X, emission):
+    k, m, d = emission.means.shape
+    out = np.empty((X.shape[0], k))
+    for j in range(k):
+        terms = np.empty((X.shape[0], m))
+        for c in range(m):
+            cov = component_covariance(emission.covars, emission.covariance_type, j, c, d)
+            with np.errstate(divide="ignore"):
+                terms[:, c] = np.log(emission.weights[j, c]) + np.atleast_1d(
+                    multivariate_normal.logpdf(X, emission.means[j, c], cov))
+        for t in range(X.shape[0]):
+            out[t, j] = logsumexp(terms[t])
+    return out
+
+
+KERNEL_SHAPES = [(d, m) for d in (1, 2, 5, 9) for m in (1, 3)]
+
+
+@pytest.mark.parametrize("d, m", KERNEL_SHAPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fused_log_emission_equals_explicit_loops(covariance_type, d, m):
+    rng = np.random.default_rng(10 * d + m)
+    emission = random_emission(rng, covariance_type, 3, m, d)
+    X = emission_rows(rng, 301, d)  # more than two tiles, a partial last one
+    ours = emission.log_emission(X)
+    expected = explicit_log_emission(X, emission)
+    assert np.all(np.isfinite(ours))
+    assert ours[-1].max() < -100  # the far row: every term far below 0, none underflowing
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+    # one sample
+    np.testing.assert_allclose(emission.log_emission(X[:1]), expected[:1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("d, m", KERNEL_SHAPES)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fused_statistics_equal_the_responsibility_path(covariance_type, d, m):
+    rng = np.random.default_rng(10 * d + m + 1)
+    k = 3
+    emission = random_emission(rng, covariance_type, k, m, d)
+    X = emission_rows(rng, 301, d)
+    gamma = rng.dirichlet(np.ones(k), size=X.shape[0])
+    gamma[5] = [1.0, 0.0, 0.0]  # a state of posterior 0
+    nk, means, second = emission.statistics(X, gamma)
+    nk0, means0, second0 = old_statistics(X, gamma, emission)
+    np.testing.assert_allclose(nk, nk0, rtol=1e-10, atol=1e-10 * X.shape[0])
+    np.testing.assert_allclose(means, means0, rtol=1e-10, atol=1e-10 * np.abs(means0).max())
+    np.testing.assert_allclose(second, second0, rtol=1e-10, atol=1e-10 * np.abs(second0).max())
+    np.testing.assert_allclose(nk.reshape(k, m).sum(axis=1), gamma.sum(axis=0), rtol=1e-12)
+    if m > 1:  # the zero-weight component gets nothing
+        assert nk[m] == 0.0 and np.all(second[m] == 0.0)
+    # the log-emission, too, equals the old path's
+    np.testing.assert_allclose(emission.log_emission(X),
+                               old_component_posteriors(X, emission, gamma)[0],
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["full", "diag"])
+def test_fused_kernels_give_a_state_no_component_can_produce_minus_inf(kind):
+    from emlab._config import CHUNK_ROWS, n_blocks
+    from emlab._kernels import gmmhmm as kernels
+
+    rng = np.random.default_rng(3)
+    k, m, d, n = 3, 2, 3, 200
+    X = rng.normal(size=(n, d))
+    means = rng.normal(size=(k * m, d))
+    factors = (np.broadcast_to(np.eye(d), (k * m, d, d)) if kind == "full"
+               else np.ones((k * m, d))).copy()
+    log_weights = np.log(np.full(k * m, 1.0 / m))
+    log_weights[2:4] = -np.inf  # state 1: every term -inf (the wrapper never lets this in)
+    out = np.empty((n, k))
+    getattr(kernels, f"log_emission_{kind}")(X, means, factors, log_weights, CHUNK_ROWS, out)
+    assert not np.any(np.isnan(out))
+    assert np.all(out[:, 1] == -np.inf) and np.all(np.isfinite(out[:, [0, 2]]))
+    gamma = rng.dirichlet(np.ones(k), size=n)
+    nk, sums = np.empty(k * m), np.empty((k * m, d))
+    second = np.empty((k * m, d, d) if kind == "full" else (k * m, d))
+    getattr(kernels, f"emission_statistics_{kind}")(X, gamma, means, factors, log_weights,
+                                                    n_blocks(n, 1), nk, sums, second)
+    for a in (nk, sums, second):
+        assert np.all(np.isfinite(a))
+    assert np.all(nk[2:4] == 0.0) and np.all(sums[2:4] == 0.0) and np.all(second[2:4] == 0.0)
+    np.testing.assert_allclose(nk[[0, 1, 4, 5]].sum(), gamma[:, [0, 2]].sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_fused_statistics_do_not_depend_on_the_thread_count(covariance_type):
+    import numba
+
+    from emlab._config import n_blocks
+    from emlab._kernels import gmmhmm as kernels
+
+    rng = np.random.default_rng(4)
+    k, m, d, n = 3, 2, 3, 5000
+    emission = random_emission(rng, covariance_type, k, m, d)
+    X = emission_rows(rng, n, d)
+    gamma = rng.dirichlet(np.ones(k), size=n)
+    kernel = getattr(kernels, f"emission_statistics_{covariance_type}")
+    blocks = n_blocks(n, 1)
+    assert blocks > 2
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            nk, sums = np.empty(k * m), np.empty((k * m, d))
+            second = np.empty((k * m, d, d) if covariance_type == "full" else (k * m, d))
+            kernel(X, gamma, emission.flat_means, emission.kernel_factors(),
+                   emission.log_weights, blocks, nk, sums, second)
+            results.append((nk, sums, second))
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(results[0], results[-1]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fit_equals_the_responsibility_path(covariance_type, monkeypatch):
+    """Ten Baum-Welch iterations with the fused kernels equal those with the NumPy path."""
+    X, lengths = data()
+    p = start_params(covariance_type)
+    kwargs = dict(covariance_type=covariance_type, max_iter=10, tol=0.0, init_params="",
+                  on_decrease="raise")
+    fused = set_params(GMMHMM(K, M, **kwargs), p)
+    quiet(fused.fit, X, lengths)
+
+    def log_emission(self, X, emission):
+        return old_component_posteriors(X, emission, np.zeros((X.shape[0], K)))[0]
+
+    def statistics(self, X, gamma, emission):
+        nk, means, second = old_statistics(X, gamma, emission)
+        return mixture.GaussianStatistics(0.0, X.shape[0], nk=nk, means=means, second=second)
+
+    monkeypatch.setattr(GMMHMM, "_log_emission", log_emission)
+    monkeypatch.setattr(GMMHMM, "_emission_statistics", statistics)
+    slow = set_params(GMMHMM(K, M, **kwargs), p)
+    quiet(slow.fit, X, lengths)
+    for name in ("startprob_", "transmat_", "weights_", "means_", "covars_", "lower_bounds_"):
+        np.testing.assert_allclose(getattr(fused, name), getattr(slow, name), rtol=1e-10,
+                                   atol=1e-12, err_msg=name)
 
 
 # --------------------------------------------------------------------------- n_mix = 1
