@@ -15,6 +15,7 @@ log(w_{y_i} p(x_i | y_i))``, whose EM is still monotone.
 """
 
 import warnings
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,9 +31,10 @@ from ._validation import (
     check_option,
     check_random_state,
     check_sample_weight,
+    check_scalar,
 )
-from .em import ChunkedData, check_em_options, fit_em
-from .exceptions import EmptyComponentWarning
+from .em import ChunkedData, EMResult, check_em_options, fit_em
+from .exceptions import EmptyComponentWarning, ModelFileError
 from .families import Family
 from .kmeans import KMeans, kmeans_plusplus
 from .mixture import _nearest, align_to_labels, mask_labelled
@@ -232,6 +234,9 @@ class MixtureModel(ParamsMixin):
     verbose : int, default=0
     warm_start : bool, default=False
         Start ``fit`` from the fitted parameters.
+    learning_decay, learning_offset : float, default=0.7, 10.0
+        The step sizes ``g_t = (t + learning_offset)^(-learning_decay)`` of
+        :meth:`partial_fit` (stepwise EM), as in :class:`emlab.GaussianMixture`.
 
     Attributes
     ----------
@@ -255,7 +260,8 @@ class MixtureModel(ParamsMixin):
 
     def __init__(self, family=None, n_components=1, *, tol=1e-3, max_iter=100, n_init=1,
                  init="kmeans", params=None, init_params=None, random_state=None,
-                 on_decrease="warn", verbose=0, warm_start=False):
+                 on_decrease="warn", verbose=0, warm_start=False, learning_decay=0.7,
+                 learning_offset=10.0):
         self.family = family
         self.n_components = n_components
         self.tol = tol
@@ -268,6 +274,8 @@ class MixtureModel(ParamsMixin):
         self.on_decrease = on_decrease
         self.verbose = verbose
         self.warm_start = warm_start
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ----------------------------------------------------------------------- settings
 
@@ -360,6 +368,156 @@ class MixtureModel(ParamsMixin):
                           f"Consider fewer components.", EmptyComponentWarning, stacklevel=2)
         self._set_fitted(result, family, d)
         return self
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (stepwise) EM on a batch of rows. Returns self.
+
+        As :meth:`emlab.GaussianMixture.partial_fit` (Cappé and Moulines,
+        2009), for any family: the running average of the per-sample
+        statistics moves towards the batch's, ``s <- s + g_t (s_batch - s)``,
+        and the family's M-step runs on it. The first call starts from the
+        fitted parameters if any, else from its batch (``init``). ``y`` holds
+        partial labels, as in :meth:`fit`. The monotonicity guard does not
+        apply (each step climbs a noisy estimate of Q); ``lower_bounds_``
+        records each batch's objective per sample under the parameters it was
+        given.
+        """
+        decay = check_scalar(self.learning_decay, "learning_decay", low=0.0)
+        if not 0.5 < decay <= 1.0:
+            raise ValueError(f"learning_decay must be in (0.5, 1] (Robbins-Monro); got {decay}.")
+        offset = check_scalar(self.learning_offset, "learning_offset", low=0.0)
+        family, k, learn, init_letters = self._check_settings()
+        online = getattr(self, "_online", None)
+        first = online is None
+        X_in = family.check_X(X, n_features=None if first else self.n_features_in_,
+                              params=None if first else self._current().components)
+        n, d = X_in.shape
+        weights = check_sample_weight(sample_weight, n)
+        labels = check_labels(y, n, k)
+        model = _FamilyMixtureEM(family, k, d, self.init, learn, init_letters, {}, weights,
+                                 labels, X_in)
+        if first:
+            if hasattr(self, "weights_"):
+                current = self._current()
+                params = model.complete(current.components, current.weights)
+            else:
+                if k > n:
+                    raise ValueError(f"n_components={k} must be <= the first batch's "
+                                     f"n_samples={n}.")
+                model.given = self._given(family, init_letters)
+                params = model.init_params(X_in, check_random_state(self.random_state))
+            self.lower_bounds_ = np.empty(0)
+            self.n_steps_ = 0
+        else:
+            params, running = online
+        batch = model.statistics(X_in, params)
+        objective = (batch.objective + family.log_prior(params.components)) / batch.weight
+        per_sample = (1.0 / batch.weight) * batch
+        if first:
+            running = per_sample
+        else:
+            g = (self.n_steps_ + offset) ** (-decay)
+            running = (1.0 - g) * running + g * per_sample
+        params = model.params_from_statistics(batch.weight * running, params)
+        self.n_steps_ += 1
+        result = EMResult(params, np.append(self.lower_bounds_, objective), False, self.n_steps_)
+        self._set_fitted(result, family, d)
+        self._online = (params, running)
+        return self
+
+    # ----------------------------------------------------------------------- persistence
+
+    _FORMAT = "emlab.MixtureModel/1"
+    _SETTINGS = ("n_components", "tol", "max_iter", "n_init", "init", "params", "init_params",
+                 "on_decrease", "verbose", "warm_start", "learning_decay", "learning_offset")
+
+    def save(self, path):
+        """Write the fitted model to a ``.npz`` file: arrays and JSON text, no pickle.
+
+        The family is stored by name and arguments (the families of
+        :mod:`emlab.families`, nested ones included); :meth:`load` never runs
+        code from the file.
+        """
+        import json
+
+        check_is_fitted(self, "weights_")
+        current = self._current()
+        seed = self.random_state
+        header = {"format": self._FORMAT, "family": family_to_json(self._active_family()),
+                  "settings": {name: getattr(self, name) for name in self._SETTINGS},
+                  "random_state": int(seed) if isinstance(seed, (int, np.integer)) else None,
+                  "fitted": {"converged_": bool(self.converged_), "n_iter_": int(self.n_iter_),
+                             "n_features_in_": int(self.n_features_in_)}}
+        arrays = {f"param_{name}": np.asarray(value) for name, value in current.components.items()}
+        np.savez(path, header=np.array(json.dumps(header)), weights_=current.weights,
+                 lower_bounds_=np.asarray(self.lower_bounds_, dtype=np.float64), **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save` (``allow_pickle=False``), checking what it reads;
+        a damaged or foreign file raises :class:`~emlab.exceptions.ModelFileError`."""
+        import json
+
+        def bad(what):
+            return ModelFileError(f"{path} is not a usable saved emlab MixtureModel: {what}")
+
+        try:
+            data = np.load(path, allow_pickle=False)
+        except ValueError:
+            raise bad("it is not a .npz archive of arrays (emlab never writes pickled data, "
+                      "and does not read it)") from None
+        except (EOFError, zipfile.BadZipFile, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise bad(f"it is empty, truncated or damaged ({type(exc).__name__}: {exc})") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise bad("it holds a single array (.npy), not the .npz archive save writes")
+        with data:
+            try:
+                header = json.loads(str(data["header"]))
+                arrays = {name: np.array(data[name]) for name in data.files if name != "header"}
+            except (KeyError, ValueError) as exc:
+                raise bad(f"its header or arrays cannot be read ({exc})") from None
+        if not isinstance(header, dict) or header.get("format") != cls._FORMAT:
+            raise bad(f"it holds format {header.get('format') if isinstance(header, dict) else header!r}, "
+                      f"not {cls._FORMAT!r}")
+        try:
+            family = family_from_json(header["family"])
+            settings = dict(header["settings"])
+            unknown = sorted(set(settings) - set(cls._SETTINGS))
+            if unknown:
+                raise ValueError(f"unknown setting(s) {unknown}")
+            model = cls(family, random_state=header.get("random_state"), **settings)
+            model._check_settings()
+            fitted = header["fitted"]
+            components = {name[len("param_"):]: value for name, value in arrays.items()
+                          if name.startswith("param_")}
+            for name, value in list(components.items()) + [("weights_", arrays["weights_"])]:
+                if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                    raise ValueError(f"{name} holds NaN or infinite values")
+            bounds = arrays["lower_bounds_"]
+            if bounds.ndim != 1 or not np.all(np.isfinite(bounds)):
+                raise ValueError("lower_bounds_ must be a finite vector")
+            model.weights_ = arrays["weights_"]
+            model.n_features_in_ = int(fitted["n_features_in_"])
+            model._hidden = {}
+            for name, value in components.items():
+                if name in family.attributes:
+                    setattr(model, family.attributes[name], value)
+                else:
+                    model._hidden[name] = value
+            model._fitted_family = family
+            current = model._current()  # checks shapes, weights and the family's constraints
+            if current.weights.shape != (check_int(model.n_components, "n_components"),):
+                raise ValueError(f"weights_ has shape {current.weights.shape}, but n_components is "
+                                 f"{model.n_components}")
+            model.lower_bounds_ = bounds
+            model.lower_bound_ = float(bounds[-1]) if bounds.size else -np.inf
+            model.converged_ = bool(fitted["converged_"])
+            model.n_iter_ = int(fitted["n_iter_"])
+        except (KeyError, TypeError, ValueError, IndexError, ArithmeticError) as exc:
+            raise bad(str(exc)) from None
+        return model
 
     def _active_family(self):
         return getattr(self, "_fitted_family", None) or self._family()
@@ -468,3 +626,43 @@ class MixtureModel(ParamsMixin):
                  for k, c in enumerate(counts) if c > 0]
         y = np.repeat(np.arange(params.weights.shape[0]), counts)
         return np.vstack(parts), y
+
+
+# --------------------------------------------------------------------------- families as JSON
+
+
+def family_to_json(family):
+    """A family of :mod:`emlab.families` as JSON: its class name and arguments."""
+    from . import families
+
+    name = type(family).__name__
+    if getattr(families, name, None) is not type(family):
+        raise ValueError(f"save stores the families of emlab.families by name; "
+                         f"{name} is not one of them (pickle the model yourself).")
+    args = {}
+    for key, value in family._args().items():
+        if isinstance(value, families.Family):
+            value = family_to_json(value)
+        elif isinstance(value, (tuple, np.ndarray)):
+            value = list(np.asarray(value).tolist())
+        args[key] = value
+    return {"family": name, "args": args}
+
+
+def family_from_json(spec):
+    """The family :func:`family_to_json` wrote, rebuilt from the classes of :mod:`emlab.families`."""
+    from . import families
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("family"), str):
+        raise ValueError(f"the family must be {{'family': name, 'args': {{...}}}}; got {spec!r}")
+    cls = getattr(families, spec["family"], None)
+    if not (isinstance(cls, type) and issubclass(cls, families.Family)) or cls is families.Family:
+        raise ValueError(f"unknown family {spec['family']!r}")
+    args = {}
+    for key, value in dict(spec.get("args", {})).items():
+        if isinstance(value, dict) and "family" in value:
+            value = family_from_json(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        args[key] = value
+    return cls(**args)

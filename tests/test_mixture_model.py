@@ -455,3 +455,56 @@ def test_a_mixture_of_mixtures_climbs():
     assert sorted(np.round(model.rates_.ravel()).tolist())[:1] == [1.0]
     X, z = model.sample(20)
     assert X.shape == (20, 1) and z.shape == (20,)
+
+
+# --------------------------------------------------------------------------- online, save and load
+
+
+def test_online_em_approaches_the_batch_fit():
+    rng = np.random.default_rng(15)
+    z = rng.integers(2, size=40_000)
+    C = rng.poisson(np.array([[1.0, 6.0], [7.0, 0.5]])[z]).astype(float)
+    batch = quiet(MixtureModel(Poisson(), 2, random_state=0, tol=1e-8).fit, C)
+    online = MixtureModel(Poisson(), 2, random_state=0)
+    for rows in np.array_split(np.arange(40_000), 40):
+        online.partial_fit(C[rows])
+    order = np.argsort(online.rates_[:, 0])
+    np.testing.assert_allclose(online.rates_[order], batch.rates_[np.argsort(batch.rates_[:, 0])],
+                               rtol=0.02)
+    assert online.n_steps_ == 40 and online.lower_bounds_.shape == (40,)
+    with pytest.raises(ValueError, match="learning_decay must be in"):
+        MixtureModel(Poisson(), 2, learning_decay=0.3).partial_fit(C[:100])
+
+
+@pytest.mark.parametrize("family, data", [
+    (Poisson(prior=(2.0, 0.5)), "counts"),
+    (Categorical(n_categories=[3, 4]), "symbols"),
+    (StudentT("diag"), "real"),
+    ("mixture", "real"),
+], ids=["poisson", "categorical", "student-t", "mixture-of-gaussians"])
+def test_save_and_load_round_trip(tmp_path, family, data):
+    from emlab import ModelFileError
+    from emlab.families import Mixture
+
+    if family == "mixture":
+        family = Mixture(Gaussian("spherical"), 2)
+    rng = np.random.default_rng(16)
+    X = {"counts": rng.poisson(3.0, size=(200, 2)).astype(float),
+         "symbols": np.column_stack([rng.integers(3, size=200), rng.integers(4, size=200)]),
+         "real": rng.normal(size=(200, 2)) + rng.integers(2, size=(200, 1)) * 4}[data]
+    model = quiet(MixtureModel(family, 2, random_state=0, max_iter=20).fit, X)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    back = MixtureModel.load(path)
+    assert back.family == model.family and back.get_params().keys() == model.get_params().keys()
+    np.testing.assert_array_equal(back.score_samples(X), model.score_samples(X))
+    np.testing.assert_array_equal(back.lower_bounds_, model.lower_bounds_)
+    # damaged: NaN parameters, a foreign file
+    data_ = dict(np.load(path, allow_pickle=False))
+    data_["weights_"] = np.array([np.nan, 1.0])
+    np.savez(tmp_path / "nan.npz", **data_)
+    with pytest.raises(ModelFileError, match="nan.npz .*NaN"):
+        MixtureModel.load(tmp_path / "nan.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ModelFileError, match="not a .npz archive"):
+        MixtureModel.load(tmp_path / "text.npz")

@@ -78,11 +78,20 @@ class Family:
     def _args(self):
         return {}
 
+    def _key(self):
+        """The arguments, sequences as tuples: equal families have equal keys."""
+        def canonical(value):
+            if isinstance(value, (list, tuple, np.ndarray)):
+                return tuple(canonical(v) for v in np.asarray(value, dtype=object).tolist()) \
+                    if not isinstance(value, np.ndarray) or value.ndim else value.item()
+            return value
+        return type(self).__name__, tuple((k, canonical(v)) for k, v in self._args().items())
+
     def __eq__(self, other):
-        return type(self) is type(other) and self._args() == other._args()
+        return isinstance(other, Family) and self._key() == other._key()
 
     def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(map(repr, self._args().items())))))
+        return hash(repr(self._key()))
 
 
 def sums_statistics(X, resp):
