@@ -36,6 +36,7 @@ MAX_BLOCKS, ACCUMULATOR_BYTES
 """
 
 import math
+import os
 from contextlib import contextmanager
 
 import numba
@@ -61,9 +62,48 @@ def n_blocks(n_rows, floats_per_block):
     return int(min(MAX_BLOCKS, by_rows, by_memory))
 
 
+# GNU OpenMP (numba's "omp" threading layer, built on libgomp) cannot run in a process forked
+# after its parent used it: the child is terminated ("fork() called from a process already
+# using GNU OpenMP") and a multiprocessing pool waits for it forever. A child forked after
+# the parent ran a kernel therefore gets a clear error at its first kernel call instead.
+_FORKED_AFTER_GOMP = False
+
+
+def _after_fork_in_child():
+    global _FORKED_AFTER_GOMP
+    try:
+        layer = numba.threading_layer()  # a ValueError if the parent never ran a parallel kernel
+    except ValueError:
+        return
+    if layer == "omp":
+        from numba.np.ufunc import omppool
+
+        _FORKED_AFTER_GOMP = getattr(omppool, "openmp_vendor", "GNU") == "GNU"
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def check_not_forked():
+    """Raise :class:`ForkedProcessError` in a child forked after the parent used GNU OpenMP."""
+    if _FORKED_AFTER_GOMP:
+        from .exceptions import ForkedProcessError
+
+        raise ForkedProcessError(
+            "emlab's Numba kernels run on GNU OpenMP, which cannot run in a process forked "
+            "after its parent used it (the child would be killed and a process pool would "
+            "wait for it forever). Start the workers with 'spawn' or 'forkserver' instead of "
+            "'fork': multiprocessing.get_context('spawn').Pool(...), "
+            "ProcessPoolExecutor(mp_context=multiprocessing.get_context('spawn')), or joblib's "
+            "default 'loky' backend; or fork before the parent's first fit."
+        )
+
+
 @contextmanager
 def threads_for(work):
     """Run the enclosed kernel calls on one thread when ``work`` is small."""
+    check_not_forked()
     if work >= PARALLEL_MIN_WORK:
         yield
         return

@@ -62,3 +62,8 @@ class SingularHessianError(ArithmeticError):
     first, for directions of numerically zero curvature, such as a constant
     feature with ``alpha=0`` or saturated probabilities).
     """
+
+
+class ForkedProcessError(RuntimeError):
+    """emlab was called in a process forked after its parent ran emlab's kernels on GNU OpenMP,
+    which cannot run there (use the 'spawn' or 'forkserver' start method)."""
