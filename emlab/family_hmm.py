@@ -77,7 +77,8 @@ class HMM(BaseHMM):
         if not isinstance(self.family, Family):
             raise ValueError(f"family must be an emlab.families.Family (Gaussian(), Poisson(), "
                              f"...); got {self.family!r}.")
-        return self.family
+        prepared = getattr(self, "_prepared", None)  # with its data-driven prior, after fit
+        return prepared[1] if prepared is not None and prepared[0] is self.family else self.family
 
     @property
     def _emission_letters(self):
@@ -125,6 +126,8 @@ class HMM(BaseHMM):
         return checked
 
     def _init_emission(self, X, rng, summary=None):
+        self._prepared = None
+        self._prepared = (self.family, self._family().prepare(X, None, self.n_components))
         family = self._family()
         letters = self._letters(self.init_params)
         if not letters:

@@ -350,6 +350,7 @@ class MixtureModel(ParamsMixin):
             labels = check_labels(y, n, k)
         if k > n:
             raise ValueError(f"n_components={k} must be <= n_samples={n}.")
+        family = family.prepare(X_in, weights, k)
         warm = self.warm_start and hasattr(self, "weights_")
         given = {} if warm else self._given(family, init_letters)
         model = _FamilyMixtureEM(family, k, d, self.init, learn, init_letters, given, weights,
@@ -397,6 +398,7 @@ class MixtureModel(ParamsMixin):
         model = _FamilyMixtureEM(family, k, d, self.init, learn, init_letters, {}, weights,
                                  labels, X_in)
         if first:
+            family = model.family = family.prepare(X_in, weights, k)
             if hasattr(self, "weights_"):
                 current = self._current()
                 params = model.complete(current.components, current.weights)
@@ -410,6 +412,7 @@ class MixtureModel(ParamsMixin):
             self.n_steps_ = 0
         else:
             params, running = online
+            family = model.family = self._active_family()
         batch = model.statistics(X_in, params)
         objective = (batch.objective + family.log_prior(params.components)) / batch.weight
         per_sample = (1.0 / batch.weight) * batch

@@ -508,3 +508,21 @@ def test_save_and_load_round_trip(tmp_path, family, data):
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(ModelFileError, match="not a .npz archive"):
         MixtureModel.load(tmp_path / "text.npz")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_the_gaussian_familys_conjugate_prior_is_gaussian_mixtures(covariance_type):
+    rng = np.random.default_rng(17)
+    X = np.concatenate([rng.normal(size=(300, 3)), rng.normal(3.0, 1.0, size=(200, 3))])
+    fast = GaussianMixture(2, covariance_type=covariance_type, prior="conjugate", random_state=0,
+                           tol=1e-9).fit(X)
+    generic = MixtureModel(Gaussian(covariance_type, prior="conjugate"), 2, random_state=0,
+                           tol=1e-9, on_decrease="raise").fit(X)
+    np.testing.assert_allclose(generic.lower_bounds_, fast.lower_bounds_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(generic.covariances_, fast.covariances_, atol=1e-10)
+    hmm = quiet(HMM(Gaussian(covariance_type, prior={"shrinkage": 0.1}), 2, random_state=0,
+                    on_decrease="raise").fit, X)
+    assert np.all(np.diff(hmm.lower_bounds_) >= -1e-12)
+    with pytest.raises(ValueError, match="a prior needs both 'm' and 'c'"):
+        quiet(MixtureModel(Gaussian(covariance_type, prior="conjugate"), 2, params="wc",
+                           random_state=0).fit, X)

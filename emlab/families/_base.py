@@ -52,6 +52,11 @@ class Family:
         """Each component's total responsibility in ``stats`` (what the mixture weights are)."""
         return stats.nk
 
+    def prepare(self, X, sample_weight, n_components):
+        """The family to fit X with: itself, or a copy whose data-driven settings (a
+        default prior) are resolved from X (an array or chunked data)."""
+        return self
+
     def start_features(self, X):
         """The rows k-means seeds on (for most families, X itself)."""
         return X

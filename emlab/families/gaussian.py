@@ -8,7 +8,15 @@ from scipy.special import digamma, gammaln
 
 from .._covariance import MODELS
 from .._validation import check_array, check_option, check_scalar, check_scale
-from ..mixture import GaussianStatistics, sufficient_statistics
+from ..mixture import (
+    PRIOR_KEYS,
+    GaussianStatistics,
+    MixtureParams,
+    params_from_statistics,
+    resolve_prior,
+    sufficient_statistics,
+)
+from ..mixture import log_prior as mixture_log_prior
 from ._base import Family
 
 TINY = 10 * np.finfo(np.float64).eps
@@ -22,6 +30,11 @@ class Gaussian(Family):
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance (as in scikit-learn).
+    prior : None, 'conjugate' or dict, default=None
+        The conjugate normal-inverse-Wishart prior of
+        :class:`emlab.GaussianMixture` (same keys and data-driven defaults,
+        resolved from the data at ``fit``): the M-step is then the MAP one,
+        and the objective the log-posterior. Needs both 'm' and 'c' learnt.
 
     Fitted ``means_`` and ``covariances_`` (shaped as in
     :class:`emlab.GaussianMixture`) and ``precisions_cholesky_``; letters
@@ -34,12 +47,38 @@ class Gaussian(Family):
                   "precisions_cholesky": "precisions_cholesky_"}
     letter_params = {"m": ("means",), "c": ("covariances", "precisions_cholesky")}
 
-    def __init__(self, covariance_type="full", reg_covar=1e-6):
+    def __init__(self, covariance_type="full", reg_covar=1e-6, prior=None):
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
+        self.prior = prior
 
     def _args(self):
-        return {"covariance_type": self.covariance_type, "reg_covar": self.reg_covar}
+        return {"covariance_type": self.covariance_type, "reg_covar": self.reg_covar,
+                "prior": self.prior}
+
+    def prepare(self, X, sample_weight, n_components):
+        if self.prior is None:
+            return self
+        resolved = resolve_prior(self.prior, X, sample_weight, n_components,
+                                 self._model.name)
+        return type(self)(**dict(self._args(), prior={
+            key: np.asarray(value).tolist() for key, value in resolved.items()}))
+
+    def _resolved_prior(self):
+        """The prior as arrays, or None; it must have been resolved (``prepare``)."""
+        if self.prior is None:
+            return None
+        if not isinstance(self.prior, dict) or set(self.prior) != set(PRIOR_KEYS):
+            raise ValueError("the Gaussian family's prior is resolved from the data at fit: "
+                             "fit through MixtureModel or HMM (or give all of "
+                             f"{list(PRIOR_KEYS)}).")
+        return {key: (np.asarray(value, dtype=np.float64) if key in ("mean", "scale")
+                      else float(value)) for key, value in self.prior.items()}
+
+    def _as_mixture(self, params):
+        k = params["means"].shape[0]
+        return MixtureParams(np.full(k, 1.0 / k), params["means"], params["covariances"],
+                             params["precisions_cholesky"], self._model.name)
 
     @property
     def _model(self):
@@ -79,6 +118,20 @@ class Gaussian(Family):
         learn_m, learn_c = "m" in learn, "c" in learn
         if params is None:
             learn_m = learn_c = True
+        prior = self._resolved_prior()
+        if prior is not None:  # the MAP M-step of GaussianMixture(prior=...)
+            if not (learn_m and learn_c):
+                raise ValueError("a prior needs both 'm' and 'c' learnt (the MAP M-step updates "
+                                 "means and covariances together).")
+            step = params_from_statistics(stats.nk, stats.means, stats.second,
+                                          check_scalar(self.reg_covar, "reg_covar"),
+                                          self._model.name,
+                                          None if params is None else self._as_mixture(params),
+                                          prior)
+            new = dict(params) if params is not None else {}
+            new.update(means=step.params.means, covariances=step.params.covariances,
+                       precisions_cholesky=step.params.precisions_cholesky)
+            return new, step.ridge_deficit
         nk = stats.nk
         live = nk > TINY * max(nk.sum(), 1.0)
         means = stats.means.copy() if params is None else params["means"].copy()
@@ -92,6 +145,10 @@ class Gaussian(Family):
             new["covariances"] = cov
             new["precisions_cholesky"] = self._model.precision_cholesky(cov)
         return new, deficit
+
+    def log_prior(self, params):
+        prior = self._resolved_prior()
+        return 0.0 if prior is None else mixture_log_prior(self._as_mixture(params), prior)
 
     def check_params(self, params, n_components, n_features):
         means = np.asarray(params["means"], dtype=np.float64)
@@ -179,7 +236,14 @@ class StudentT(Gaussian):
         self.dof = dof
 
     def _args(self):
-        return dict(super()._args(), dof=self.dof)
+        return {"covariance_type": self.covariance_type, "dof": self.dof,
+                "reg_covar": self.reg_covar}
+
+    def prepare(self, X, sample_weight, n_components):
+        return self
+
+    def log_prior(self, params):
+        return 0.0
 
     def _start_dofs(self, k):
         if self.dof is not None:
