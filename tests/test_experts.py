@@ -11,6 +11,8 @@ from emlab import _config
 from emlab._kernels.experts import (
     log_softmax_rows,
     softmax_class_terms,
+    softmax_gradient_terms,
+    softmax_hessian_vector,
     softmax_newton_terms,
     softmax_objective,
 )
@@ -47,6 +49,20 @@ def kernel_terms(X, coef, targets, weights, n_blocks=3):
     hess = np.empty((coef.size, coef.size))
     q = softmax_newton_terms(X, coef, targets, weights, n_blocks, grad, hess)
     return q, grad, hess
+
+
+def cg_terms(X, coef, targets, weights, vs, n_blocks=3):
+    """The CG path's kernels: Q, gradient, Hessian diagonal, probabilities, and -H v for each v."""
+    grad = np.empty_like(coef)
+    diag = np.empty_like(coef)
+    proba = np.empty((coef.shape[0], X.shape[0]))
+    q = softmax_gradient_terms(X, coef, targets, weights, n_blocks, grad, diag, proba)
+    products = []
+    for v in vs:
+        out = np.empty_like(coef)
+        softmax_hessian_vector(X, proba, weights, v, n_blocks, out)
+        products.append(out)
+    return q, grad, diag, proba, products
 
 
 def experts_problem(sep=6.0, seed=5, n=300, n_classes=3):
@@ -120,6 +136,32 @@ def test_kernel_gradient_and_hessian_match_finite_differences(rng, n, d, n_class
     assert np.linalg.eigvalsh(hess).min() > -1e-10 * np.abs(hess).max()
 
 
+@pytest.mark.parametrize("n, d, n_classes, weight", [
+    (1, 1, 2, 1.5), (1, 3, 5, 0.0), (50, 1, 2, None), (130, 3, 4, None), (300, 5, 3, None),
+    (517, 8, 10, None), (700, 4, 7, "zero")])
+def test_hessian_vector_kernel_matches_the_explicit_hessian(rng, n, d, n_classes, weight):
+    X, coef, targets, weights = logit_problem(rng, n, d, n_classes)
+    if weight == "zero":
+        weights[: n // 2] = 0.0  # whole blocks of zero weight
+    elif weight is not None:
+        weights[:] = weight
+    q, grad, hess = kernel_terms(X, coef, targets, weights)
+    vs = [rng.standard_normal(coef.shape) for _ in range(3)] + [np.ones(coef.shape)]
+    q2, grad2, diag, proba, products = cg_terms(X, coef, targets, weights, vs)
+    assert q2 == q
+    np.testing.assert_allclose(grad2, grad, rtol=1e-12, atol=1e-12 * max(1.0, np.abs(grad).max()))
+    scale = max(1.0, np.abs(hess).max())
+    np.testing.assert_allclose(diag.ravel(), np.diag(hess), rtol=1e-12, atol=1e-13 * scale)
+    np.testing.assert_allclose(proba.T, reference.softmax_rows(
+        np.column_stack([X, np.ones(n)]) @ coef.T), rtol=1e-12, atol=1e-15)
+    for v, hv in zip(vs, products):
+        want = hess @ v.ravel()
+        np.testing.assert_allclose(hv.ravel(), want, rtol=1e-10,
+                                   atol=1e-12 * scale * np.abs(v).sum())
+    if np.all(weights == 0):
+        assert np.all(products[0] == 0) and np.all(diag == 0) and np.all(grad == 0)
+
+
 def test_class_kernel_is_the_diagonal_block_and_objective_kernel_agrees(rng):
     X, coef, targets, weights = logit_problem(rng, 333, 4, 3)
     q, grad, hess = kernel_terms(X, coef, targets, weights)
@@ -152,6 +194,25 @@ def test_kernels_do_not_depend_on_the_thread_count(rng):
     np.testing.assert_array_equal(h1, h2)
 
 
+def test_cg_kernels_do_not_depend_on_the_thread_count(rng):
+    X, coef, targets, weights = logit_problem(rng, 5000, 9, 6)
+    vs = [rng.standard_normal(coef.shape) for _ in range(2)]
+    n_blocks = _config.n_blocks(5000, 200)
+    before = numba.get_num_threads()
+    try:
+        out = []
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            out.append(cg_terms(X, coef, targets, weights, vs, n_blocks))
+    finally:
+        numba.set_num_threads(before)
+    assert out[0][0] == out[1][0]
+    for a, b in zip(out[0][1:4], out[1][1:4]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(out[0][4], out[1][4]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_saturated_probabilities_keep_the_hessian_semi_definite(rng):
     # huge coefficients (an overshooting step): the probabilities must still sum to 1
     X, coef, targets, weights = logit_problem(rng, 200, 2, 3)
@@ -170,13 +231,47 @@ def test_log_softmax_rows(rng):
 # ----------------------------------------------------------------------------- the M-step blocks
 
 
-def test_newton_block_matches_reference_step(rng):
+@pytest.mark.parametrize("solver, opts", [("cholesky", {}),
+                                          ("cg", dict(cg_tol=1e-13, max_cg_iter=1000))])
+def test_newton_block_matches_reference_step(rng, solver, opts):
     X, coef, targets, weights = logit_problem(rng, 200, 3, 4, soft=False)
     coef[:, -1] -= coef[:, -1].mean()
     for lr in (1.0, 0.5):
-        got = newton_logit(X, coef, targets, weights, 1e-2, learning_rate=lr, step_halving=False)
+        got = newton_logit(X, coef, targets, weights, 1e-2, learning_rate=lr, step_halving=False,
+                           solver=solver, **opts)
         want = reference.logit_newton_step(X, coef, targets, weights, 1e-2, lr)
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("n, d, n_classes, alpha", [(400, 5, 4, 0.1), (1000, 12, 10, 1.0),
+                                                    (300, 2, 2, 1e-3)])
+def test_cg_step_equals_the_cholesky_step(rng, n, d, n_classes, alpha):
+    # a well-conditioned block: CG run to a tight tolerance gives Cholesky's Newton step
+    X, coef, targets, weights = logit_problem(rng, n, d, n_classes, soft=False)
+    coef *= 0.3
+    coef[:, -1] -= coef[:, -1].mean()
+    chol = newton_logit(X, coef, targets, weights, alpha, step_halving=False, solver="cholesky")
+    cg = newton_logit(X, coef, targets, weights, alpha, step_halving=False, solver="cg",
+                      cg_tol=1e-13, max_cg_iter=1000)
+    step = np.abs(chol - coef).max()
+    np.testing.assert_allclose(cg, chol, rtol=0, atol=1e-8 * step)
+    # the default (scikit-learn's forcing term) is a cruder step, but an ascent step
+    q0 = reference.logit_objective(X, coef, targets, weights, alpha)
+    rough = newton_logit(X, coef, targets, weights, alpha, learning_rate=0.5)
+    assert reference.logit_objective(X, rough, targets, weights, alpha) > q0
+
+
+def test_cg_block_never_lowers_q_and_reaches_the_maximum(rng):
+    X, coef, targets, weights = logit_problem(rng, 300, 3, 4, soft=True)
+    alpha = 0.05
+    q = [reference.logit_objective(X, coef, targets, weights, alpha)]
+    current = coef
+    for _ in range(30):
+        current = newton_logit(X, current, targets, weights, alpha, learning_rate=1.0)
+        q.append(reference.logit_objective(X, current, targets, weights, alpha))
+    assert np.all(np.diff(q) >= -1e-12 * abs(q[0]))
+    np.testing.assert_allclose(current, reference.logit_newton_fit(X, targets, weights, alpha),
+                               atol=1e-7)
 
 
 def test_ecm_block_climbs_every_step_and_reaches_the_newton_maximum(rng):
@@ -202,7 +297,7 @@ def test_one_irls_iteration_matches_the_numpy_reference(rng):
     weights = rng.uniform(0.5, 2, size=len(y))
     for lr in (0.5, 1.0):
         moe = MixtureOfExpertsClassifier(k, learning_rate=lr, step_halving=False, alpha=0.01,
-                                         max_iter=1, init=init)
+                                         max_iter=1, init=init, solver="cholesky")
         with pytest.warns(ConvergenceWarning):
             moe.fit(X, y, sample_weight=weights)
         gate, experts = as_arrays(init)
@@ -220,7 +315,7 @@ def test_one_regressor_iteration_matches_the_numpy_reference(rng):
     y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(200)
     init = random_init(rng, 3, None, 2, regressor=True)
     moe = MixtureOfExpertsRegressor(3, learning_rate=0.5, step_halving=False, alpha=0.01,
-                                    max_iter=1, init=init)
+                                    max_iter=1, init=init, solver="cholesky")
     with pytest.warns(ConvergenceWarning):
         moe.fit(X, y)
     gate, experts = as_arrays(init)
@@ -235,6 +330,8 @@ def test_one_regressor_iteration_matches_the_numpy_reference(rng):
 
 @pytest.mark.parametrize("settings", [dict(m_step="irls", learning_rate=0.5),
                                       dict(m_step="irls", learning_rate=1.0),
+                                      dict(m_step="irls", learning_rate=0.5, solver="cholesky"),
+                                      dict(m_step="irls", learning_rate=1.0, solver="cholesky"),
                                       dict(m_step="irls", learning_rate=0.5, n_inner=3),
                                       dict(m_step="ecm"), dict(m_step="ecm", n_inner=2)])
 @pytest.mark.parametrize("sep, seed", [(6.0, 5), (1.0, 2)])
@@ -252,13 +349,28 @@ def test_objective_never_decreases(settings, sep, seed):
     assert lb[-1] > lb[0]
 
 
+@pytest.mark.parametrize("sep, seed", [(1.0, 2), (1.0, 3)])
+def test_cg_and_cholesky_fits_reach_the_same_objective(sep, seed):
+    # From the same start the two solvers take different EM paths (CG's steps are
+    # approximate), which on some problems end at different local maxima; on these
+    # they reach the same one.
+    X, y = experts_problem(sep=sep, seed=seed)
+    fits = {}
+    for solver in ("cg", "cholesky"):
+        fits[solver] = MixtureOfExpertsClassifier(3, solver=solver, random_state=seed, tol=1e-12,
+                                                  max_iter=1500, on_decrease="raise").fit(X, y)
+        lb = fits[solver].lower_bounds_
+        assert np.all(np.diff(lb) >= -1e-10 * np.abs(lb[1:]))
+    assert fits["cg"].lower_bound_ == pytest.approx(fits["cholesky"].lower_bound_, rel=1e-6)
+
+
 def test_undamped_irls_overshoots():
     # Ng and McLachlan's finding: plain IRLS with learning_rate=1 is not an EM step and
     # can lower the likelihood. On this problem it does (at iteration 19, by ~9e-4 per
     # sample); the guard reports it.
     X, y = experts_problem(sep=6.0, seed=5)
     moe = MixtureOfExpertsClassifier(3, learning_rate=1.0, step_halving=False, random_state=5,
-                                     max_iter=100)
+                                     max_iter=100, solver="cholesky")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         with pytest.warns(LikelihoodDecreaseWarning, match="decreased at iteration"):
@@ -267,14 +379,15 @@ def test_undamped_irls_overshoots():
     assert drops.min() < -1e-4
     with pytest.raises(LikelihoodDecreaseError):
         MixtureOfExpertsClassifier(3, learning_rate=1.0, step_halving=False, random_state=5,
-                                   max_iter=100, on_decrease="raise").fit(X, y)
+                                   max_iter=100, on_decrease="raise", solver="cholesky").fit(X, y)
 
 
 def test_damped_irls_without_step_halving_is_not_guaranteed_monotone():
     # why step_halving exists: on this problem even learning_rate=0.5 lowers the objective
     # once (iteration 77, by ~2e-5 per sample) without it, and never with it
     X, y = experts_problem(sep=6.0, seed=0)
-    opts = dict(learning_rate=0.5, random_state=0, max_iter=100, on_decrease="ignore")
+    opts = dict(learning_rate=0.5, random_state=0, max_iter=100, on_decrease="ignore",
+                solver="cholesky")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         plain = MixtureOfExpertsClassifier(3, step_halving=False, **opts).fit(X, y)
@@ -447,6 +560,7 @@ BAD_FIT = [
     (dict(learning_rate=0.0), [[0.0], [1.0], [2.0]], [0, 1, 0], None, "learning_rate"),
     (dict(learning_rate=1.5), [[0.0], [1.0], [2.0]], [0, 1, 0], None, "learning_rate"),
     (dict(m_step="newton"), [[0.0], [1.0], [2.0]], [0, 1, 0], None, "m_step"),
+    (dict(solver="lu"), [[0.0], [1.0], [2.0]], [0, 1, 0], None, "solver"),
     (dict(alpha=-1.0), [[0.0], [1.0], [2.0]], [0, 1, 0], None, "alpha"),
     (dict(n_inner=0), [[0.0], [1.0], [2.0]], [0, 1, 0], None, "n_inner"),
     (dict(init="pca"), [[0.0], [1.0], [2.0]], [0, 1, 0], None, "init"),
@@ -472,8 +586,10 @@ def test_bad_regression_targets_are_named(y, match):
         MixtureOfExpertsRegressor(reg_variance=-1).fit(np.array([[0.0], [1.0]]), [0.0, 1.0])
 
 
-def test_fit_does_not_depend_on_the_thread_count():
-    X, y = experts_problem(sep=2.0, seed=1, n=12000)  # enough work for parallel kernels
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_fit_does_not_depend_on_the_thread_count(solver, monkeypatch):
+    X, y = experts_problem(sep=2.0, seed=1, n=12000)
+    monkeypatch.setattr(_config, "PARALLEL_MIN_WORK", 0)  # every kernel call in parallel
     before = numba.get_num_threads()
     fits = []
     try:
@@ -481,7 +597,8 @@ def test_fit_does_not_depend_on_the_thread_count():
             numba.set_num_threads(threads)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                fits.append(MixtureOfExpertsClassifier(3, random_state=0, max_iter=5).fit(X, y))
+                fits.append(MixtureOfExpertsClassifier(3, random_state=0, max_iter=5,
+                                                       solver=solver).fit(X, y))
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(fits[0].lower_bounds_, fits[1].lower_bounds_)

@@ -25,6 +25,18 @@ a weighted scatter of the tile, taken in 4 x 4 register blocks by
 ``mixture._tile_scatter_lower``. Only the blocks of the first C - 1 classes
 are accumulated: every block row of the Hessian sums to zero over the classes
 (``sum_c' p_c (delta_cc' - p_c') = 0``), which gives the last class's blocks.
+
+The truncated Newton (conjugate-gradient) step never forms the Hessian:
+:func:`softmax_gradient_terms` returns Q, the gradient, the Hessian's diagonal
+(the preconditioner) and the probabilities in one pass, and each
+:func:`softmax_hessian_vector` is one more pass, ``-H v`` from the stored
+probabilities, 2 C (d + 1) multiply-adds per row where the Hessian costs
+about C^2 (d + 1)^2 / 4. Both use the same fixed partition and block-ordered
+sums, and run their per-tile products in 4 x 4 register blocks
+(``_tile_rows_times``: coefficients times rows, along the features;
+``_tile_times_transposed``: weighted sums along the rows), the classes padded
+with zero rows to a multiple of 4. The logits of every kernel's tile
+(``_tile_softmax``) come from ``_tile_rows_times`` too.
 """
 
 import math
@@ -42,26 +54,131 @@ TILE_ROWS = 64  # rows per tile; divides CHUNK_ROWS, so a tile never straddles t
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
-def _tile_softmax(X, coef, targets, weights, t0, rows, xt, pr, top):
-    """Load a tile (transposed, with the constant 1 as row d) and its class probabilities.
+def _padded_classes(coef, cp):
+    """coef with zero rows appended up to ``cp`` rows (a multiple of 4)."""
+    out = np.zeros((cp, coef.shape[1]))
+    out[:coef.shape[0]] = coef
+    return out
 
-    Fills ``xt[:d + 1, :rows]`` and ``pr[c, r] = p(c | x_{t0 + r})``; returns the
-    tile's weighted ``sum_r w_r sum_c t_rc log p_rc``.
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+def _tile_rows_times(X, t0, rows, vp, u):
+    """``u[c, r] = vp[c, :d] . X[t0 + r] + vp[c, d]`` for every c < vp.shape[0] (a multiple of 4).
+
+    Blocks of 4 classes x 4 rows keep their 16 sums in registers while the
+    inner loop runs along the features (contiguous in X and vp): eight loads for
+    sixteen multiply-adds. Rows past ``rows`` (up to the next multiple of 4)
+    repeat the last row; their columns of ``u`` are to be ignored.
     """
     d = X.shape[1]
-    n_classes = coef.shape[0]
+    last = t0 + rows - 1
+    for c in range(0, vp.shape[0], 4):
+        for r in range(0, rows, 4):
+            i0 = t0 + r
+            i1 = min(i0 + 1, last)
+            i2 = min(i0 + 2, last)
+            i3 = min(i0 + 3, last)
+            s00 = s01 = s02 = s03 = 0.0
+            s10 = s11 = s12 = s13 = 0.0
+            s20 = s21 = s22 = s23 = 0.0
+            s30 = s31 = s32 = s33 = 0.0
+            for a in range(d):
+                x0, x1, x2, x3 = X[i0, a], X[i1, a], X[i2, a], X[i3, a]
+                v0, v1, v2, v3 = vp[c, a], vp[c + 1, a], vp[c + 2, a], vp[c + 3, a]
+                s00 += v0 * x0
+                s01 += v0 * x1
+                s02 += v0 * x2
+                s03 += v0 * x3
+                s10 += v1 * x0
+                s11 += v1 * x1
+                s12 += v1 * x2
+                s13 += v1 * x3
+                s20 += v2 * x0
+                s21 += v2 * x1
+                s22 += v2 * x2
+                s23 += v2 * x3
+                s30 += v3 * x0
+                s31 += v3 * x1
+                s32 += v3 * x2
+                s33 += v3 * x3
+            b0, b1, b2, b3 = vp[c, d], vp[c + 1, d], vp[c + 2, d], vp[c + 3, d]
+            u[c, r], u[c, r + 1], u[c, r + 2], u[c, r + 3] = s00 + b0, s01 + b0, s02 + b0, s03 + b0
+            u[c + 1, r], u[c + 1, r + 1], u[c + 1, r + 2], u[c + 1, r + 3] = (
+                s10 + b1, s11 + b1, s12 + b1, s13 + b1)
+            u[c + 2, r], u[c + 2, r + 1], u[c + 2, r + 2], u[c + 2, r + 3] = (
+                s20 + b2, s21 + b2, s22 + b2, s23 + b2)
+            u[c + 3, r], u[c + 3, r + 1], u[c + 3, r + 2], u[c + 3, r + 3] = (
+                s30 + b3, s31 + b3, s32 + b3, s33 + b3)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+def _tile_times_transposed(rd, dt, rows, out):
+    """``out[j, m] += sum_r rd[j, r] dt[m, r]`` for all j, m (both multiples of 4), in 4 x 4 blocks.
+
+    As ``mixture._tile_scatter_lower`` but over every block, for a rectangular
+    ``out``: the reductions run along the rows of the tile (contiguous), eight
+    loads for sixteen multiply-adds.
+    """
+    for j in range(0, out.shape[0], 4):
+        for m in range(0, out.shape[1], 4):
+            s00 = s01 = s02 = s03 = 0.0
+            s10 = s11 = s12 = s13 = 0.0
+            s20 = s21 = s22 = s23 = 0.0
+            s30 = s31 = s32 = s33 = 0.0
+            for r in range(rows):
+                a0, a1, a2, a3 = rd[j, r], rd[j + 1, r], rd[j + 2, r], rd[j + 3, r]
+                b0, b1, b2, b3 = dt[m, r], dt[m + 1, r], dt[m + 2, r], dt[m + 3, r]
+                s00 += a0 * b0
+                s01 += a0 * b1
+                s02 += a0 * b2
+                s03 += a0 * b3
+                s10 += a1 * b0
+                s11 += a1 * b1
+                s12 += a1 * b2
+                s13 += a1 * b3
+                s20 += a2 * b0
+                s21 += a2 * b1
+                s22 += a2 * b2
+                s23 += a2 * b3
+                s30 += a3 * b0
+                s31 += a3 * b1
+                s32 += a3 * b2
+                s33 += a3 * b3
+            out[j, m] += s00
+            out[j, m + 1] += s01
+            out[j, m + 2] += s02
+            out[j, m + 3] += s03
+            out[j + 1, m] += s10
+            out[j + 1, m + 1] += s11
+            out[j + 1, m + 2] += s12
+            out[j + 1, m + 3] += s13
+            out[j + 2, m] += s20
+            out[j + 2, m + 1] += s21
+            out[j + 2, m + 2] += s22
+            out[j + 2, m + 3] += s23
+            out[j + 3, m] += s30
+            out[j + 3, m + 1] += s31
+            out[j + 3, m + 2] += s32
+            out[j + 3, m + 3] += s33
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+def _tile_softmax(X, coefp, targets, weights, t0, rows, xt, pr, top):
+    """Load a tile (transposed, with the constant 1 as row d) and its class probabilities.
+
+    ``coefp`` is coef with its classes padded by zero rows to a multiple of 4
+    (``pr`` has as many rows). Fills ``xt[:d + 1, :rows]`` and
+    ``pr[c, r] = p(c | x_{t0 + r})`` for the C = ``targets.shape[1]`` classes
+    (the pad rows of ``pr`` are scratch); returns the tile's weighted
+    ``sum_r w_r sum_c t_rc log p_rc``.
+    """
+    d = X.shape[1]
+    n_classes = targets.shape[1]
     for r in range(rows):
         for a in range(d):
             xt[a, r] = X[t0 + r, a]
         xt[d, r] = 1.0
-    for c in range(n_classes):
-        b = coef[c, d]
-        for r in range(rows):
-            pr[c, r] = b
-        for a in range(d):
-            ca = coef[c, a]
-            for r in range(rows):
-                pr[c, r] += ca * xt[a, r]
+    _tile_rows_times(X, t0, rows, coefp, pr)
     for r in range(rows):
         top[r] = pr[0, r]
     for c in range(1, n_classes):
@@ -114,6 +231,8 @@ def softmax_newton_terms(X, coef, targets, weights, n_blocks, grad, hess):
     n_classes = coef.shape[0]
     p = d + 1
     pp = padded4(p)
+    cp = padded4(n_classes)
+    coefp = _padded_classes(coef, cp)
     last = n_classes - 1  # the last class's blocks follow from the others' (see below)
     n_pairs = last * (last + 1) // 2
     acc_ll = np.zeros(n_blocks)
@@ -123,14 +242,14 @@ def softmax_newton_terms(X, coef, targets, weights, n_blocks, grad, hess):
         acc_h[b] = 0.0
         xt = np.zeros((pp, TILE_ROWS))  # pad rows stay 0
         rd = np.zeros((pp, TILE_ROWS))
-        pr = np.empty((n_classes, TILE_ROWS))
+        pr = np.empty((cp, TILE_ROWS))
         top = np.empty(TILE_ROWS)
         cw = np.empty(TILE_ROWS)
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         ll = 0.0
         for t0 in range(start, stop, TILE_ROWS):
             rows = min(TILE_ROWS, stop - t0)
-            ll += _tile_softmax(X, coef, targets, weights, t0, rows, xt, pr, top)
+            ll += _tile_softmax(X, coefp, targets, weights, t0, rows, xt, pr, top)
             for c in range(n_classes):
                 for r in range(rows):
                     cw[r] = weights[t0 + r] * (targets[t0 + r, c] - pr[c, r])
@@ -209,6 +328,8 @@ def softmax_class_terms(X, coef, targets, weights, cls, n_blocks, grad, hess):
     n_classes = coef.shape[0]
     p = d + 1
     pp = padded4(p)
+    cp = padded4(n_classes)
+    coefp = _padded_classes(coef, cp)
     acc_ll = np.zeros(n_blocks)
     acc_g = np.zeros((n_blocks, p))
     acc_h = np.empty((n_blocks, pp, pp))
@@ -216,14 +337,14 @@ def softmax_class_terms(X, coef, targets, weights, cls, n_blocks, grad, hess):
         acc_h[b] = 0.0
         xt = np.zeros((pp, TILE_ROWS))
         rd = np.zeros((pp, TILE_ROWS))
-        pr = np.empty((n_classes, TILE_ROWS))
+        pr = np.empty((cp, TILE_ROWS))
         top = np.empty(TILE_ROWS)
         cw = np.empty(TILE_ROWS)
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         ll = 0.0
         for t0 in range(start, stop, TILE_ROWS):
             rows = min(TILE_ROWS, stop - t0)
-            ll += _tile_softmax(X, coef, targets, weights, t0, rows, xt, pr, top)
+            ll += _tile_softmax(X, coefp, targets, weights, t0, rows, xt, pr, top)
             for r in range(rows):
                 cw[r] = weights[t0 + r] * (targets[t0 + r, cls] - pr[cls, r])
             for a in range(p):
@@ -260,16 +381,18 @@ def softmax_objective(X, coef, targets, weights, n_blocks):
     n, d = X.shape
     n_classes = coef.shape[0]
     pp = padded4(d + 1)
+    cp = padded4(n_classes)
+    coefp = _padded_classes(coef, cp)
     acc_ll = np.zeros(n_blocks)
     for b in prange(n_blocks):
         xt = np.zeros((pp, TILE_ROWS))
-        pr = np.empty((n_classes, TILE_ROWS))
+        pr = np.empty((cp, TILE_ROWS))
         top = np.empty(TILE_ROWS)
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         ll = 0.0
         for t0 in range(start, stop, TILE_ROWS):
             rows = min(TILE_ROWS, stop - t0)
-            ll += _tile_softmax(X, coef, targets, weights, t0, rows, xt, pr, top)
+            ll += _tile_softmax(X, coefp, targets, weights, t0, rows, xt, pr, top)
         acc_ll[b] = ll
     total = 0.0
     for b in range(n_blocks):
@@ -294,3 +417,126 @@ def log_softmax_rows(eta, chunk_rows):
             lse = top + math.log(s)
             for c in range(n_classes):
                 eta[i, c] -= lse
+
+
+# ----------------------------------------------------------------------------- truncated Newton
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def softmax_gradient_terms(X, coef, targets, weights, n_blocks, grad, diag, proba):
+    """Q, its gradient, the diagonal of its negative Hessian and the probabilities (one pass).
+
+    What a truncated Newton (conjugate-gradient) step needs before its
+    Hessian-vector products: O(n C p) work, where :func:`softmax_newton_terms`
+    does O(n C^2 p^2).
+
+    Parameters
+    ----------
+    X, coef, targets, weights, n_blocks, grad : as :func:`softmax_newton_terms`.
+    diag : (C, d + 1) float64, filled with the diagonal of minus the Hessian,
+        ``diag[c, a] = sum_i w_i p_ic (1 - p_ic) x_ia^2`` (x_id = 1).
+    proba : (C, n) float64, filled with ``p(c | x_i)`` (classes by rows, so
+        that :func:`softmax_hessian_vector` reads each class's tile contiguously).
+
+    Returns
+    -------
+    Q : float
+    """
+    n, d = X.shape
+    n_classes = coef.shape[0]
+    p = d + 1
+    pp = padded4(p)
+    cp = padded4(n_classes)
+    coefp = _padded_classes(coef, cp)
+    acc_ll = np.zeros(n_blocks)
+    acc_g = np.zeros((n_blocks, cp, pp))
+    acc_d = np.zeros((n_blocks, cp, pp))
+    for b in prange(n_blocks):
+        xt = np.zeros((pp, TILE_ROWS))  # pad rows stay 0
+        x2 = np.zeros((pp, TILE_ROWS))
+        pr = np.empty((cp, TILE_ROWS))
+        top = np.empty(TILE_ROWS)
+        cw = np.zeros((cp, TILE_ROWS))  # pad classes stay 0
+        cv = np.zeros((cp, TILE_ROWS))
+        start, stop = block_rows(b, n_blocks, n, CHUNK)
+        ll = 0.0
+        for t0 in range(start, stop, TILE_ROWS):
+            rows = min(TILE_ROWS, stop - t0)
+            ll += _tile_softmax(X, coefp, targets, weights, t0, rows, xt, pr, top)
+            for a in range(p):
+                for r in range(rows):
+                    x2[a, r] = xt[a, r] * xt[a, r]
+            for c in range(n_classes):
+                for r in range(rows):
+                    w = weights[t0 + r]
+                    pc = pr[c, r]
+                    cw[c, r] = w * (targets[t0 + r, c] - pc)
+                    cv[c, r] = w * pc * (1.0 - pc)
+                    proba[c, t0 + r] = pc
+            _tile_times_transposed(cw, xt, rows, acc_g[b])
+            _tile_times_transposed(cv, x2, rows, acc_d[b])
+        acc_ll[b] = ll
+    total = 0.0
+    for b in range(n_blocks):
+        total += acc_ll[b]
+    grad[:] = 0.0
+    diag[:] = 0.0
+    for b in range(n_blocks):
+        grad += acc_g[b, :n_classes, :p]
+        diag += acc_d[b, :n_classes, :p]
+    return total
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def softmax_hessian_vector(X, proba, weights, v, n_blocks, out):
+    """``out = -H v``: minus the Hessian of Q times v, without forming the Hessian (one pass).
+
+    Row i contributes ``w_i (diag(p_i) - p_i p_i^T) (v [x_i, 1]) [x_i, 1]^T``:
+    with ``u_c = v_c^T [x_i, 1]`` and ``s = sum_c p_ic u_c``, class c gets
+    ``w_i p_ic (u_c - s) [x_i, 1]``; 2 C (d + 1) multiply-adds per row, as two
+    small matrix products per tile (``_tile_rows_times``, then
+    ``_tile_times_transposed``), the classes padded to a multiple of 4.
+
+    Parameters
+    ----------
+    X : (n, d) float64.
+    proba : (C, n) float64, the probabilities from :func:`softmax_gradient_terms`.
+    weights : (n,) float64 >= 0.
+    v : (C, d + 1) float64, the direction (full parameterisation, intercepts last).
+    n_blocks : int, the fixed partition of the rows.
+    out : (C, d + 1) float64, filled with ``-H v``.
+    """
+    n, d = X.shape
+    n_classes = v.shape[0]
+    p = d + 1
+    pp = padded4(p)
+    cp = padded4(n_classes)
+    vp = _padded_classes(v, cp)
+    acc = np.zeros((n_blocks, cp, pp))
+    for b in prange(n_blocks):
+        xt = np.zeros((pp, TILE_ROWS))  # pad rows stay 0
+        u = np.zeros((cp, TILE_ROWS))  # pad classes stay 0 after the weighting below
+        s = np.empty(TILE_ROWS)
+        start, stop = block_rows(b, n_blocks, n, CHUNK)
+        for t0 in range(start, stop, TILE_ROWS):
+            rows = min(TILE_ROWS, stop - t0)
+            for r in range(rows):
+                for a in range(d):
+                    xt[a, r] = X[t0 + r, a]
+                xt[d, r] = 1.0
+            _tile_rows_times(X, t0, rows, vp, u)
+            for r in range(rows):
+                s[r] = 0.0
+            for c in range(n_classes):
+                for r in range(rows):
+                    s[r] += proba[c, t0 + r] * u[c, r]
+            for c in range(n_classes):
+                for r in range(rows):
+                    u[c, r] = weights[t0 + r] * proba[c, t0 + r] * (u[c, r] - s[r])
+            for c in range(n_classes, cp):
+                for r in range(rows):
+                    u[c, r] = 0.0
+            _tile_times_transposed(u, xt, rows, acc[b])
+    out[:] = 0.0
+    for b in range(n_blocks):
+        out += acc[b, :n_classes, :p]
