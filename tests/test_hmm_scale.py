@@ -345,9 +345,13 @@ def test_read_only_memmap_is_read_in_place(kind, tmp_path):
     assert peak < working + X.nbytes / 2, (
         f"{peak / 2**20:.1f} MiB traced, working set {working / 2**20:.1f} MiB: X "
         f"({X.nbytes / 2**20:.1f} MiB) was copied")
-    np.testing.assert_array_equal(got.lower_bounds_, want.lower_bounds_)
+    # read-only arrays run Numba's read-only specialisation of the kernels, compiled
+    # separately: with the fast-math reassociation flag its code can round differently
+    # (measured: 1 ulp in startprob_), so the fits agree to round-off, not bit for bit
+    np.testing.assert_allclose(got.lower_bounds_, want.lower_bounds_, rtol=1e-12, atol=0)
     for name in ("startprob_", "transmat_") + EMISSION[type(want)]:
-        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-10,
+                                   atol=1e-13)
 
 
 # --------------------------------------------------------------------------- a local cluster
