@@ -69,6 +69,8 @@ from ._validation import (
 )
 from .em import ChunkedData, SufficientStatistics, check_em_options, fit_em, tree_sum
 from .exceptions import DegenerateCovarianceError, NotFittedError
+from .families import Poisson
+from .families._base import sums_statistics
 from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked
 
 ALGORITHMS = ("viterbi", "map")
@@ -2205,21 +2207,15 @@ class PoissonHMM(BaseHMM):
         self.lambdas_ = emission
 
     def _log_emission(self, X, emission):
-        k = emission.shape[0]
-        totals = emission.sum(axis=1)
-        out = np.empty((X.shape[0], k))
-        for rows in _row_blocks(X.shape[0], 2 * X.shape[1]):  # temporaries of a block only
-            block = X[rows]
-            const = gammaln(block + 1.0).sum(axis=1)
-            for j in range(k):
-                out[rows, j] = xlogy(block, emission[j]).sum(axis=1) - totals[j] - const
-        return out
+        # the Poisson family's Numba kernel (emlab.families.Poisson): one pass, no temporaries
+        return Poisson().log_prob(np.ascontiguousarray(X, dtype=np.float64), {"rates": emission})
 
     def _emission_statistics(self, X, gamma, emission):
         """``nk`` (K,), the posterior mass of each state, and ``sums`` (K, d) = gamma^T X."""
         if "l" not in self.params:
             return SufficientStatistics(0.0, X.shape[0])
-        return SufficientStatistics(0.0, X.shape[0], nk=gamma.sum(axis=0), sums=gamma.T @ X)
+        stats = sums_statistics(np.ascontiguousarray(X, dtype=np.float64), gamma)
+        return SufficientStatistics(0.0, X.shape[0], **stats.arrays)
 
     def _emission_from_statistics(self, stats, emission):
         if "l" not in self.params:
