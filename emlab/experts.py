@@ -812,7 +812,7 @@ class MixtureOfExpertsClassifier(_MixtureOfExperts):
     __doc__ = f"""Mixture of multinomial-logit experts with a softmax gate, trained by EM.
 
     ``p(y = c | x) = sum_j g_j(x) softmax_c(W_jc^T [x, 1])``, with
-    ``g_j(x) = softmax_j(V_j^T [x, 1])``. See :mod:`emlab.experts` for the
+    ``g_j(x) = softmax_j(V_j^T [x, 1])``. See the module ``emlab.experts`` for the
     algorithm.
 
     Parameters

@@ -367,7 +367,7 @@ class BinaryHiddenMLPClassifier(ParamsMixin):
     hidden_intercept_ : ndarray of shape (n_hidden,)
     output_coef_ : ndarray of shape (n_classes, n_hidden)
     output_intercept_ : ndarray of shape (n_classes,)
-    lower_bounds_ : ndarray of shape (n_iter_,)
+    lower_bounds_ : ndarray of shape (n_iter,)
         The objective (penalised log-likelihood per unit of sample weight)
         before each M-step of the kept run; non-decreasing for the exact E-step.
     lower_bound_ : float

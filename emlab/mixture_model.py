@@ -236,7 +236,7 @@ class MixtureModel(ParamsMixin):
         Start ``fit`` from the fitted parameters.
     learning_decay, learning_offset : float, default=0.7, 10.0
         The step sizes ``g_t = (t + learning_offset)^(-learning_decay)`` of
-        :meth:`partial_fit` (stepwise EM), as in :class:`emlab.GaussianMixture`.
+        :meth:`emlab.MixtureModel.partial_fit` (stepwise EM), as in :class:`emlab.GaussianMixture`.
 
     Attributes
     ----------
@@ -248,7 +248,11 @@ class MixtureModel(ParamsMixin):
         The objective per sample after each iteration (log-likelihood, or
         log-posterior with a family prior; with partial labels the labelled
         rows count their complete-data term).
-    lower_bound_, converged_, n_iter_, n_features_in_
+    lower_bound_ : float
+        The last of them.
+    converged_ : bool
+    n_iter_ : int
+    n_features_in_ : int
 
     See Also
     --------

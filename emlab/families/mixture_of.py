@@ -64,18 +64,22 @@ class Mixture(Family):
 
     @property
     def letters(self):
+        """``'g'`` (the sub-component weights) and the inner family's letters."""
         return "g" + self._inner()[0].letters
 
     @property
     def attributes(self):
+        """The inner family's attributes and ``mix_weights_``."""
         return dict(self._inner()[0].attributes, mix_weights="mix_weights_")
 
     @property
     def letter_params(self):
+        """Which parameters each letter learns."""
         return dict(self._inner()[0].letter_params, g=("mix_weights",))
 
     @property
     def start_smoothing(self):
+        """The inner family's."""
         return self._inner()[0].start_smoothing
 
     # -- data
