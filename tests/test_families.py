@@ -339,3 +339,11 @@ def test_mixture_family_log_prob_and_statistics(rng):
         Mixture(Poisson(), 0).log_prob(X, params)
     with pytest.raises(ValueError, match="needs an emlab.families.Family"):
         Mixture(Mixture(Poisson()), 2).letters
+
+
+def test_bad_family_settings_are_named_before_any_work():
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match="covariance_type must be one of"):
+        Gaussian("round").check_X(X)
+    with pytest.raises(ValueError, match="dof must be positive"):
+        StudentT(dof=0.0)._start_dofs(2)

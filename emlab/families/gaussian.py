@@ -85,6 +85,7 @@ class Gaussian(Family):
         return MODELS[check_option(self.covariance_type, "covariance_type", tuple(MODELS))]
 
     def check_X(self, X, name="X", n_features=None, params=None):
+        self._model  # the covariance type, checked before any work
         X = check_array(X, name, n_features=n_features)
         check_scale(X, name)
         return X
@@ -247,7 +248,10 @@ class StudentT(Gaussian):
 
     def _start_dofs(self, k):
         if self.dof is not None:
-            return np.full(k, check_scalar(self.dof, "dof", low=0.0))
+            dof = check_scalar(self.dof, "dof", low=0.0)
+            if dof <= 0:
+                raise ValueError(f"dof must be positive (degrees of freedom); got {dof}.")
+            return np.full(k, dof)
         return np.full(k, 10.0)
 
     def _mahalanobis(self, X, params):
