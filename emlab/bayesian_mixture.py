@@ -21,6 +21,7 @@ from ._validation import (
     check_array,
     check_int,
     check_is_fitted,
+    check_labels,
     check_option,
     check_random_state,
     check_sample_weight,
@@ -35,6 +36,7 @@ from .mixture import (
     MixtureParams,
     _centred,
     _MixtureEM,
+    labelled_statistics,
     sufficient_statistics,
 )
 
@@ -152,7 +154,7 @@ class _VariationalEM:
     """
 
     def __init__(self, n_components, covariance_type, prior_type, reg_covar, prior, init_params,
-                 sample_weight=None):
+                 sample_weight=None, labels=None):
         self.k = n_components
         self.covariance_type = covariance_type
         self.prior_type = prior_type
@@ -160,8 +162,9 @@ class _VariationalEM:
         self.prior = prior  # weight_concentration, mean_precision, mean, dof, covariance
         self.sample_weight = sample_weight
         self.model = MODELS[covariance_type]
+        self.labels = labels  # partial labels (-1: unknown), or None
         self._start = _MixtureEM(n_components, covariance_type, reg_covar, init_params, None, None,
-                                 None, sample_weight)
+                                 None, sample_weight, labels=labels)
         self.m_step_slack = 0.0
         self.iteration = 0
 
@@ -276,14 +279,23 @@ class _VariationalEM:
 
     def e_step(self, X, params):
         self.iteration += 1
-        loglik, nk, sums, second = self.model.fused_step(
-            X, params.means, params.precisions_cholesky, self.log_constants(params),
-            self.sample_weight)
+        if self.labels is not None:  # q(z_i) a point mass at a labelled row's component
+            k = params.means.shape[0]
+            as_mixture = MixtureParams(np.full(k, 1.0 / k), params.means, params.covariances,
+                                       params.precisions_cholesky, self.covariance_type)
+            stats = labelled_statistics(X, as_mixture, self.sample_weight, self.labels,
+                                        self.log_constants(params))
+            loglik, nk, xbar, second = stats.objective, stats.nk, stats.means, stats.second
+        else:
+            loglik, nk, sums, second = self.model.fused_step(
+                X, params.means, params.precisions_cholesky, self.log_constants(params),
+                self.sample_weight)
         if not np.isfinite(loglik):
             raise FloatingPointError(
                 f"a sample has zero expected density under every component at iteration "
                 f"{self.iteration}; the data's scale may be extreme (standardise X).")
-        nk, xbar, second = _centred(self.model, nk, sums, second, params.means)
+        if self.labels is None:
+            nk, xbar, second = _centred(self.model, nk, sums, second, params.means)
         weight = X.shape[0] if self.sample_weight is None else float(np.sum(self.sample_weight))
         elbo = (loglik - self.kl_prior(params)) / weight
         return elbo, (nk, xbar, second, weight)
@@ -607,7 +619,7 @@ degrees_of_freedom_prior_, covariance_prior_
 
     # ----------------------------------------------------------------------- fitting
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, *, labels=None):
         """Fit the variational posterior by coordinate ascent. ``y`` is ignored. Returns self.
 
         Parameters
@@ -617,17 +629,24 @@ degrees_of_freedom_prior_, covariance_prior_
         sample_weight : array-like of shape (n_samples,), optional
             A row of weight ``m`` counts as ``m`` copies of it (scikit-learn
             has no sample weights).
+        labels : array-like of shape (n_samples,), optional
+            Partial labels (-1: unknown), as :meth:`emlab.GaussianMixture.fit`:
+            a labelled row's ``q(z_i)`` is a point mass at its component, and
+            the ELBO (still exact, and still guarded) counts it so.
         """
-        self._fit(*self._check_fit_X(X, sample_weight))
+        X, sample_weight = self._check_fit_X(X, sample_weight)
+        self._fit(X, sample_weight, labels=check_labels(labels, X.shape[0],
+                                                        self._check_settings(), "labels"))
         return self
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X, y=None, sample_weight=None, *, labels=None):
         """Fit, then label X (the same as ``fit(X).predict(X)``)."""
         X, sample_weight = self._check_fit_X(X, sample_weight)
-        self._fit(X, sample_weight)
+        self._fit(X, sample_weight, labels=check_labels(labels, X.shape[0],
+                                                        self._check_settings(), "labels"))
         return self._log_prob_resp(X)[1].argmax(axis=1)
 
-    def _fit(self, X, sample_weight=None, resp=None):
+    def _fit(self, X, sample_weight=None, resp=None, labels=None):
         """Fit; ``resp`` (private, for cross-checks) gives the starting responsibilities."""
         k = self._check_settings()
         warm = self.warm_start and hasattr(self, "weights_")
@@ -639,7 +658,7 @@ degrees_of_freedom_prior_, covariance_prior_
         prior = self._resolve_prior(X, sample_weight)
         model = _VariationalEM(k, self.covariance_type, self.weight_concentration_prior_type,
                                check_scalar(self.reg_covar, "reg_covar"), prior, self.init_params,
-                               sample_weight)
+                               sample_weight, labels)
         init = None
         if warm:
             init = self._params()

@@ -781,6 +781,16 @@ class BaseHMM(ParamsMixin):
                              f"init_params (init_params={self.init_params!r}).")
         return getattr(self, name)
 
+    @staticmethod
+    def _fit_labels_checked(data, labels, k):
+        """Known states checked against the fitting data (in memory only), or None."""
+        if labels is None:
+            return None
+        if isinstance(data, ChunkedData):
+            raise ValueError("labels (known states) need X in memory as one array with "
+                             "lengths, not a Dask array or a list of sequences.")
+        return check_labels(labels, data.X.shape[0], k, "labels")
+
     def _current_params(self):
         """The model's parameters from its attributes (fitted or set by the user), checked."""
         check_int(self.n_components, "n_components", low=1)
@@ -986,11 +996,7 @@ class BaseHMM(ParamsMixin):
         n, d = _data_shape(data if isinstance(data, ChunkedData) else data.X)
         if k > n:
             raise ValueError(f"n_components={k} must be <= n_samples={n}.")
-        if labels is not None:
-            if isinstance(data, ChunkedData):
-                raise ValueError("labels (known states) need X in memory as one array with "
-                                 "lengths, not a Dask array or a list of sequences.")
-            labels = check_labels(labels, n, k, "labels")
+        labels = self._fit_labels_checked(data, labels, k)
         self._fit_labels = labels  # for initialisations that can align their states to them
         model = _BaumWelch(self, self._summary(data), labels)
         verbose = self._verbosity()

@@ -450,15 +450,20 @@ def chunk_statistics(X, params, sample_weight=None, groups=None, complete=False)
     return GaussianStatistics(loglik, weight, nk=nk, means=means, second=second)
 
 
-def labelled_statistics(X, params, sample_weight, labels):
+def labelled_statistics(X, params, sample_weight, labels, log_weights=None):
     """:func:`chunk_statistics` with partial labels: a labelled row's responsibilities are
     fixed to its component (``labels[i] >= 0``), the others' computed; a block of rows at a
-    time (two passes over X: the log-densities, then the statistics)."""
+    time (two passes over X: the log-densities, then the statistics). ``log_weights``
+    replaces ``log params.weights`` (the variational mixture's constants)."""
     n = X.shape[0]
     total, stats = 0.0, None
     for start in range(0, n, LABELLED_BLOCK_ROWS):
         rows = slice(start, min(n, start + LABELLED_BLOCK_ROWS))
-        log_prob = weighted_log_prob(X[rows], params)
+        if log_weights is None:
+            log_prob = weighted_log_prob(X[rows], params)
+        else:
+            log_prob = params.model.log_gaussian(X[rows], params.means,
+                                                 params.precisions_cholesky) + log_weights
         mask_labelled(log_prob, labels[rows])
         log_norm = np.empty(log_prob.shape[0])
         resp = np.empty_like(log_prob)

@@ -118,8 +118,9 @@ class _VariationalBaumWelch:
     divergences of the posteriors from the priors.
     """
 
-    def __init__(self, hmm, priors, n_sequences):
+    def __init__(self, hmm, priors, n_sequences, labels=None):
         self.hmm = hmm
+        self.labels = labels  # known states (-1: unknown) of the rows in memory, or None
         self.priors = priors  # HMMParams of the prior concentrations
         self.n_sequences = n_sequences
         self.learn = hmm.params
@@ -161,12 +162,15 @@ class _VariationalBaumWelch:
         table = np.ascontiguousarray(log_subnormalised(params.emission).T)
         return startprob, transmat, log_r0, log_r, table
 
-    def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0):
+    def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0,
+                    labels=None):
         startprob, transmat, log_r0, log_r, table = self._renormalised(params)
         symbols = X[:, 0].astype(np.intp)
         log_emission = table[symbols] + log_r  # log r_i on every row ...
         last = bounds[1:] - 1
         log_emission[last] = table[symbols[last]]  # ... but the last of each sequence
+        if labels is not None:  # q(z) restricted to the paths through the known states
+            mixture.mask_labelled(log_emission, labels)
         logprob, gamma, xi_sum = posteriors(log_emission, bounds, startprob, transmat, workspace)
         del log_emission
         n_seq = bounds.shape[0] - 1
@@ -208,7 +212,7 @@ class _VariationalBaumWelch:
         return self.lower_bound(stats, params) / stats.weight
 
     def e_step(self, data, params):
-        stats = self._statistics(data.X, data.bounds, params, self.workspace)
+        stats = self._statistics(data.X, data.bounds, params, self.workspace, labels=self.labels)
         return self.objective(stats, params), stats
 
     # ------------------------------------------------------------------- M-step
@@ -413,7 +417,7 @@ class VariationalCategoricalHMM(CategoricalHMM):
 
     # ----------------------------------------------------------------------- fitting
 
-    def fit(self, X, lengths=None):
+    def fit(self, X, lengths=None, *, labels=None):
         """Fit the Dirichlet posteriors by variational Bayes EM. Returns self.
 
         Parameters
@@ -424,6 +428,9 @@ class VariationalCategoricalHMM(CategoricalHMM):
         lengths : array-like of int, optional
             The length of each sequence (summing to n_samples); default one
             sequence.
+        labels : array-like of shape (n_samples,), optional
+            Known states (-1: unknown), X in memory only: q(z) is restricted
+            to the state paths through them (see :meth:`emlab.GaussianHMM.fit`).
         """
         k = self._check_settings()
         data = self._fit_data(X, lengths)
@@ -433,7 +440,8 @@ class VariationalCategoricalHMM(CategoricalHMM):
         self._summary(data)  # chunked data: checks the symbols and sets _fit_symbols
         m = self._fit_symbols
         priors = self._priors(k, m)
-        model = _VariationalBaumWelch(self, priors, _n_sequences(data))
+        labels = self._fit_labels_checked(data, labels, k)
+        model = _VariationalBaumWelch(self, priors, _n_sequences(data), labels)
         verbose = self._verbosity()
         result = fit_em(model, data, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
                         random_state=check_random_state(self.random_state),
@@ -560,12 +568,15 @@ class _VariationalGaussianBaumWelch(_VariationalBaumWelch):
         return (np.exp(log_start - log_r0), np.exp(log_trans - log_r[:, None]), log_r0, log_r,
                 None)
 
-    def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0):
+    def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0,
+                    labels=None):
         startprob, transmat, log_r0, log_r, _ = self._renormalised(params)
         log_emission = self._log_emission(X, params.emission)
         last = bounds[1:] - 1
         log_emission += log_r
         log_emission[last] -= log_r
+        if labels is not None:  # q(z) restricted to the paths through the known states
+            mixture.mask_labelled(log_emission, labels)
         logprob, gamma, xi_sum = posteriors(log_emission, bounds, startprob, transmat, workspace)
         del log_emission
         n_seq = bounds.shape[0] - 1
@@ -868,8 +879,12 @@ class VariationalGaussianHMM(GaussianHMM):
                 out["means"] = lloyd_chunked(_RowsOnly(data), centers, max_iter=300,
                                              tol=1e-4)[0]
             else:
-                out["means"] = KMeans(n_clusters=k, n_init=1,
-                                      random_state=rng).fit(data.X).cluster_centers_
+                km = KMeans(n_clusters=k, n_init=1, random_state=rng).fit(data.X)
+                # with known states, number the clusters as the states they hold most of
+                mapping = mixture.label_permutation(km.labels_,
+                                                    getattr(self, "_fit_labels", None), k)
+                out["means"] = np.empty_like(km.cluster_centers_)
+                out["means"][mapping] = km.cluster_centers_
             out["beta"] = p.beta + n / k
         if "c" in self.init_params:
             dof = p.dof + (n if self.covariance_type == "tied" else n / k)
@@ -888,11 +903,12 @@ class VariationalGaussianHMM(GaussianHMM):
 
     # ----------------------------------------------------------------------- fitting
 
-    def fit(self, X, lengths=None):
+    def fit(self, X, lengths=None, *, labels=None):
         """Fit the posteriors by variational Bayes EM. Returns self.
 
         X : array-like (n_samples, n_features), a dask array, or a list of arrays;
-        lengths : the length of each sequence (default one sequence).
+        lengths : the length of each sequence (default one sequence);
+        labels : known states (-1: unknown), X in memory only, as :meth:`emlab.GaussianHMM.fit`.
         """
         k = self._check_settings()
         data = self._fit_data(X, lengths)
@@ -911,7 +927,8 @@ class VariationalGaussianHMM(GaussianHMM):
             _DirichletOnly(self, k), k, 1)
         priors = HMMParams(dirichlet.startprob, dirichlet.transmat,
                            self._gaussian_priors(k, d, mean))
-        model = _VariationalGaussianBaumWelch(self, priors, _n_sequences(data))
+        labels = self._fit_labels = self._fit_labels_checked(data, labels, k)
+        model = _VariationalGaussianBaumWelch(self, priors, _n_sequences(data), labels)
         verbose = self._verbosity()
         try:
             result = fit_em(model, data, n_init=self.n_init, max_iter=self.max_iter,
@@ -920,6 +937,7 @@ class VariationalGaussianHMM(GaussianHMM):
         finally:
             self.__dict__.pop("_data_cov", None)
             self.__dict__.pop("_init_data", None)
+            self.__dict__.pop("_fit_labels", None)
         post = result.params
         q, p = post.emission, priors.emission
         self.startprob_prior_ = priors.startprob

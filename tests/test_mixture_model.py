@@ -526,3 +526,43 @@ def test_the_gaussian_familys_conjugate_prior_is_gaussian_mixtures(covariance_ty
     with pytest.raises(ValueError, match="a prior needs both 'm' and 'c'"):
         quiet(MixtureModel(Gaussian(covariance_type, prior="conjugate"), 2, params="wc",
                            random_state=0).fit, X)
+
+
+@pytest.mark.parametrize("variational", ["categorical", "gaussian"])
+def test_variational_hmms_take_known_states(variational):
+    from emlab import VariationalCategoricalHMM, VariationalGaussianHMM
+
+    rng = np.random.default_rng(18)
+    states = np.repeat([0, 1, 0, 1], 150)
+    if variational == "categorical":
+        X = np.where(states == 0, rng.choice(3, size=600, p=[0.8, 0.1, 0.1]),
+                     rng.choice(3, size=600, p=[0.1, 0.1, 0.8]))[:, None]
+        make = lambda: VariationalCategoricalHMM(2, random_state=0, on_decrease="raise")  # noqa: E731
+    else:
+        X = rng.normal(size=(600, 1)) + 3.0 * states[:, None]
+        make = lambda: VariationalGaussianHMM(2, random_state=0, on_decrease="raise")  # noqa: E731
+    labels = np.full(600, -1)
+    labels[::20] = states[::20]
+    model = quiet(make().fit, X, labels=labels)
+    assert np.all(np.diff(model.lower_bounds_) >= -1e-10 * np.abs(model.lower_bounds_[1:]))
+    assert (model.predict(X) == states).mean() > 0.9  # the labels fix which state is which
+    # restricting q(z) to the paths through the known states cannot raise the bound
+    unlabelled = quiet(make().fit, X)
+    assert model.lower_bounds_[-1] <= unlabelled.lower_bounds_[-1] + 1e-9
+    with pytest.raises(ValueError, match="X in memory as one array"):
+        make().fit([X[:300], X[300:]], labels=labels)
+
+
+def test_the_variational_mixture_takes_partial_labels():
+    from emlab import BayesianGaussianMixture
+
+    X, y, labels = wine_with_labels(0.1, 0)
+    kwargs = dict(n_components=3, reg_covar=1e-3, random_state=0, max_iter=300,
+                  on_decrease="raise")
+    model = quiet(BayesianGaussianMixture(**kwargs).fit, X, labels=labels)
+    assert (model.predict(X) == y).mean() >= 0.9
+    assert np.all(np.diff(model.lower_bounds_) >= -1e-10 * np.abs(model.lower_bounds_[1:]))
+    # no label known: the same fit as without labels
+    none = quiet(BayesianGaussianMixture(**kwargs).fit, X, labels=np.full(y.shape, -1))
+    plain = quiet(BayesianGaussianMixture(**kwargs).fit, X)
+    np.testing.assert_allclose(none.lower_bounds_, plain.lower_bounds_, rtol=1e-10)
