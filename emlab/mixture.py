@@ -150,6 +150,28 @@ def warn_underflow(scores, stacklevel=3):
             f"model was fitted on.", UnderflowWarning, stacklevel=stacklevel)
 
 
+def open_saved_npz(path, bad):
+    """A saved model's ``.npz`` archive, opened with ``allow_pickle=False``.
+
+    ``bad(what)`` makes the error (a :class:`~emlab.exceptions.ModelFileError`
+    naming the file) for a file that is not such an archive: pickled or text
+    data, an empty or truncated file, a single ``.npy`` array. A missing file
+    stays a FileNotFoundError.
+    """
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError:  # numpy: "... contains pickled data" (random bytes, a pickle, text)
+        raise bad("it is not a .npz archive of arrays (emlab never writes pickled data, "
+                  "and does not read it)") from None
+    except (EOFError, zipfile.BadZipFile, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise bad(f"it is empty, truncated or damaged ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise bad("it holds a single array (.npy), not the .npz archive save writes")
+    return data
+
+
 def label_permutation(assigned, labels, n_components):
     """The renumbering of a start's clusters that agrees most with partial labels.
 
@@ -450,21 +472,23 @@ def chunk_statistics(X, params, sample_weight=None, groups=None, complete=False)
     return GaussianStatistics(loglik, weight, nk=nk, means=means, second=second)
 
 
-def labelled_statistics(X, params, sample_weight, labels, log_weights=None):
-    """:func:`chunk_statistics` with partial labels: a labelled row's responsibilities are
-    fixed to its component (``labels[i] >= 0``), the others' computed; a block of rows at a
-    time (two passes over X: the log-densities, then the statistics). ``log_weights``
-    replaces ``log params.weights`` (the variational mixture's constants)."""
-    n = X.shape[0]
+def blockwise_statistics(n, log_prob_of, statistics_of, sample_weight=None, labels=None):
+    """The E-step of a mixture a block of rows at a time, for any component model.
+
+    ``log_prob_of(rows)`` gives ``log w_k + log p(x_i | k)`` of a slice of rows
+    (m, K); ``statistics_of(rows, resp)`` the :class:`~emlab.em.SufficientStatistics`
+    of those rows under responsibilities ``resp`` (times the sample weights).
+    Labelled rows (``labels[i] >= 0``) keep only their component. Returns the
+    sum of the blocks' statistics with ``objective`` ``sum_i w_i log p(x_i)``
+    (``log(w_y p(x | y))`` for a labelled row) and ``weight`` the total weight.
+    Nothing of size n x K outlives a block of :data:`BLOCK_ROWS` rows.
+    """
     total, stats = 0.0, None
-    for start in range(0, n, LABELLED_BLOCK_ROWS):
-        rows = slice(start, min(n, start + LABELLED_BLOCK_ROWS))
-        if log_weights is None:
-            log_prob = weighted_log_prob(X[rows], params)
-        else:
-            log_prob = params.model.log_gaussian(X[rows], params.means,
-                                                 params.precisions_cholesky) + log_weights
-        mask_labelled(log_prob, labels[rows])
+    for start in range(0, n, BLOCK_ROWS):
+        rows = slice(start, min(n, start + BLOCK_ROWS))
+        log_prob = log_prob_of(rows)
+        if labels is not None:
+            mask_labelled(log_prob, labels[rows])
         log_norm = np.empty(log_prob.shape[0])
         resp = np.empty_like(log_prob)
         with _config.threads_for(log_prob.size * 16):
@@ -475,16 +499,34 @@ def labelled_statistics(X, params, sample_weight, labels, log_weights=None):
             resp *= w[:, None]
         else:
             total += float(log_norm.sum())
-        nk, means, second = sufficient_statistics(X[rows], resp, params.means,
-                                                  params.covariance_type)
-        block = GaussianStatistics(0.0, 0.0, nk=nk, means=means, second=second)
+        block = statistics_of(rows, resp)
         stats = block if stats is None else stats + block
     weight = n if sample_weight is None else float(np.sum(sample_weight))
-    return GaussianStatistics(total, weight, **stats.arrays)
+    return stats._new(total, weight, stats.arrays)
 
 
-#: rows per block of the labelled E-step (its n x K temporaries never exceed this many rows)
-LABELLED_BLOCK_ROWS = 65536
+#: rows per block of :func:`blockwise_statistics` (its n x K temporaries never exceed this)
+BLOCK_ROWS = 65536
+
+
+def labelled_statistics(X, params, sample_weight, labels, log_weights=None):
+    """:func:`chunk_statistics` with partial labels: a labelled row's responsibilities are
+    fixed to its component (``labels[i] >= 0``), the others' computed; a block of rows at a
+    time (two passes over X: the log-densities, then the statistics). ``log_weights``
+    replaces ``log params.weights`` (the variational mixture's constants)."""
+    if log_weights is None:
+        log_weights = _log_weights(params.weights)
+
+    def log_prob_of(rows):
+        return params.model.log_gaussian(X[rows], params.means,
+                                         params.precisions_cholesky) + log_weights
+
+    def statistics_of(rows, resp):
+        nk, means, second = sufficient_statistics(X[rows], resp, params.means,
+                                                  params.covariance_type)
+        return GaussianStatistics(0.0, 0.0, nk=nk, means=means, second=second)
+
+    return blockwise_statistics(X.shape[0], log_prob_of, statistics_of, sample_weight, labels)
 
 
 def _start_statistics(X, start, sample_weight=None, labels=None):
@@ -1398,17 +1440,7 @@ class GaussianMixture(ParamsMixin):
         def bad(what):
             return ModelFileError(f"{path} is not a usable saved emlab GaussianMixture: {what}")
 
-        try:
-            data = np.load(path, allow_pickle=False)
-        except ValueError:  # numpy: "... contains pickled data" (random bytes, a pickle, text)
-            raise bad("it is not a .npz archive of arrays (emlab never writes pickled data, "
-                      "and does not read it)") from None
-        except (EOFError, zipfile.BadZipFile, OSError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise bad(f"it is empty, truncated or damaged ({type(exc).__name__}: {exc})") from None
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise bad("it holds a single array (.npy), not the .npz archive save writes")
+        data = open_saved_npz(path, bad)
         with data:
             if "header" not in data.files:
                 raise bad("it has no header")

@@ -15,7 +15,6 @@ log(w_{y_i} p(x_i | y_i))``, whose EM is still monotone.
 """
 
 import warnings
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,11 +36,16 @@ from .em import ChunkedData, EMResult, check_em_options, fit_em
 from .exceptions import EmptyComponentWarning, ModelFileError
 from .families import Family
 from .kmeans import KMeans, kmeans_plusplus
-from .mixture import _nearest, align_to_labels, mask_labelled
+from .mixture import (
+    _log_weights,
+    _nearest,
+    align_to_labels,
+    blockwise_statistics,
+    mask_labelled,
+    open_saved_npz,
+)
 
 INITS = ("kmeans", "k-means++", "random", "random_from_data")
-#: rows per block of the generic E-step (n x K temporaries never exceed this many rows)
-BLOCK_ROWS = 65536
 
 
 @dataclass(frozen=True)
@@ -53,38 +57,14 @@ class FamilyMixtureParams:
 
 
 def block_statistics(family, X, params, sample_weight=None, labels=None):
-    """The family mixture's statistics of X (one chunk) under ``params``, a block of rows at a time.
-
-    ``objective`` is ``sum_i w_i log p(x_i)`` (``log(w_y p(x | y))`` for a
-    labelled row), ``weight`` the total sample weight.
-    """
-    log_w = _log(params.weights)
-    n = X.shape[0]
-    total, stats = 0.0, None
-    for start in range(0, n, BLOCK_ROWS):
-        rows = slice(start, min(n, start + BLOCK_ROWS))
-        log_prob = family.log_prob(X[rows], params.components) + log_w
-        if labels is not None:
-            mask_labelled(log_prob, labels[rows])
-        log_norm = np.empty(log_prob.shape[0])
-        resp = np.empty_like(log_prob)
-        with _config.threads_for(log_prob.size * 16):
-            log_normalize(log_prob, _config.CHUNK_ROWS, log_norm, resp)
-        if sample_weight is not None:
-            w = sample_weight[rows]
-            total += float(w[w > 0] @ log_norm[w > 0])
-            resp *= w[:, None]
-        else:
-            total += float(log_norm.sum())
-        block = family.statistics(X[rows], resp, params.components)
-        stats = block if stats is None else stats + block
-    weight = n if sample_weight is None else float(np.sum(sample_weight))
-    return stats._new(total, weight, stats.arrays)
-
-
-def _log(x):
-    with np.errstate(divide="ignore"):
-        return np.log(x)
+    """The family mixture's statistics of X (one chunk) under ``params``
+    (:func:`emlab.mixture.blockwise_statistics` with the family's log-density and
+    statistics)."""
+    log_w = _log_weights(params.weights)
+    return blockwise_statistics(
+        X.shape[0], lambda rows: family.log_prob(X[rows], params.components) + log_w,
+        lambda rows, resp: family.statistics(X[rows], resp, params.components),
+        sample_weight, labels)
 
 
 class _FamilyMixtureEM:
@@ -468,17 +448,7 @@ class MixtureModel(ParamsMixin):
         def bad(what):
             return ModelFileError(f"{path} is not a usable saved emlab MixtureModel: {what}")
 
-        try:
-            data = np.load(path, allow_pickle=False)
-        except ValueError:
-            raise bad("it is not a .npz archive of arrays (emlab never writes pickled data, "
-                      "and does not read it)") from None
-        except (EOFError, zipfile.BadZipFile, OSError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise bad(f"it is empty, truncated or damaged ({type(exc).__name__}: {exc})") from None
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise bad("it holds a single array (.npy), not the .npz archive save writes")
+        data = open_saved_npz(path, bad)
         with data:
             try:
                 header = json.loads(str(data["header"]))
@@ -571,7 +541,7 @@ class MixtureModel(ParamsMixin):
 
     def _log_prob_resp(self, X, y=None):
         X, params = self._check_X(X)
-        log_prob = self._active_family().log_prob(X, params.components) + _log(params.weights)
+        log_prob = self._active_family().log_prob(X, params.components) + _log_weights(params.weights)
         if y is not None:
             mask_labelled(log_prob, check_labels(y, X.shape[0], params.weights.shape[0]))
         log_norm = np.empty(X.shape[0])

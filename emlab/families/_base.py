@@ -72,10 +72,6 @@ class Family:
         """Validate user-set parameters (attributes set before ``fit``); return them."""
         return params
 
-    def m_step_slack(self, stats, params):
-        """How far the last M-step may fall short of maximising Q, per sample (0: exact)."""
-        return 0.0
-
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._args().items())
         return f"{type(self).__name__}({args})"

@@ -186,9 +186,6 @@ class Mixture(Family):
     def log_prior(self, params):
         return self._inner()[0].log_prior(self._inner_params(params))
 
-    def m_step_slack(self, stats, params):
-        return 0.0
-
     # -- parameters
 
     def check_params(self, params, n_components, n_features):
