@@ -1,0 +1,170 @@
+"""Kernels are compiled in a helper process and always run from Numba's cache.
+
+Why: a ``parallel=True`` kernel that a process compiles itself does not run
+the same machine code as the same kernel loaded from the cache by a later
+process. Numba compiles each ``prange`` body as its own library, optimises
+it, and adds it to the process's JIT engine; it then links a copy of the body
+into the kernel and optimises the whole kernel again, and that copy is what
+the cache stores. The two copies are weak symbols of the same name, so the
+process that compiled runs the first (optimised once) and every later process
+runs the cached one (optimised twice in the kernel's context). With
+reassociation allowed (:data:`emlab._config.FASTMATH`) the two round
+differently: measured here, ``GaussianMixture(covariance_type="diag")``
+means differed by 4e-16 and ``score_samples`` by 4e-15 between the first
+process and the next.
+
+So a process never compiles a cached kernel itself. On a cache miss the
+kernel's signature goes to a helper process (started once, on the first miss), which compiles it and writes the cache;
+the calling process then loads it from the cache like any later process.
+Every process runs the same code and results are bitwise equal between the
+run that compiled and the runs that did not (``tests/test_reproducible.py``).
+
+If the helper cannot start or fails (no writable cache, a typing error in
+the call), the kernel is compiled in process as Numba would do, so a wrong
+argument still gets Numba's own error. ``EMLAB_COMPILE_IN_PROCESS=1``
+switches the helper off.
+"""
+
+import atexit
+import importlib
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+
+from numba.core import sigutils
+from numba.core.caching import NullCache
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.registry import CPUDispatcher
+
+_SERVER_ENV = "EMLAB_COMPILE_SERVER"
+_IN_PROCESS_ENV = "EMLAB_COMPILE_IN_PROCESS"
+
+_lock = threading.RLock()
+_server = None  # the helper process, started on the first cache miss
+_server_failed = False
+
+
+def _send(stream, obj):
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("<Q", len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream):
+    head = stream.read(8)
+    if len(head) < 8:
+        raise EOFError("the compile helper closed its pipe")
+    (size,) = struct.unpack("<Q", head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the compile helper closed its pipe")
+    return pickle.loads(data)
+
+
+def _stop_server():
+    global _server
+    server, _server = _server, None
+    if server is None:
+        return
+    try:
+        server.stdin.close()
+        server.wait(timeout=10)
+    except Exception:  # pragma: no cover - the helper is gone either way
+        server.kill()
+
+
+def _forget_server_in_child():
+    # a forked child must not talk on its parent's pipes
+    global _server
+    _server = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_server_in_child)
+atexit.register(_stop_server)
+
+
+def _start_server():
+    env = dict(os.environ, **{_SERVER_ENV: "1"})
+    return subprocess.Popen(
+        [sys.executable, "-c", "from emlab._compile import _serve; _serve()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+    )
+
+
+def _compile_in_helper(dispatcher, sig):
+    """Ask the helper to compile ``dispatcher`` for ``sig``; True when it did."""
+    global _server, _server_failed
+    if _server_failed:
+        return False
+    func = dispatcher.py_func
+    try:
+        if _server is None or _server.poll() is not None:
+            _server = _start_server()
+        _send(_server.stdin, (func.__module__, func.__name__, sig))
+        ok, message = _receive(_server.stdout)
+    except Exception:
+        # no helper here (or it died): compile in this process from now on
+        _server_failed = True
+        _stop_server()
+        return False
+    return ok
+
+
+def _in_cache(dispatcher, sig):
+    cache = dispatcher._cache
+    key = cache._index_key(sig, dispatcher.targetctx.codegen())
+    return key in cache._cache_file._load_index()
+
+
+def _compile_from_cache(dispatcher):
+    compile_here = dispatcher.compile
+
+    def compile(sig):
+        with _lock, global_compiler_lock:
+            try:
+                args, _ = sigutils.normalize_signature(sig)
+                if tuple(args) not in dispatcher.overloads and not _in_cache(dispatcher, sig):
+                    _compile_in_helper(dispatcher, sig)
+            except Exception:
+                pass  # Numba compiles it here, as it would without us
+            return compile_here(sig)
+
+    compile.__doc__ = compile_here.__doc__
+    dispatcher.compile = compile
+    dispatcher._emlab_compiled_from_cache = True
+
+
+def run_from_cache(module):
+    """Route every cached kernel defined in ``module`` through the helper process."""
+    if os.environ.get(_SERVER_ENV) or os.environ.get(_IN_PROCESS_ENV):
+        return
+    for name, value in vars(module).items():
+        if (isinstance(value, CPUDispatcher)
+                and value.py_func.__module__ == module.__name__
+                and value.py_func.__name__ == name
+                and not isinstance(value._cache, NullCache)
+                and not getattr(value, "_emlab_compiled_from_cache", False)):
+            _compile_from_cache(value)
+
+
+def _serve():
+    """The helper's loop: compile each kernel asked for (which saves it to the cache)."""
+    stdin = sys.stdin.buffer
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # nothing but replies on the pipe, whatever a compile prints
+    sys.stdout = sys.stderr
+    while True:
+        try:
+            module, name, sig = _receive(stdin)
+        except EOFError:
+            return
+        try:
+            getattr(importlib.import_module(module), name).compile(sig)
+            reply = (True, "")
+        except Exception as exc:  # the caller compiles in process and gets Numba's error
+            reply = (False, f"{type(exc).__name__}: {exc}")
+        _send(stdout, reply)

@@ -1,0 +1,60 @@
+"""The process that compiles the kernels and every later process that loads them from Numba's
+cache give bitwise-equal results (emlab._compile explains why that needed a helper process)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from numba.core.errors import TypingError
+
+from emlab import _compile
+from emlab._kernels import mixture as mixture_kernels
+from test_config import kernels
+
+SCRIPT = textwrap.dedent('''
+    import sys
+    import numpy as np
+    from emlab import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(300, 5)), rng.normal(2.0, 1.5, size=(300, 5))])
+    gm = GaussianMixture(3, covariance_type="diag", random_state=0, max_iter=20).fit(X)
+    np.savez(sys.argv[1], means=gm.means_, covariances=gm.covariances_, weights=gm.weights_,
+             lower_bound=gm.lower_bound_, score_samples=gm.score_samples(X))
+''')
+
+
+def test_every_cached_kernel_is_compiled_by_the_helper():
+    if os.environ.get("EMLAB_COMPILE_IN_PROCESS"):
+        pytest.skip("EMLAB_COMPILE_IN_PROCESS is set")
+    routed = {name: getattr(kernel, "_emlab_compiled_from_cache", False)
+              for name, kernel in kernels() if type(kernel._cache).__name__ != "NullCache"}
+    assert routed and all(routed.values()), [n for n, r in routed.items() if not r]
+
+
+def test_compiling_process_and_cached_process_agree_bitwise(tmp_path):
+    script = tmp_path / "fit.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))  # empty: the first run compiles
+    env.pop("EMLAB_COMPILE_IN_PROCESS", None)
+    outputs = []
+    for run in ("compiles", "loads"):
+        out = tmp_path / f"{run}.npz"
+        done = subprocess.run([sys.executable, str(script), str(out)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(np.load(out))
+    assert any((tmp_path / "cache").rglob("*.nbc")), "the first run wrote no cache"
+    first, second = outputs
+    for name in first.files:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+def test_a_call_numba_cannot_type_still_gets_numbas_error():
+    # the helper fails to compile it; the kernel is then compiled here and Numba's error raised
+    with pytest.raises(TypingError):
+        mixture_kernels.log_normalize("not an array", 256, np.zeros(3), np.zeros((3, 2)))
+    assert not _compile._server_failed  # a refused call does not switch the helper off
