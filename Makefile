@@ -9,11 +9,12 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 CONSTRAINTS := requirements/constraints.txt
 export MPLBACKEND := Agg
 
-.PHONY: help test book lab bench demo clean distclean constraints
+.PHONY: help test book book-check lab bench demo clean distclean constraints
 
 help:
 	@echo "make book   - set up $(VENV) and build the book (every chapter executed)"
 	@echo "make test   - set up $(VENV) and run the tests, book chapters included"
+	@echo "make book-check - make book, then open every page in headless Chromium and fail on content cut off at the right edge"
 	@echo "make lab    - set up $(VENV) with JupyterLab and jupytext, and open the chapters"
 	@echo "make bench  - emlab against scikit-learn, hmmlearn, Dask in-process and Spark, side by side (about 25 min; benchmarks/README.md)"
 	@echo "make demo   - k-means versus EM on the two classic samples (writes two_samples.png)"
@@ -44,6 +45,11 @@ book: $(VENV)/.book.stamp
 	$(BIN)/jupyter-book build book --all -W -n --keep-going
 	@echo
 	@echo "Book built: $(CURDIR)/book/_build/html/index.html"
+
+# Every built page in headless Chromium at two widths: fails on content cut off at the right
+# edge of the column (skipped, with a message, where no Chromium is installed).
+book-check: book
+	$(BIN)/python .ci/book_layout.py book/_build/html
 
 # Chapters are MyST markdown: in JupyterLab, right-click one and "Open With > Jupytext Notebook".
 lab: $(VENV)/.lab.stamp
