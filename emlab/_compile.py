@@ -19,6 +19,14 @@ the calling process then loads it from the cache like any later process.
 Every process runs the same code and results are bitwise equal between the
 run that compiled and the runs that did not (``tests/test_reproducible.py``).
 
+**Warm-up.** With an empty cache, a first ``GaussianMixture.fit`` compiles three
+parallel kernels one after the other: k-means' (its start), the scatter
+matrices' (the first M-step) and the fused EM step's. :func:`warm_up_mixture`
+starts a second process that compiles the last two for the float64 data a fit
+usually gets while the calling process compiles the first, so two cores work at
+once (``benchmarks/coldstart.py`` measures it). It runs once per process and only
+when nothing of those kernels is cached.
+
 If the helper cannot start or fails (no writable cache, a typing error in
 the call), the kernel is compiled in process as Numba would do, so a wrong
 argument still gets Numba's own error. ``EMLAB_COMPILE_IN_PROCESS=1``
@@ -40,6 +48,7 @@ from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
 
 _SERVER_ENV = "EMLAB_COMPILE_SERVER"
+_IDLE_SECONDS = 120
 _IN_PROCESS_ENV = "EMLAB_COMPILE_IN_PROCESS"
 
 _lock = threading.RLock()
@@ -101,17 +110,77 @@ def _compile_in_helper(dispatcher, sig):
     if _server_failed:
         return False
     func = dispatcher.py_func
+    for attempt in range(2):  # a helper that just left on its idle timeout gets a successor
+        try:
+            if _server is None or _server.poll() is not None:
+                _server = _start_server()
+            _send(_server.stdin, (func.__module__, func.__name__, sig))
+            ok, _message = _receive(_server.stdout)
+            return ok
+        except Exception:
+            _stop_server()
+    # no helper here: compile in this process from now on
+    _server_failed = True
+    return False
+
+
+_warm_ups = {}  # key -> the background process that compiles its kernels
+
+
+def _stop_warm_ups():
+    for process in _warm_ups.values():
+        if process is not None and process.poll() is None:
+            process.kill()  # Numba writes cache files whole (a rename), never half
+
+
+atexit.register(_stop_warm_ups)
+
+
+def warm_up_mixture(covariance_type, kernels):
+    """Compile a Gaussian mixture's kernels in the background, once, if none is cached.
+
+    ``kernels``: the dispatchers the warm-up would compile; when any of them has
+    something cached the cache is taken as warm and nothing starts.
+    """
+    key = f"mixture-{covariance_type}"
+    if (key in _warm_ups or _server_failed or os.environ.get(_SERVER_ENV)
+            or os.environ.get(_IN_PROCESS_ENV)):
+        return
+    _warm_ups[key] = None
     try:
-        if _server is None or _server.poll() is not None:
-            _server = _start_server()
-        _send(_server.stdin, (func.__module__, func.__name__, sig))
-        ok, message = _receive(_server.stdout)
+        if any(len(k._cache._cache_file._load_index()) for k in kernels):
+            return
+        env = dict(os.environ, **{_SERVER_ENV: "1"})
+        _warm_ups[key] = subprocess.Popen(
+            [sys.executable, "-c", f"from emlab._compile import _warm_up; _warm_up({key!r})"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+        )
     except Exception:
-        # no helper here (or it died): compile in this process from now on
-        _server_failed = True
-        _stop_server()
-        return False
-    return ok
+        pass  # no warm-up: the kernels compile when the fit calls them
+
+
+def _warm_up(key):
+    """Compile what a float64 fit of ``key`` needs, the last-needed kernel first."""
+    import warnings
+
+    import numpy as np
+
+    from ._covariance import MODELS
+    from .mixture import GaussianMixture
+
+    covariance_type = key.split("-", 1)[1]
+    model = MODELS[covariance_type]
+    X = np.random.default_rng(0).normal(size=(64, 4))
+    k, d = 2, X.shape[1]
+    covariances = {"full": np.stack([np.eye(d)] * k), "tied": np.eye(d),
+                   "diag": np.ones((k, d)), "spherical": np.ones(k)}[covariance_type]
+    model.fused_step(X, X[:k].copy(), model.precision_cholesky(covariances),
+                     np.log(np.full(k, 1.0 / k)))  # the EM step, needed last
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        GaussianMixture(k, covariance_type=covariance_type, init_params="random", max_iter=2,
+                        random_state=0).fit(X)
 
 
 def _in_cache(dispatcher, sig):
@@ -151,13 +220,22 @@ def run_from_cache(module):
             _compile_from_cache(value)
 
 
-def _serve():
-    """The helper's loop: compile each kernel asked for (which saves it to the cache)."""
+def _serve(idle_seconds=_IDLE_SECONDS):
+    """The helper's loop: compile each kernel asked for (which saves it to the cache).
+
+    It leaves after ``idle_seconds`` without a request, giving back the memory that
+    compiling took; the next cache miss starts another.
+    """
+    import select
+
     stdin = sys.stdin.buffer
     stdout = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # nothing but replies on the pipe, whatever a compile prints
     sys.stdout = sys.stderr
     while True:
+        ready, _, _ = select.select([stdin], [], [], idle_seconds)
+        if not ready:
+            return
         try:
             module, name, sig = _receive(stdin)
         except EOFError:

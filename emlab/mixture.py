@@ -7,11 +7,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _config, _missing
+from . import _compile, _config, _missing
 from ._dask import DaskData, is_dask_array, map_rows
 from ._base import ParamsMixin
 from ._covariance import MODELS
-from ._kernels.mixture import log_normalize
+from ._kernels.mixture import em_step_diag, em_step_full, log_normalize, weighted_scatter
 from ._validation import (
     check_array,
     check_int,
@@ -1083,6 +1083,10 @@ class GaussianMixture(ParamsMixin):
         return X, sample_weight, labels
 
     def _fit(self, X, sample_weight=None, labels=None):
+        if self.covariance_type in ("full", "tied"):
+            _compile.warm_up_mixture(self.covariance_type, (em_step_full, weighted_scatter))
+        else:
+            _compile.warm_up_mixture(self.covariance_type, (em_step_diag,))
         model = self._make_model(X, sample_weight, labels)
         warm = None
         if self.warm_start and hasattr(self, "weights_"):

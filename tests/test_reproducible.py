@@ -1,6 +1,7 @@
 """The process that compiles the kernels and every later process that loads them from Numba's
 cache give bitwise-equal results (emlab._compile explains why that needed a helper process)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -58,3 +59,46 @@ def test_a_call_numba_cannot_type_still_gets_numbas_error():
     with pytest.raises(TypingError):
         mixture_kernels.log_normalize("not an array", 256, np.zeros(3), np.zeros((3, 2)))
     assert not _compile._server_failed  # a refused call does not switch the helper off
+
+
+WARM_CHECK = textwrap.dedent('''
+    import json
+    import numpy as np
+    from emlab import GaussianMixture
+    from emlab._kernels.mixture import em_step_full, weighted_scatter
+    from emlab.datasets import load_iris
+
+    X, _ = load_iris(return_X_y=True)
+    GaussianMixture(3, random_state=0).fit(X)
+    print(json.dumps({k.py_func.__name__: [sum(k.stats.cache_hits.values()),
+                                           sum(k.stats.cache_misses.values())]
+                      for k in (em_step_full, weighted_scatter)}))
+''')
+
+
+def test_warm_up_compiles_what_a_first_fit_needs(tmp_path):
+    # the background warm-up of GaussianMixture's kernels compiles the very signatures an Iris
+    # fit then calls: that fit finds them in the cache (hits) and compiles none (no misses)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), EMLAB_COMPILE_IN_PROCESS="1")
+    warm = subprocess.run([sys.executable, "-c",
+                           "from emlab._compile import _warm_up; _warm_up('mixture-full')"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    fit = subprocess.run([sys.executable, "-c", WARM_CHECK], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    counts = json.loads(fit.stdout.strip().splitlines()[-1])
+    assert counts == {"em_step_full": [1, 0], "weighted_scatter": [1, 0]}, counts
+
+
+def test_no_warm_up_when_the_kernels_are_cached(monkeypatch):
+    if os.environ.get("EMLAB_COMPILE_IN_PROCESS"):
+        pytest.skip("EMLAB_COMPILE_IN_PROCESS is set")
+    from emlab import GaussianMixture
+    from emlab._kernels.mixture import em_step_full, weighted_scatter
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    GaussianMixture(2, random_state=0).fit(X)  # its kernels are in the cache now
+    monkeypatch.setattr(_compile, "_warm_ups", {})
+    _compile.warm_up_mixture("full", (em_step_full, weighted_scatter))
+    assert _compile._warm_ups == {"mixture-full": None}  # looked, found them, started nothing

@@ -38,7 +38,7 @@ def _int64_bits_as_float64(typingctx, bits):
     return sig, codegen
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def exp_nonpos(x):
     """``exp(x)`` for ``x <= 0`` (``-inf`` included); 0 below -708 (see the module notes)."""
     xc = max(x, EXP_UNDERFLOW)

@@ -53,7 +53,7 @@ CHUNK = CHUNK_ROWS
 TILE_ROWS = 64  # rows per tile; divides CHUNK_ROWS, so a tile never straddles two blocks
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _padded_classes(coef, cp):
     """coef with zero rows appended up to ``cp`` rows (a multiple of 4)."""
     out = np.zeros((cp, coef.shape[1]))
@@ -61,7 +61,7 @@ def _padded_classes(coef, cp):
     return out
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_rows_times(X, t0, rows, vp, u):
     """``u[c, r] = vp[c, :d] . X[t0 + r] + vp[c, d]`` for every c < vp.shape[0] (a multiple of 4).
 
@@ -111,7 +111,7 @@ def _tile_rows_times(X, t0, rows, vp, u):
                 s30 + b3, s31 + b3, s32 + b3, s33 + b3)
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_times_transposed(rd, dt, rows, out):
     """``out[j, m] += sum_r rd[j, r] dt[m, r]`` for all j, m (both multiples of 4), in 4 x 4 blocks.
 
@@ -162,7 +162,7 @@ def _tile_times_transposed(rd, dt, rows, out):
             out[j + 3, m + 3] += s33
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_softmax(X, coefp, targets, weights, t0, rows, xt, pr, top):
     """Load a tile (transposed, with the constant 1 as row d) and its class probabilities.
 

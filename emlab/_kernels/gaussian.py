@@ -43,7 +43,7 @@ TILE = 128  # rows per tile (measured: full-covariance kernels 8-12% faster than
 SMALL_D = 4  # up to this many features, full-covariance tiles use 2 x 2 blocks
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def load_tile(X, t0, rows, xt):
     """xt[j, r] = X[t0 + r, j]: a tile of rows, transposed so loops over rows vectorise."""
     for r in range(rows):
@@ -51,7 +51,7 @@ def load_tile(X, t0, rows, xt):
             xt[j, r] = X[t0 + r, j]
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def load_tile_4x4(X, t0, rows, xt):
     """As ``load_tile``, copied in 4 x 4 blocks through registers.
 
@@ -87,13 +87,13 @@ def load_tile_4x4(X, t0, rows, xt):
             xt[j, r] = X[t0 + r, j]
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def padded4(d):
     """``d`` rounded up to a multiple of 4: the feature count the 4 x 4 blocks work on."""
     return (d + 3) // 4 * 4
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_log_gaussian_full(dt, rows, chol_p, bias, y, lp_k):
     """lp_k[r] = bias - 1/2 ||L dt[:, r]||^2 for the tile (L = chol_p, lower triangular).
 
@@ -131,7 +131,7 @@ def _tile_log_gaussian_full(dt, rows, chol_p, bias, y, lp_k):
         lp_k[r] = bias - 0.5 * lp_k[r]
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_log_gaussian_full_small(dt, rows, chol_t, bias, y0, y1, lp_k):
     """As ``_tile_log_gaussian_full`` for d <= 4 (unpadded ``chol_t``), two rows of L at a time.
 

@@ -58,7 +58,7 @@ CHUNK = CHUNK_ROWS  # the chunks of the fixed partition, as in mixture.py
 # ----------------------------------------------------------------------------- tiles
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_state_exp(lp, rows, c0, n_mix, top, s):
     """Components ``c0 .. c0 + n_mix - 1`` (one state): ``lp[c, r] -> exp(lp[c, r] - top[r])``.
 
@@ -81,7 +81,7 @@ def _tile_state_exp(lp, rows, c0, n_mix, top, s):
             s[r] += e
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_state_log_sum(lp, rows, n_mix, top, s, out, t0):
     """out[t0 + r, k] = log sum_m exp(lp[k * n_mix + m, r]) for every state k (lp overwritten)."""
     for k in range(out.shape[1]):
@@ -90,7 +90,7 @@ def _tile_state_log_sum(lp, rows, n_mix, top, s, out, t0):
             out[t0 + r, k] = top[r] + math.log(s[r])  # log 0 = -inf: a row no component produces
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, nk):
     """In place: ``lp[c, r] -> gamma[t0 + r, k] p(m | x_r, k)`` for ``c = k * n_mix + m``.
 
@@ -112,7 +112,7 @@ def _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, nk):
             nk[c] += tot
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_log_gaussian_diag(xt, rows, means_p, prec_p, bias, q):
     """q[r] = bias - 1/2 sum_j ((xt[j, r] - means_p[j]) prec_p[j])^2, four features a pass.
 
@@ -133,7 +133,7 @@ def _tile_log_gaussian_diag(xt, rows, means_p, prec_p, bias, q):
         q[r] = bias - 0.5 * q[r]
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _biases_full(prec_chol_t, log_weights, d):
     """``-d/2 log(2 pi) + log|U_c| + log w_c`` of every component."""
     n_comp = prec_chol_t.shape[0]
@@ -145,7 +145,7 @@ def _biases_full(prec_chol_t, log_weights, d):
     return bias
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _biases_diag(prec_chol, log_weights, d):
     n_comp = prec_chol.shape[0]
     bias = np.empty(n_comp)
@@ -157,7 +157,7 @@ def _biases_diag(prec_chol, log_weights, d):
     return bias
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _padded_rows(a, dp):
     """A copy of (C, d) ``a`` with zero columns up to ``dp``."""
     out = np.zeros((a.shape[0], dp))
@@ -165,7 +165,7 @@ def _padded_rows(a, dp):
     return out
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp):
     """lp[c, :rows] = log w_c + log N(x_r | mu_c, Sigma_c); ``dts[c]`` keeps x_r - mu_c.
 

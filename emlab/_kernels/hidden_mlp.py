@@ -28,7 +28,7 @@ from .mixture import block_rows, sum_blocks
 CHUNK = CHUNK_ROWS
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def log_sigmoid(u):
     """``log(1 / (1 + exp(-u)))`` without overflow for any u."""
     if u >= 0:
@@ -36,7 +36,7 @@ def log_sigmoid(u):
     return u - math.log1p(math.exp(u))
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def sigmoid(u):
     if u >= 0:
         return 1.0 / (1.0 + math.exp(-u))
@@ -44,7 +44,7 @@ def sigmoid(u):
     return e / (1.0 + e)
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _hidden_logits(X, A, i, u):
     """u[k] = A[k, :d] . X[i] + A[k, d]."""
     d = X.shape[1]
@@ -55,7 +55,7 @@ def _hidden_logits(X, A, i, u):
         u[k] = s
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _log_prior_configs(u, lp):
     """lp[m] = log p(h = m | x) = sum_k log sigmoid(+-u[k]), by doubling: O(2**H)."""
     lp[0] = 0.0
@@ -68,7 +68,7 @@ def _log_prior_configs(u, lp):
             lp[m] += off
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _fold_marginals(r, n_hidden, out):
     """out[k] = sum of r[m] over the m with bit k set; r (2**H,) is overwritten. O(2**H).
 

@@ -62,7 +62,7 @@ def log_normalize(log_prob, chunk_rows, log_norm, resp):
                 resp[i, k] *= inv
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def block_rows(b, n_blocks, n, chunk_rows):
     """Rows [start, stop) of block b: a fixed share of whole chunks, whatever the thread count."""
     n_chunks = (n + chunk_rows - 1) // chunk_rows
@@ -71,7 +71,7 @@ def block_rows(b, n_blocks, n, chunk_rows):
     return start, stop
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def sum_blocks(acc, out):
     """out = acc[0] + acc[1] + ..., added in block order (the same whatever the thread count)."""
     out[:] = 0
@@ -82,14 +82,14 @@ def sum_blocks(acc, out):
 # ----------------------------------------------------------------------------- tiles
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _log8(p0, p1, p2, p3, p4, p5, p6, p7):
     """The sum of eight logs (of eight products that would overflow if multiplied together)."""
     return ((math.log(p0) + math.log(p1)) + (math.log(p2) + math.log(p3))) + (
         (math.log(p4) + math.log(p5)) + (math.log(p6) + math.log(p7)))
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _log_product(s, rows):
     """``sum_r log(s[r])`` for ``1 <= s[r] <= K``, with eight logs per 256 rows.
 
@@ -118,7 +118,7 @@ def _log_product(s, rows):
     return total + _log8(p0, p1, p2, p3, p4, p5, p6, p7)
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_row_max(lp, rows, n_components, top):
     """top[r] = max_k lp[k, r]."""
     for r in range(rows):
@@ -128,7 +128,7 @@ def _tile_row_max(lp, rows, n_components, top):
             top[r] = max(top[r], lp[k, r])
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, nk):
     """In place: lp[k, r] -> (weighted) responsibilities; returns the tile's sum of log p(x_r).
 
@@ -175,7 +175,7 @@ def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, nk
     return total
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_scatter_lower(rd, dt, rows, out):
     """out[j, m] += sum_r rd[j, r] dt[m, r] over the 4 x 4 blocks on and below the diagonal.
 
@@ -229,7 +229,7 @@ def _tile_scatter_lower(rd, dt, rows, out):
             out[j + 3, m + 3] += s33
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_scatter_lower_small(rd, dt, rows, d, out):
     """As ``_tile_scatter_lower`` for d <= 4: m <= j < d, in 2 x 2 blocks.
 
@@ -261,7 +261,7 @@ def _tile_scatter_lower_small(rd, dt, rows, d, out):
                 out[j1, m1] += s11
 
 
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_add_statistics(w, dt, rows, small, rd, acc_s, acc_ss):
     """Add one component's weighted sums and scatter over a tile of differences ``dt``.
 
