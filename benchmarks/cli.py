@@ -23,10 +23,12 @@ def build_parser():
     quick = ", ".join(c.name for c in quick_cases())
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run emlab and its peers (scikit-learn; hmmlearn 'log' and 'scaling' "
-                    "for the HMM cases) side by side (same process, same data, same "
-                    "start) and report seconds per iteration, GFLOP/s against GEMM, peak "
-                    "memory and cold start, with PASS/FAIL per target.",
+        description="Run emlab and its peers (scikit-learn; oneDAL and mlpack for some "
+                    "Gaussian-mixture cases; hmmlearn 'log' and 'scaling' for the HMM cases) "
+                    "side by side (each library in its own process, same data, same start) "
+                    "and report seconds per iteration, GFLOP/s against GEMM, the fraction of "
+                    "the machine's measured limit, peak memory and cold start, with "
+                    "PASS/FAIL per target.",
         epilog=f"Default grid: {known}. Quick grid: {quick}. Any name of the form "
                f"{', '.join(NAME_FORMS[:-1])} or {NAME_FORMS[-1]} "
                f"(counts like 1e6 or 250000) is accepted by --cases.",
@@ -47,6 +49,11 @@ def build_parser():
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory workers")
     parser.add_argument("--no-peer", action="store_true", help="run emlab alone")
     parser.add_argument("--no-cold-start", action="store_true", help="skip cold-start runs")
+    parser.add_argument("--same-process", action="store_true",
+                        help="time every library in the benchmark's own process (default: "
+                             "each library in its own spawned worker process)")
+    parser.add_argument("--no-install", action="store_true",
+                        help="do not pip-install a missing peer (oneDAL, mlpack); skip it")
     parser.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None,
                         help="after the grid, run the scale-out benchmark (python -m "
                              "benchmarks.scale: emlab on a Dask cluster against emlab in one "
@@ -71,6 +78,7 @@ def settings_from_args(args, argv):
     return Settings(cases=select_cases(args.cases, quick=args.quick), threads=args.threads,
                     memory=not args.no_memory, peer=not args.no_peer,
                     cold_start=not args.no_cold_start, quick=args.quick,
+                    isolate=not args.same_process, install=not args.no_install,
                     command=["python", "-m", "benchmarks"] + list(argv), **sizes)
 
 

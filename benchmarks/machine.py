@@ -1,9 +1,13 @@
-"""The machine: thread settings, a description for the JSON, and two reference rates.
+"""The machine: thread settings, a description for the JSON, and three reference rates.
 
 The GEMM rate (float64 square matrix product) is the compute roof of the
 roofline plot and the denominator of ``gemm_fraction``; the bandwidth (a
 float64 matrix-vector product, which reads the matrix once) is its memory
-roof. Both are measured in the same run as the cases, with the same threads.
+roof; the exponential rate (float64 ``exp`` over a cache-resident array, the
+best of a parallel Numba kernel and NumPy's SIMD ``exp`` on one Python thread
+per core) is the third. All three are measured in the same run as the cases,
+with the same threads, and give each Gaussian-mixture case its lower bound on
+the time of one iteration (:func:`iteration_limit`).
 """
 
 import os
@@ -96,6 +100,118 @@ def memory_bandwidth(megabytes, n_threads, repeats=5, seed=0):
         median, samples = median_seconds(lambda: np.matmul(a, x, out=out), repeats)
     return {"megabytes": a.nbytes / 2**20, "threads": n_threads,
             "gb_per_s": a.nbytes / median / 1e9, "seconds": samples}
+
+
+#: Elements of the cache-resident array the exponential rate is measured on (512 KiB).
+EXP_ELEMENTS = 1 << 16
+
+
+def _exp_kernel():
+    """A parallel Numba kernel: ``out = exp(x)``, ``sweeps`` times over the array."""
+    import numba
+
+    @numba.njit(parallel=True, cache=False)
+    def kernel(x, out, sweeps):
+        n = x.shape[0]
+        chunk = 4096
+        blocks = (n + chunk - 1) // chunk
+        for task in numba.prange(sweeps * blocks):
+            b = task % blocks
+            stop = min(n, (b + 1) * chunk)
+            for i in range(b * chunk, stop):
+                out[i] = np.exp(x[i])
+
+    return kernel
+
+
+def exp_rate(n_threads, sweeps=400, repeats=5, seed=0):
+    """Exponentials per second (float64) with ``n_threads`` threads.
+
+    Two ways, the better one is the reference: a Numba ``prange`` kernel over
+    a cache-resident array of :data:`EXP_ELEMENTS` values in [-30, 0] (the
+    range of ``log p - max log p`` in an E-step), and NumPy's ``np.exp``
+    (SIMD, single-threaded, but releasing the GIL) on one Python thread per
+    core, each on its own slice. Memory traffic is negligible (the array stays
+    in cache), so this is the rate of the exponential itself.
+
+    Returns
+    -------
+    dict
+        ``threads``, ``per_s`` (the best), ``numba_per_s``, ``numpy_per_s``, ``method``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-30.0, 0.0, EXP_ELEMENTS)
+    out = np.empty_like(x)
+    kernel = _exp_kernel()
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        kernel(x, out, 1)  # compile
+        numba_s, _ = median_seconds(lambda: kernel(x, out, sweeps), repeats)
+    finally:
+        numba.set_num_threads(before)
+    slices = [(x[i::n_threads].copy(), np.empty_like(x[i::n_threads])) for i in range(n_threads)]
+
+    def sweep(pair):
+        a, b = pair
+        for _ in range(sweeps):
+            np.exp(a, out=b)
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        numpy_s, _ = median_seconds(lambda: list(pool.map(sweep, slices)), repeats)
+    count = float(EXP_ELEMENTS) * sweeps
+    rates = {"numba_per_s": count / numba_s, "numpy_per_s": count / numpy_s}
+    best = max(rates, key=rates.get)
+    return {"threads": n_threads, "per_s": rates[best], **rates,
+            "method": f"best of a Numba prange kernel and np.exp on {n_threads} Python threads "
+                      f"over {EXP_ELEMENTS} cache-resident float64 values ({best[:-6]} won)"}
+
+
+def iteration_flops(covariance_type, n, d, k):
+    """Flops (2 per multiply-add) one EM iteration of a Gaussian mixture cannot avoid.
+
+    ``full``: ``N K d (d + 1)`` multiply-adds (the E-step's Mahalanobis distance
+    through the precision's Cholesky factor, ``d (d + 1) / 2`` per (sample,
+    component), and the M-step's weighted scatter, ``d (d + 1) / 2`` for its
+    upper triangle), so ``2 N K d (d + 1)`` flops; the other covariance types
+    use :func:`benchmarks.cases.useful_flops` (``diag`` ``8 N K d``).
+    """
+    if covariance_type == "full":
+        return 2.0 * n * k * d * (d + 1)
+    from .cases import useful_flops
+
+    return float(useful_flops("gmm", covariance_type, n, d, k))
+
+
+def iteration_limit(n, d, k, covariance_type, gb_per_s, exp_per_s, gflops):
+    """A lower bound on the seconds of one EM iteration of a Gaussian mixture.
+
+    The largest of three bounds, each from a rate measured by the benchmark:
+
+    * ``bytes``: X must be read at least once per iteration, ``8 N d`` bytes,
+      at the measured memory bandwidth;
+    * ``exp``: the E-step takes ``N K`` exponentials (one per responsibility),
+      at the measured exponential rate;
+    * ``flops``: :func:`iteration_flops` at the measured GEMM rate.
+
+    Returns
+    -------
+    dict
+        ``bytes_s``, ``exp_s``, ``flops_s``, ``limit_s`` (the largest) and
+        ``bound`` (``'bytes'``, ``'exp'`` or ``'flops'``: which one it is).
+    """
+    bounds = {
+        "bytes": 8.0 * n * d / (gb_per_s * 1e9),
+        "exp": float(n) * k / exp_per_s,
+        "flops": iteration_flops(covariance_type, n, d, k) / (gflops * 1e9),
+    }
+    bound = max(bounds, key=bounds.get)
+    return {"bytes_s": bounds["bytes"], "exp_s": bounds["exp"], "flops_s": bounds["flops"],
+            "limit_s": bounds[bound], "bound": bound}
 
 
 def cpu_model():

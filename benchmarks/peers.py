@@ -13,6 +13,16 @@ three methods:
     imports the library and loads Iris (into ``X``), and one that fits a
     small model to it; None to skip.
 
+An adapter may also have ``supports(case)`` (None, or why it cannot fit the
+case: reported as ``unsupported`` for that peer, the case goes on),
+``available()`` (None, or why the library cannot be used: it is installed on
+first use, :func:`ensure_installed`), ``set_threads(n)`` (its own thread
+setting, called in its worker process), ``check`` (``'trajectory'``: the
+whole trajectory is compared with emlab's; ``'final'``: only the final
+log-likelihood after the same number of iterations; ``'none'``), and
+``iterations`` / ``repeats`` overriding the run's (mlpack, whose whole fits are
+slow).
+
 To add a peer: write a class like :class:`ScikitLearn`, add it to
 :data:`LIBRARIES`, and give the cases it takes part in ``peer='<name>'`` (or
 list it in their ``extra_peers``). hmmlearn is registered twice, once per
@@ -21,7 +31,10 @@ implementation of its forward-backward (:class:`Hmmlearn`).
 
 import contextlib
 import functools
+import importlib
 import logging
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -568,9 +581,207 @@ class Hmmlearn:
         )
 
 
+#: The exact versions installed when a peer below is missing (one place to change them).
+ONEDAL_PIN = "scikit-learn-intelex==2026.2.0"  # brings daal4py (oneDAL's Python API)
+MLPACK_PIN = "mlpack==4.8.0"
+#: Seconds a ``pip install`` of a missing peer may take before the peer is skipped.
+INSTALL_TIMEOUT = 900
+
+_INSTALL_FAILURES = {}
+
+
+def ensure_installed(module, pin, install=True):
+    """Import ``module``, installing ``pin`` into the running interpreter if it is missing.
+
+    ``python -m pip install --quiet <pin>`` (:data:`INSTALL_TIMEOUT`), once per
+    process; ``install=False`` only tries the import.
+
+    Returns
+    -------
+    None if ``module`` can be imported, else the reason it cannot (for the report).
+    """
+    try:
+        importlib.import_module(module)
+        return None
+    except ImportError as exc:
+        reason = f"cannot import {module} ({exc})"
+    if not install:
+        return reason + "; not installing (install=False)"
+    if pin in _INSTALL_FAILURES:
+        return _INSTALL_FAILURES[pin]
+    try:
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", pin],
+                              capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        done, failure = None, f"{type(exc).__name__}: {exc}"
+    if done is not None and done.returncode != 0:
+        tail = [line for line in (done.stderr or done.stdout).strip().splitlines()
+                if "is ignored" not in line][-2:]
+        failure = f"pip exit {done.returncode}: " + " | ".join(tail)
+    elif done is not None:
+        importlib.invalidate_caches()
+        try:
+            importlib.import_module(module)
+            return None
+        except ImportError as exc:
+            failure = f"installed but cannot import: {exc}"
+    _INSTALL_FAILURES[pin] = f"{reason}; `pip install {pin}` failed: {failure}"
+    return _INSTALL_FAILURES[pin]
+
+
+def _distribution_version(name):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+class _InstalledGmmPeer:
+    """What oneDAL's and mlpack's adapters share: installed on demand (their ``pin``), and
+    Gaussian mixtures with full or diagonal covariances only (``routine`` names theirs)."""
+
+    def available(self, install=True):
+        return ensure_installed(self.module, self.pin, install)
+
+    def supports(self, case):
+        if case.model != "gmm" or case.covariance_type not in ("full", "diag"):
+            return (f"{self.routine} has full and diagonal covariances only, "
+                    f"not {case.covariance_type!r}")
+        return None
+
+
+class OneDAL(_InstalledGmmPeer):
+    """oneDAL's EM for Gaussian mixtures through daal4py (``daal4py.em_gmm``), full and
+    diagonal covariances.
+
+    ``em_gmm(nComponents=K, maxIterations=m, accuracyThreshold=0)`` (and
+    ``covarianceStorage='diagonal'``) ``.compute(X, weights, means, covariances)``
+    starts exactly from the shared start: weights (1, K), means (K, d) and a
+    list of K covariances, (d, d) each ((1, d) for diagonal ones: the inverse
+    of the start's precisions). Its result has ``goalFunction`` (the total
+    log-likelihood at the last E-step, that of the parameters after ``m - 1``
+    M-steps, as emlab's ``lower_bounds_[m - 1] * N``) and ``nIterations``, not
+    the trajectory: the check (``check = 'final'``) compares that one value
+    with emlab's after the same iterations. oneDAL adds nothing to the
+    covariances unless one is ill-conditioned (its ``regularizationFactor``),
+    emlab and scikit-learn add ``reg_covar = 1e-6``: the two differ by about
+    1e-8 relative after a few iterations (measured 2.5e-9 full, 2.8e-8 diagonal
+    at N = 2e4), well under the check's 1e-6.
+
+    Threads: ``daal4py.daalinit(n)`` in its worker process (TBB).
+    """
+
+    name = "onedal"
+    models = ("gmm",)
+    numba_cache = False
+    check = "final"
+    module, pin = "daal4py", ONEDAL_PIN
+    routine = "oneDAL's em_gmm"
+
+
+    def set_threads(self, n_threads):
+        import daal4py
+
+        daal4py.daalinit(n_threads)
+
+    def version(self):
+        import daal4py
+
+        found = _distribution_version("daal4py") or _distribution_version("scikit-learn-intelex")
+        build = str(daal4py._get__version__()).strip("()").replace('"', "").replace("'", "")
+        return f"{found} (daal4py build {build})"
+
+    def fit(self, case, X, start, max_iter):
+        import daal4py
+
+        reason = self.supports(case)
+        if reason is not None:
+            raise ValueError(reason)
+        k = case.n_components
+        options = dict(nComponents=k, maxIterations=max_iter, accuracyThreshold=0.0)
+        if case.covariance_type == "diag":
+            options["covarianceStorage"] = "diagonal"
+            covariances = [np.ascontiguousarray(1.0 / p)[None, :] for p in start.precisions]
+        else:
+            covariances = [np.ascontiguousarray(np.linalg.inv(p)) for p in start.precisions]
+        result = daal4py.em_gmm(**options).compute(
+            X, np.ascontiguousarray(start.weights)[None, :], np.ascontiguousarray(start.means),
+            covariances)
+        n_iter = int(np.asarray(result.nIterations).ravel()[0])
+        goal = float(np.asarray(result.goalFunction).ravel()[0])
+        return Fit(n_iter, np.array([goal / X.shape[0]]))
+
+    def cold_start_code(self):
+        return None
+
+
+class Mlpack(_InstalledGmmPeer):
+    """mlpack's ``gmm_train`` (Python bindings), full and diagonal covariances.
+
+    **Whole fits from its own start.** ``gmm_train`` cannot start from given
+    parameters (with an ``input_model`` it still re-initialises by k-means), so
+    it runs its own k-means start (``seed=1``, at most
+    :attr:`kmeans_max_iterations` Lloyd iterations) and then ``max_iterations``
+    EM iterations (``tolerance=0``: it stops only at that count;
+    ``no_force_positive``, ``trials=1``). Its numbers are the seconds of those
+    whole fits (``whole_fit_seconds``), and, as the seeded start is the same in
+    both fits, their difference per iteration (``own_start_seconds_per_iter``),
+    not a per-iteration time from the shared start; nothing is checked against
+    emlab (``check = 'none'``: different start, different iterates, and its
+    model exposes no log-likelihood). Its ``n_iter`` is the count asked for
+    (mlpack does not report it).
+
+    Its EM is slow (about 0.6 s per iteration at N = 1e5, d = 8, K = 8, full,
+    2 threads, here), so it runs its own :attr:`iterations` (1, 3) and
+    :attr:`repeats` (1). Threads: ``OMP_NUM_THREADS`` in its worker process.
+    """
+
+    name = "mlpack"
+    models = ("gmm",)
+    numba_cache = False
+    check = "none"
+    whole_fit = True
+    iterations = (1, 3)
+    repeats = 1
+    kmeans_max_iterations = 10
+    module, pin = "mlpack", MLPACK_PIN
+    routine = "mlpack's gmm_train"
+
+
+    def version(self):
+        import mlpack
+
+        return getattr(mlpack, "__version__", None) or _distribution_version("mlpack")
+
+    def fit(self, case, X, start, max_iter):
+        import mlpack
+
+        reason = self.supports(case)
+        if reason is not None:
+            raise ValueError(reason)
+        mlpack.gmm_train(gaussians=case.n_components, input_=X, max_iterations=max_iter,
+                         tolerance=0.0, trials=1, seed=1, no_force_positive=True,
+                         kmeans_max_iterations=self.kmeans_max_iterations,
+                         diagonal_covariance=case.covariance_type == "diag")
+        return Fit(max_iter, np.array([]))
+
+    def cold_start_code(self):
+        return None
+
+
 #: Every library the benchmarks know, by name.
 LIBRARIES = {library.name: library for library in (Emlab(), ScikitLearn(), Hmmlearn("log"),
-                                                   Hmmlearn("scaling"))}
+                                                   Hmmlearn("scaling"), OneDAL(), Mlpack())}
+
+#: The peers compared on their final log-likelihood, or not at all (see their ``check``).
+CHECKS = ("trajectory", "final", "none")
+
+
+def check_of(library):
+    """How a library's fit is checked against emlab's: one of :data:`CHECKS`."""
+    return getattr(library, "check", "trajectory")
 
 
 def get_library(name):

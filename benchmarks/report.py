@@ -148,13 +148,20 @@ def measurements_table(results):
             rows.append([case["name"], case["status"]] + [""] * (len(header) - 2))
             continue
         ours = case["libraries"].get("emlab", {})
+        skipped = case.get("skipped_peers") or {}
         for i, (peer, speedup, ratio, diff) in enumerate(peer_rows(case)):
             theirs = case["libraries"].get(peer, {})
+            if peer in skipped:
+                peer_seconds = skipped[peer]["status"]
+            elif theirs.get("whole_fit"):
+                peer_seconds = "whole fit"  # see whole_fit_lines
+            else:
+                peer_seconds = _fmt(theirs.get("seconds_per_iter"), ".4g")
             rows.append([
                 case["name"] if i == 0 else "",
                 peer,
                 _fmt(ours.get("seconds_per_iter"), ".4g"),
-                _fmt(theirs.get("seconds_per_iter"), ".4g"),
+                peer_seconds,
                 _fmt(speedup, ".3g", "x"),
                 _fmt(ours.get("gflops"), ".3g"),
                 _fmt(theirs.get("gflops"), ".3g"),
@@ -166,6 +173,60 @@ def measurements_table(results):
                 _fmt(diff, ".1e"),
             ])
     return _table(header, rows)
+
+
+def limits_table(results):
+    """One row per Gaussian-mixture case: the three lower bounds on one iteration
+    (:func:`benchmarks.machine.iteration_limit`), the limit and which bound it is, and each
+    library's fraction of it (limit / its seconds per iteration; mlpack's from its own-start
+    differenced time, marked ``*``)."""
+    cases = [c for c in results["cases"] if c.get("limit") and c["status"] == "ok"]
+    if not cases:
+        return None
+    names = []
+    for case in cases:
+        names += [n for n in case.get("limit_fractions", {}) if n not in names]
+    header = ["case", "bytes ms", "exp ms", "flops ms", "limit ms", "bound"] + \
+        [f"{n}{'*' if n == 'mlpack' else ''}" for n in names]
+    rows = []
+    for case in cases:
+        limit, fractions = case["limit"], case.get("limit_fractions", {})
+        rows.append([case["name"]] + [_fmt(limit[k] * 1e3, ".3g") for k in
+                                      ("bytes_s", "exp_s", "flops_s", "limit_s")]
+                    + [limit["bound"]] + [_fmt(fractions.get(n), ".1%") for n in names])
+    return _table(header, rows)
+
+
+def whole_fit_lines(results):
+    """What the whole-fit peers (mlpack) measured, in words: their numbers are not
+    per-iteration times from the shared start."""
+    lines = []
+    for case in results["cases"]:
+        ours = case.get("libraries", {}).get("emlab", {})
+        for name, lib in case.get("libraries", {}).items():
+            if not lib.get("whole_fit"):
+                continue
+            fits = ", ".join(f"{m} it. {_fmt(s, '.3g')} s"
+                             for m, s in (lib.get("whole_fit_seconds") or {}).items())
+            ratio = (case.get("own_start_ratios") or {}).get(name)
+            lines.append(
+                f"  {case['name']}: {name} {lib.get('version')}: whole fits from its own "
+                f"k-means start ({fits}; median of {len(lib.get('samples', []))}); their "
+                f"difference per iteration {_fmt(lib.get('own_start_seconds_per_iter'), '.3g')} s "
+                f"= {_fmt(ratio, '.3g')} x emlab's "
+                f"{_fmt(ours.get('seconds_per_iter'), '.3g')} s/it from the shared start "
+                f"(not the same iterates; not checked)")
+    return lines
+
+
+def versions_line(results):
+    """The versions of every library timed (from the workers that timed them)."""
+    found = {}
+    for case in results["cases"]:
+        for name, lib in case.get("libraries", {}).items():
+            if lib.get("version"):
+                found.setdefault(name, lib["version"])
+    return ", ".join(f"{name} {version}" for name, version in found.items())
 
 
 def targets_table(results):
@@ -213,6 +274,15 @@ def case_notes(results):
             error = (lib.get("memory") or {}).get("error")
             if error:
                 notes.append(f"note: {case['name']}: {name} memory not measured: {error}")
+        for name, skipped in (case.get("skipped_peers") or {}).items():
+            notes.append(f"note: {case['name']}: {name} {skipped['status']}: "
+                         f"{skipped['message']}")
+        checks = case.get("trajectory_checks") or {}
+        for name, check in checks.items():
+            if check == "final":
+                notes.append(f"note: {case['name']}: {name} is checked on its final "
+                             f"log-likelihood after the same iterations (it reports no "
+                             f"trajectory)")
     return notes
 
 
@@ -225,13 +295,32 @@ def format_report(results):
         f"(numba layer {results['machine']['numba']['threading_layer']}); "
         f"GEMM {gemm['threads'][str(threads)]['gflops']:.1f} GFLOP/s "
         f"({gemm['threads']['1']['gflops']:.1f} on 1 thread), memory bandwidth "
-        f"{results['bandwidth']['gb_per_s']:.1f} GB/s",
+        f"{results['bandwidth']['gb_per_s']:.1f} GB/s"
+        + (f", exp {results['exp']['per_s'] / 1e9:.2f} G/s" if results.get("exp") else ""),
         f"seconds per iteration: median of {results['settings']['repeats']} repeats of "
         f"(t(m2) - t(m1)) / (m2 - m1), (m1, m2) = {tuple(results['settings']['iterations'])}",
         "",
         measurements_table(results),
     ]
     lines += case_notes(results) + [""]
+    limits = limits_table(results)
+    if limits:
+        lines += ["fraction of the machine's limit: limit = max(8 N d bytes / bandwidth, N K exp "
+                  "/ exp rate, iteration flops / GEMM rate) per iteration; fraction = limit / "
+                  "seconds per iteration (* mlpack: its own-start differenced time)"]
+        rates = results.get("limit_rates")
+        if rates:
+            lines.append(f"rates: GEMM {rates['gflops']:.1f} GFLOP/s (best of 1 and "
+                         f"{threads} threads), bandwidth {rates['gb_per_s']:.1f} GB/s, "
+                         f"exp {rates['exp_per_s'] / 1e9:.2f} G/s")
+        lines += [limits, ""]
+    whole = whole_fit_lines(results)
+    if whole:
+        lines += ["whole-fit peers (their own start; not per-iteration from the shared start)"]
+        lines += whole + [""]
+    versions = versions_line(results)
+    if versions:
+        lines += [f"versions: {versions}", ""]
     cold = cold_start_lines(results)
     if cold:
         lines += ["cold start (fresh interpreter: import + first fit on Iris)"] + cold + [""]

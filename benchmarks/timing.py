@@ -79,16 +79,26 @@ def per_iteration(libraries, case, X, start, iterations, repeats):
     for repeat in range(repeats):
         order = libraries if repeat % 2 == 0 else libraries[::-1]
         for library in order:
-            result = results[library.name]
             t1, fit1 = timed_fit(library, case, X, start, m1)
             t2, fit2 = timed_fit(library, case, X, start, m2)
-            result.fit_seconds[m1].append(t1)
-            result.fit_seconds[m2].append(t2)
-            if result.fit is None:
-                result.fit = fit2
-                result.n_iter = {m1: fit1.n_iter, m2: fit2.n_iter}
-            ran = fit2.n_iter - fit1.n_iter
-            result.samples.append((t2 - t1) / ran if ran > 0 else float("nan"))
+            record_pair(results[library.name], (m1, m2), (t1, fit1), (t2, fit2))
+    return summarise_samples(results)
+
+
+def record_pair(result, iterations, first, second):
+    """Add one repeat's two timed fits, ``(seconds, Fit)`` each, to a :class:`PerIteration`."""
+    (m1, m2), (t1, fit1), (t2, fit2) = iterations, first, second
+    result.fit_seconds[m1].append(t1)
+    result.fit_seconds[m2].append(t2)
+    if result.fit is None:
+        result.fit = fit2
+        result.n_iter = {m1: fit1.n_iter, m2: fit2.n_iter}
+    ran = fit2.n_iter - fit1.n_iter
+    result.samples.append((t2 - t1) / ran if ran > 0 else float("nan"))
+
+
+def summarise_samples(results):
+    """Fill each :class:`PerIteration`'s median and best (smallest positive) sample."""
     for result in results.values():
         finite = [s for s in result.samples if np.isfinite(s)]
         result.median = float(np.median(finite)) if finite else float("nan")
