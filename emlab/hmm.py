@@ -57,7 +57,8 @@ from . import _config, mixture
 from ._base import ParamsMixin
 from ._covariance import MODELS
 from ._dask import DaskData, is_dask_array
-from ._kernels.hmm import forward_backward, sample_states, scratch_size, viterbi
+from ._kernels.hmm import (categorical_emission_counts, categorical_log_emission,
+                           forward_backward, sample_states, scratch_size, viterbi)
 from ._validation import (
     check_array,
     check_int,
@@ -1860,10 +1861,10 @@ class CategoricalHMM(BaseHMM):
 
     def _log_emission(self, X, emission):
         with np.errstate(divide="ignore"):
-            log_e = np.log(emission.T)  # (M, K)
+            log_e = np.ascontiguousarray(np.log(emission.T))  # (M, K)
         out = np.empty((X.shape[0], emission.shape[0]))
-        for rows in _row_blocks(X.shape[0], 1 + emission.shape[0]):  # no integer copy of all X
-            out[rows] = log_e[X[rows, 0].astype(np.intp)]
+        with _config.threads_for(out.size):
+            categorical_log_emission(X, log_e, _config.CHUNK_ROWS, out)
         return out
 
     def _prior(self, emission):
@@ -1874,12 +1875,11 @@ class CategoricalHMM(BaseHMM):
         if "e" not in self.params:
             return SufficientStatistics(0.0, X.shape[0])
         k, m = emission.shape
-        counts = np.zeros((k, m))
-        for rows in _row_blocks(X.shape[0], 2):
-            symbols = X[rows, 0].astype(np.intp)
-            block = gamma[rows]
-            for j in range(k):
-                counts[j] += np.bincount(symbols, weights=block[:, j], minlength=m)
+        counts = np.empty((k, m))
+        with _config.threads_for(gamma.size):
+            categorical_emission_counts(X, np.ascontiguousarray(gamma),
+                                        _config.n_blocks(X.shape[0], k * m), _config.CHUNK_ROWS,
+                                        counts)
         return SufficientStatistics(0.0, X.shape[0], counts=counts)
 
     def _emission_from_statistics(self, stats, emission):

@@ -249,3 +249,45 @@ def test_forward_backward_properties(k, lengths, scale, sparse, seed):
         xi_ref += ref[2]
         start += length
     np.testing.assert_allclose(xi, xi_ref, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.int32])
+def test_categorical_emission_kernels_against_plain_loops(dtype, rng):
+    # the CategoricalHMM's log-emission gather and expected symbol counts, against explicit
+    # Python loops, on a length that is not a multiple of the chunk, with a never-seen symbol
+    n, k, m = 3001, 3, 6
+    X = rng.integers(0, m - 1, size=(n, 1)).astype(dtype)  # symbol m - 1 never occurs
+    emissionprob = rng.dirichlet(np.ones(m), size=k)
+    emissionprob[1, 2] = 0.0  # log 0 = -inf must come through as it is
+    with np.errstate(divide="ignore"):
+        log_t = np.ascontiguousarray(np.log(emissionprob.T))
+    out = np.empty((n, k))
+    kernels.categorical_log_emission(X, log_t, 256, out)
+    expected = np.array([[np.log(emissionprob[j, int(X[i, 0])]) if emissionprob[j, int(X[i, 0])] > 0
+                          else -np.inf for j in range(k)] for i in range(n)])
+    np.testing.assert_array_equal(out, expected)
+
+    gamma = rng.dirichlet(np.ones(k), size=n)
+    counts = np.empty((k, m))
+    kernels.categorical_emission_counts(X, gamma, 7, 256, counts)
+    loops = np.zeros((k, m))
+    for i in range(n):
+        loops[:, int(X[i, 0])] += gamma[i]
+    np.testing.assert_allclose(counts, loops, rtol=1e-12, atol=0)
+    assert np.all(counts[:, m - 1] == 0.0)
+
+
+def test_categorical_counts_do_not_depend_on_the_thread_count(rng):
+    X = rng.integers(0, 10, size=(200_000, 1)).astype(np.float64)
+    gamma = rng.dirichlet(np.ones(4), size=len(X))
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            counts = np.empty((4, 10))
+            kernels.categorical_emission_counts(X, gamma, 16, 256, counts)
+            results.append(counts)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])

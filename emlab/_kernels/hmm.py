@@ -52,6 +52,7 @@ from numba import njit, prange
 from .._config import (ACCUMULATOR_BYTES, CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, MAX_BLOCKS,
                        PARALLEL)
 from .elementary import exp_nonpos
+from .mixture import block_rows
 
 CHUNK = CHUNK_ROWS
 TINY = 1e-280  # a scale below this is redone in log space
@@ -599,3 +600,45 @@ def sample_states(cum_startprob, cum_transmat, uniforms, states):
                 break
         state = state_next
         states[t] = state
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def categorical_log_emission(X, log_emissionprob_t, chunk_rows, out):
+    """``out[i, k] = log_emissionprob_t[X[i, 0], k]``: the categorical HMM's log-emissions.
+
+    ``X`` (n, 1) holds the symbols (any numeric dtype; the caller checked they are integers
+    in range), ``log_emissionprob_t`` (M, K) is ``log(emissionprob_).T``. One pass, no copy
+    of X as integers.
+    """
+    n = X.shape[0]
+    n_states = log_emissionprob_t.shape[1]
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
+            row = log_emissionprob_t[int(X[i, 0])]
+            for k in range(n_states):
+                out[i, k] = row[k]
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def categorical_emission_counts(X, gamma, n_blocks, chunk_rows, counts):
+    """``counts[k, m] = sum_i gamma[i, k] [X[i, 0] = m]``, in a fixed block order.
+
+    Each block of rows adds into its own (K, M) slot and the slots are summed in
+    block order, so the counts do not depend on the number of threads.
+    """
+    n = X.shape[0]
+    n_states, n_symbols = counts.shape
+    acc = np.zeros((n_blocks, n_symbols, n_states))
+    for b in prange(n_blocks):
+        start, stop = block_rows(b, n_blocks, n, chunk_rows)
+        for i in range(start, stop):
+            m = int(X[i, 0])
+            for k in range(n_states):
+                acc[b, m, k] += gamma[i, k]
+    for m in range(n_symbols):
+        for k in range(n_states):
+            s = 0.0
+            for b in range(n_blocks):
+                s += acc[b, m, k]
+            counts[k, m] = s
