@@ -259,10 +259,29 @@ class Workspace:
         self.scratch = None
 
     def arrays(self, n, k):
-        if self.gamma is None or self.gamma.shape != (n, k):
+        """``gamma`` (n, K) and the kernel's scratch, views of arrays kept for the next call
+        (batches of sequences of different sizes share them)."""
+        if self.gamma is None or self.gamma.shape[1] != k or self.gamma.shape[0] < n:
             self.gamma = np.empty((n, k))
             self.scratch = np.zeros(scratch_size(n, k))
-        return self.gamma, self.scratch
+        return self.gamma[:n], self.scratch[:scratch_size(n, k)]
+
+
+#: Rows of the batches of whole sequences the Baum-Welch E-step walks many sequences in: the
+#: (rows, K) arrays of the E-step (log-emissions, posteriors, scratch) are those of one batch,
+#: not of all the data (a batch holds more rows only when one sequence is longer).
+SEQUENCE_BATCH_ROWS = 2**16
+
+
+def sequence_batches(bounds, batch_rows=SEQUENCE_BATCH_ROWS):
+    """``(first, last)`` sequence ranges of consecutive whole sequences, about ``batch_rows``
+    rows each: the sequences that start in the same window of ``batch_rows`` rows."""
+    n_seq = bounds.shape[0] - 1
+    if bounds[-1] <= batch_rows:
+        return [(0, n_seq)]
+    window = bounds[:-1] // batch_rows
+    cuts = np.concatenate([[0], np.flatnonzero(np.diff(window)) + 1, [n_seq]])
+    return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
 
 
 def posteriors(log_emission, bounds, startprob, transmat, workspace=None):
@@ -611,8 +630,14 @@ class _BaumWelch:
         return (stats.objective + self.log_prior(params)) / stats.weight
 
     def e_step(self, data, params):
-        stats = self._statistics(data.X, data.bounds, params, self.workspace,
-                                 labels=self.labels)
+        X, bounds, labels = data.X, data.bounds, self.labels
+        stats = None
+        for first, last in sequence_batches(bounds, SEQUENCE_BATCH_ROWS):  # one batch's memory
+            rows = slice(int(bounds[first]), int(bounds[last]))
+            part = self._statistics(X[rows], bounds[first:last + 1] - bounds[first], params,
+                                    self.workspace, first_sequence=first,
+                                    labels=None if labels is None else labels[rows])
+            stats = part if stats is None else stats + part
         return self.objective(stats, params), stats
 
     # ------------------------------------------------------------------- M-step

@@ -499,3 +499,40 @@ def test_zero_probability_data_is_reported():
     model.emissionprob_ = np.array([[1.0, 0.0], [1.0, 0.0]])  # symbol 1 impossible
     with pytest.raises(FloatingPointError, match="sequence 1 has zero probability"):
         model.fit(np.array([[0], [0], [0], [1]]), [2, 2])
+
+
+def test_sequence_batches_hold_whole_sequences():
+    from emlab.hmm import sequence_batches
+
+    lengths = np.array([5, 3, 40, 2, 2, 9, 1])  # the 40-row sequence spans several windows
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    batches = sequence_batches(bounds, 8)
+    assert batches[0][0] == 0 and batches[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(batches, batches[1:]))  # consecutive, no gaps
+    assert all(first < last for first, last in batches)
+    assert sequence_batches(bounds, 1000) == [(0, len(lengths))]
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_baum_welch_in_batches_of_sequences_equals_one_pass(monkeypatch, labelled):
+    # the E-step walks many sequences in batches (its memory is one batch's); the fit is the
+    # fit of one pass over all the sequences, to round-off
+    import emlab.hmm as hmm_module
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(20, 80, size=40)
+    X = np.concatenate([rng.normal(rng.integers(0, 3), 1.0, size=(n, 2)) for n in lengths])
+    labels = None
+    if labelled:
+        labels = np.full(len(X), -1)
+        labels[::17] = rng.integers(0, 3, size=labels[::17].size)
+    fits = []
+    for batch_rows in (10**9, 150):
+        monkeypatch.setattr(hmm_module, "SEQUENCE_BATCH_ROWS", batch_rows)
+        model = GaussianHMM(3, "full", random_state=0, n_iter=15, tol=0)
+        fits.append(model.fit(X, lengths, labels=labels))
+    one, batched = fits
+    assert len(hmm_module.sequence_batches(np.concatenate([[0], np.cumsum(lengths)]), 150)) > 5
+    np.testing.assert_allclose(batched.lower_bounds_, one.lower_bounds_, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(batched.means_, one.means_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(batched.transmat_, one.transmat_, rtol=1e-9, atol=1e-12)
