@@ -57,6 +57,7 @@ lab: $(VENV)/.lab.stamp
 
 bench: $(VENV)/.dev.stamp
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.busy
 
 demo: $(VENV)/.dev.stamp
 	$(BIN)/emlab demo --data sample --out two_samples.png

@@ -132,3 +132,16 @@ def test_a_tiny_run_with_the_new_peers(tmp_path):
     assert set(second["libraries"]) == {"emlab", "sklearn"}
     report = format_report(results)
     assert "fraction of the machine's limit" in report and "unsupported" in report
+
+
+def test_the_busy_machine_benchmark_starts_and_stops_its_load():
+    # benchmarks.busy (issue 16, item 6) times an iteration beside processes it keeps busy;
+    # they must be running while it times and gone afterwards
+    from benchmarks.busy import cpu_load, per_iteration
+
+    with cpu_load(2) as procs:
+        assert all(p.poll() is None for p in procs)
+        seconds, samples = per_iteration(lambda m: sum(range(20000 * m)), iterations=(1, 3),
+                                         repeats=2)
+        assert len(samples) == 2 and np.isfinite(seconds)
+    assert all(p.poll() is not None for p in procs)
