@@ -60,7 +60,7 @@ def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False,
             if empty.size:
                 raise ValueError(f"{name} has {empty.size} row(s) with no observed value, e.g. row "
                                  f"{empty[0]}; drop them.")
-            return arr
+            return _read_only(arr)
         bad = (nan | inf) if not allow_nan else inf
         rows = np.flatnonzero(bad.any(axis=1))
         where = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
@@ -68,7 +68,20 @@ def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False,
                 else f"{int(nan.sum())} NaN and {int(inf.sum())} infinite value(s)")
         hint = nan_hint if (nan.any() and not allow_nan) else ""
         raise ValueError(f"{name} contains {what}, in row(s) {where}; remove or impute them first{hint}.")
-    return arr
+    return _read_only(arr)
+
+
+def _read_only(arr):
+    """A read-only view of ``arr``.
+
+    The kernels never write to X. Handing them X read-only whatever the caller's flags gives
+    Numba one specialisation per kernel, so a read-only input (a memmap, a frozen array)
+    does not compile every kernel a second time; and nothing downstream can change the
+    user's array by mistake.
+    """
+    view = arr.view()
+    view.flags.writeable = False
+    return view
 
 
 def _is_sparse(X):

@@ -102,3 +102,20 @@ def test_no_warm_up_when_the_kernels_are_cached(monkeypatch):
     monkeypatch.setattr(_compile, "_warm_ups", {})
     _compile.warm_up_mixture("full", (em_step_full, weighted_scatter))
     assert _compile._warm_ups == {"mixture-full": None}  # looked, found them, started nothing
+
+
+def test_read_only_and_writable_x_share_one_specialisation():
+    # X reaches the kernels read-only whatever its flags (check_array's view), so a memmap or a
+    # frozen array does not compile every kernel a second time; the user's array is untouched
+    from emlab import GaussianMixture
+    from emlab._kernels.mixture import em_step_full
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    a = GaussianMixture(2, random_state=0).fit(X)
+    b = GaussianMixture(2, random_state=0).fit(frozen)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert X.flags.writeable  # the caller's flags are the caller's
+    assert em_step_full.overloads and all(not sig[0].mutable for sig in em_step_full.overloads)
