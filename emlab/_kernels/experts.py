@@ -47,7 +47,7 @@ from numba import njit, prange
 from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL
 from .elementary import exp_nonpos
 from .gaussian import padded4
-from .mixture import _tile_scatter_lower, block_rows
+from .mixture import _add_block_4x4, _tile_scatter_lower, block_rows
 
 CHUNK = CHUNK_ROWS
 TILE_ROWS = 64  # rows per tile; divides CHUNK_ROWS, so a tile never straddles two blocks
@@ -121,45 +121,7 @@ def _tile_times_transposed(rd, dt, rows, out):
     """
     for j in range(0, out.shape[0], 4):
         for m in range(0, out.shape[1], 4):
-            s00 = s01 = s02 = s03 = 0.0
-            s10 = s11 = s12 = s13 = 0.0
-            s20 = s21 = s22 = s23 = 0.0
-            s30 = s31 = s32 = s33 = 0.0
-            for r in range(rows):
-                a0, a1, a2, a3 = rd[j, r], rd[j + 1, r], rd[j + 2, r], rd[j + 3, r]
-                b0, b1, b2, b3 = dt[m, r], dt[m + 1, r], dt[m + 2, r], dt[m + 3, r]
-                s00 += a0 * b0
-                s01 += a0 * b1
-                s02 += a0 * b2
-                s03 += a0 * b3
-                s10 += a1 * b0
-                s11 += a1 * b1
-                s12 += a1 * b2
-                s13 += a1 * b3
-                s20 += a2 * b0
-                s21 += a2 * b1
-                s22 += a2 * b2
-                s23 += a2 * b3
-                s30 += a3 * b0
-                s31 += a3 * b1
-                s32 += a3 * b2
-                s33 += a3 * b3
-            out[j, m] += s00
-            out[j, m + 1] += s01
-            out[j, m + 2] += s02
-            out[j, m + 3] += s03
-            out[j + 1, m] += s10
-            out[j + 1, m + 1] += s11
-            out[j + 1, m + 2] += s12
-            out[j + 1, m + 3] += s13
-            out[j + 2, m] += s20
-            out[j + 2, m + 1] += s21
-            out[j + 2, m + 2] += s22
-            out[j + 2, m + 3] += s23
-            out[j + 3, m] += s30
-            out[j + 3, m + 1] += s31
-            out[j + 3, m + 2] += s32
-            out[j + 3, m + 3] += s33
+            _add_block_4x4(rd, dt, rows, j, m, out)
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
