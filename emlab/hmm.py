@@ -57,8 +57,10 @@ from . import _config, mixture
 from ._base import ParamsMixin
 from ._covariance import MODELS
 from ._dask import DaskData, is_dask_array
-from ._kernels.hmm import (categorical_emission_counts, categorical_log_emission,
-                           forward_backward, sample_states, scratch_size, viterbi)
+from ._kernels.elementary import EXP_UNDERFLOW
+from ._kernels.hmm import (SPLIT_MIN_ROWS, categorical_emission_counts, categorical_log_emission,
+                           categorical_scaled_emission, forward_backward, sample_states,
+                           scratch_size, viterbi)
 from ._validation import (
     check_array,
     check_int,
@@ -284,13 +286,14 @@ def sequence_batches(bounds, batch_rows=SEQUENCE_BATCH_ROWS):
     return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
 
 
-def posteriors(log_emission, bounds, startprob, transmat, workspace=None):
+def posteriors(log_emission, bounds, startprob, transmat, workspace=None, prescaled=False):
     """Forward-backward over all sequences.
 
     Returns ``(logprob, gamma, xi_sum)``: the log-likelihood of each sequence
     (n_seq,), the state posteriors (n, K) and the expected transition counts
     summed over time and sequences (K, K). With a :class:`Workspace`, ``gamma``
-    is its array, overwritten by the next call.
+    is its array, overwritten by the next call. ``prescaled``: the workspace's
+    scratch already holds the scaled emissions (``_scaled_emission``).
     """
     n, k = log_emission.shape
     gamma, scratch = (workspace or Workspace()).arrays(n, k)
@@ -300,7 +303,7 @@ def posteriors(log_emission, bounds, startprob, transmat, workspace=None):
         forward_backward(np.ascontiguousarray(log_emission), bounds,
                          np.ascontiguousarray(startprob, dtype=np.float64),
                          np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi_sum,
-                         logprob)
+                         logprob, SPLIT_MIN_ROWS, prescaled)
     return logprob, gamma, xi_sum
 
 
@@ -594,8 +597,10 @@ class _BaumWelch:
         log_emission = self.hmm._log_emission(X, params.emission)
         if labels is not None:  # a known state rules the others out at its step
             mixture.mask_labelled(log_emission, labels)
+        prescaled = labels is None and self.hmm._scaled_emission(
+            X, params.emission, workspace.arrays(*log_emission.shape)[1])
         logprob, gamma, xi_sum = posteriors(log_emission, bounds, params.startprob,
-                                            params.transmat, workspace)
+                                            params.transmat, workspace, prescaled)
         del log_emission
         bad = np.flatnonzero(~np.isfinite(logprob))
         zero = (np.array([-1 if chunk is None else int(chunk), int(first_sequence) + int(bad[0])])
@@ -785,6 +790,11 @@ class BaseHMM(ParamsMixin):
     def _moments_needed(self):
         """'full' or 'diag' if the initialisation needs the data's mean and (co)variances."""
         return None
+
+    def _scaled_emission(self, X, emission, scratch):
+        """Fill the forward-backward pre-pass into ``scratch`` directly and return True, where
+        the emission model can do it more cheaply than from log-emissions (categorical)."""
+        return False
 
     def _check_startprob(self):
         k = self.n_components
@@ -1891,6 +1901,28 @@ class CategoricalHMM(BaseHMM):
         with _config.threads_for(out.size):
             categorical_log_emission(X, log_e, _config.CHUNK_ROWS, out)
         return out
+
+    def _scaled_emission(self, X, emission, scratch):
+        """Fill the forward-backward pre-pass from per-symbol tables (a gather, no
+        exponentials: :func:`~emlab._kernels.hmm.categorical_scaled_emission`); False, and
+        nothing filled, where a symbol's probabilities span more than exp(708) (the
+        pre-pass then finds that loss itself)."""
+        n, k = X.shape[0], emission.shape[0]
+        width = max(k, 4)
+        e = emission.T  # (M, K)
+        top = e.max(axis=1)
+        if np.any(top <= 0):
+            return False
+        ratio = e / top[:, None]
+        if np.any((ratio > 0) & (ratio < np.exp(EXP_UNDERFLOW))):
+            return False
+        table = np.zeros((e.shape[0], width))
+        table[:, :k] = ratio
+        with _config.threads_for(n * width):
+            categorical_scaled_emission(X, table, np.log(top), _config.CHUNK_ROWS,
+                                        scratch[:n * width].reshape((n, width)),
+                                        scratch[n * width:n * (width + 1)])
+        return True
 
     def _prior(self, emission):
         return check_prior(self.emissionprob_prior, "emissionprob_prior", emission.shape)

@@ -9,7 +9,9 @@ import reference
 from emlab._kernels import hmm as kernels
 
 
-def run_forward_backward(log_emission, lengths, startprob, transmat, scratch=None):
+def run_forward_backward(log_emission, lengths, startprob, transmat, scratch=None,
+                         split_min_rows=kernels.SPLIT_MIN_ROWS, redone=None):
+    """The kernel's (logprob, gamma, xi_sum); ``redone`` (a list) gets its return value."""
     log_emission = np.ascontiguousarray(log_emission, dtype=np.float64)
     n, k = log_emission.shape
     bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -18,10 +20,16 @@ def run_forward_backward(log_emission, lengths, startprob, transmat, scratch=Non
     logprob = np.empty(len(lengths))
     if scratch is None:
         scratch = np.zeros(kernels.scratch_size(n, k))
-    kernels.forward_backward(log_emission, bounds, np.asarray(startprob, dtype=np.float64),
-                             np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi,
-                             logprob)
+    code = kernels.forward_backward(log_emission, bounds, np.asarray(startprob, dtype=np.float64),
+                                    np.ascontiguousarray(transmat, dtype=np.float64), scratch,
+                                    gamma, xi, logprob, split_min_rows)
+    if redone is not None:
+        redone.append(code)
     return logprob, gamma, xi
+
+
+SPLIT = 2  # split_min_rows that sends every single sequence of K <= 4 states to the split path
+SERIAL = 2**62  # ... and that keeps them all on the serial path
 
 
 def run_viterbi(log_emission, lengths, startprob, transmat):
@@ -46,8 +54,10 @@ def random_hmm(rng, k, zeros=False):
     return startprob, transmat
 
 
-def assert_matches_enumeration(log_emission, lengths, startprob, transmat, atol=1e-12):
-    logprob, gamma, xi = run_forward_backward(log_emission, lengths, startprob, transmat)
+def assert_matches_enumeration(log_emission, lengths, startprob, transmat, atol=1e-12,
+                               split_min_rows=kernels.SPLIT_MIN_ROWS):
+    logprob, gamma, xi = run_forward_backward(log_emission, lengths, startprob, transmat,
+                                              split_min_rows=split_min_rows)
     vit_logprob, states = run_viterbi(log_emission, lengths, startprob, transmat)
     xi_total = np.zeros_like(xi)
     start = 0
@@ -66,11 +76,13 @@ def assert_matches_enumeration(log_emission, lengths, startprob, transmat, atol=
 
 
 # K <= 4 runs the register-resident recursions, K = 5 the generic loops
+@pytest.mark.parametrize("split_min_rows", [SPLIT, SERIAL])
 @pytest.mark.parametrize("k, length", [(1, 3), (2, 1), (2, 7), (3, 1), (3, 5), (4, 4), (5, 4)])
-def test_one_sequence_matches_enumeration(k, length, rng):
+def test_one_sequence_matches_enumeration(k, length, split_min_rows, rng):
     log_emission = rng.normal(scale=3.0, size=(length, k))
     startprob, transmat = random_hmm(rng, k)
-    assert_matches_enumeration(log_emission, [length], startprob, transmat)
+    assert_matches_enumeration(log_emission, [length], startprob, transmat,
+                               split_min_rows=split_min_rows)
 
 
 @pytest.mark.parametrize("k", [2, 3, 5])
@@ -99,6 +111,26 @@ def test_zeros_in_transmat_and_startprob_and_minus_inf_emissions(k, rng):
     assert_matches_enumeration(log_emission, lengths, startprob, transmat)
     gamma = run_forward_backward(log_emission, lengths, startprob, transmat)[1]
     assert np.all(gamma[np.isinf(log_emission)] == 0.0)
+    if k <= 4:  # each sequence alone, through the split path
+        for rows in (slice(0, 5), slice(5, 9)):
+            redone = []
+            assert_matches_enumeration(log_emission[rows], [rows.stop - rows.start], startprob,
+                                       transmat, split_min_rows=SPLIT)
+            gamma = run_forward_backward(log_emission[rows], [rows.stop - rows.start], startprob,
+                                         transmat, split_min_rows=SPLIT, redone=redone)[1]
+            assert redone == [0]
+            assert np.all(gamma[np.isinf(log_emission[rows])] == 0.0)
+
+
+def left_right_chain(k):
+    """Start in state 0; from state i, stay or move to i + 1 (the last state stays)."""
+    transmat = np.zeros((k, k))
+    for i in range(k):
+        transmat[i, i] = 0.5
+        transmat[i, min(i + 1, k - 1)] += 0.5
+    startprob = np.zeros(k)
+    startprob[0] = 1.0
+    return startprob, transmat
 
 
 @pytest.mark.parametrize("k", [3, 5])
@@ -110,12 +142,7 @@ def test_underflowing_scale_is_redone_in_log_space(k):
     sum ``sum_j P(z_1 = j | x_0) exp(log_emission[1, j] - max)`` is 0 in floating
     point, so a scaled forward-backward without a fallback returns log(0).
     """
-    transmat = np.zeros((k, k))
-    for i in range(k):
-        transmat[i, i] = 0.5
-        transmat[i, min(i + 1, k - 1)] += 0.5
-    startprob = np.zeros(k)
-    startprob[0] = 1.0
+    startprob, transmat = left_right_chain(k)
     log_emission = np.zeros((5, k))
     log_emission[1] = -2000.0
     log_emission[1, :2] = [-900.0, -905.0]
@@ -138,6 +165,81 @@ def test_underflowing_scale_is_redone_in_log_space(k):
     assert logprob[0] == pytest.approx(ref[0], rel=1e-12)
     np.testing.assert_allclose(gamma, ref[1], rtol=0, atol=1e-10)
     np.testing.assert_allclose(xi, ref[2], rtol=1e-10, atol=1e-10)
+
+
+def assert_split_matches_the_reference(log_emission, startprob, transmat, redone_expected):
+    """One sequence forced through the split path: redone (1) or not (0) as expected, and the
+    plain-loop reference's results either way."""
+    ref = reference.hmm_forward_backward(log_emission, startprob, transmat)
+    redone = []
+    logprob, gamma, xi = run_forward_backward(log_emission, [len(log_emission)], startprob,
+                                              transmat, split_min_rows=SPLIT, redone=redone)
+    assert redone == [redone_expected]
+    assert logprob[0] == pytest.approx(ref[0], rel=1e-12)
+    np.testing.assert_allclose(gamma, ref[1], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(xi, ref[2], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_split_path_redoes_a_sequence_whose_backward_pass_loses_mass(k):
+    """The underflow above, through the split path: the emission exp(-900) below the row's
+    best is a loss to the backward pass scaled on its own, so the sequence is redone by the
+    serial recursions, and the results are the reference's."""
+    startprob, transmat = left_right_chain(k)
+    rng = np.random.default_rng(3)
+    long = rng.normal(size=(300, k))
+    long[150] = -2000.0
+    long[150, :2] = [-900.0, -905.0]
+    long[150, -1] = 0.0
+    long[149] = [0.0] + [-2000.0] * (k - 1)
+    assert_split_matches_the_reference(long, startprob, transmat, 1)
+    # a switch between two near-absorbing states: the backward products underflow
+    # (exp(-600) per step) and the sequence is redone; and a milder one is not
+    for eps, gap, code in [(1e-200, 600.0, 1), (1e-20, 30.0, 0)]:
+        emission2 = np.zeros((300, 2))
+        emission2[:150, 1] = -gap
+        emission2[150:, 0] = -gap
+        assert_split_matches_the_reference(emission2, np.array([1.0, 0.0]),
+                                           np.array([[1.0 - eps, eps], [eps, 1.0 - eps]]), code)
+    # without the gap, the same chain goes through the split path to the same reference
+    long[150] = rng.normal(size=k)
+    long[149] = rng.normal(size=k)
+    assert_split_matches_the_reference(long, startprob, transmat, 0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_one_long_sequence_through_the_split_path(k, rng):
+    """A single sequence above SPLIT_MIN_ROWS (the default): forward and backward at once,
+    against the plain-loop reference; the same bits on one thread as on two."""
+    n = kernels.SPLIT_MIN_ROWS + 811
+    log_emission = rng.normal(scale=4.0, size=(n, k))
+    startprob, transmat = random_hmm(rng, k)
+    ref = reference.hmm_forward_backward(log_emission, startprob, transmat)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run_forward_backward(log_emission, [n], startprob, transmat)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        redone = []
+        logprob, gamma, xi = run_forward_backward(log_emission, [n], startprob, transmat,
+                                                  redone=redone)
+    finally:
+        numba.set_num_threads(before)
+    assert redone == [0]
+    assert logprob[0] == pytest.approx(ref[0], rel=1e-12)
+    # the reference's rows carry its log-likelihood's round-off (|log p| ~ 1e5 here: rows
+    # sum to 1 +- 1e-9); normalised, they agree with ours to 2e-12
+    np.testing.assert_allclose(gamma, ref[1] / ref[1].sum(axis=1, keepdims=True), rtol=0,
+                               atol=1e-11)
+    np.testing.assert_allclose(gamma.sum(axis=1), 1.0, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(xi, ref[2], rtol=5e-9)  # the reference's xi: +- 1e-9 likewise
+    # the serial recursions agree far more closely (measured 4e-16, 4e-15 and 3e-15)
+    serial = run_forward_backward(log_emission, [n], startprob, transmat, split_min_rows=SERIAL)
+    assert logprob[0] == pytest.approx(serial[0][0], rel=1e-14)
+    np.testing.assert_allclose(gamma, serial[1], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(xi, serial[2], rtol=0, atol=1e-13 * ref[2].max())
+    for a, b in zip(one, (logprob, gamma, xi)):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("k", [2, 4, 6])
@@ -223,10 +325,11 @@ from hypothesis import strategies as st  # noqa: E402
 
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.integers(1, 5), st.lists(st.integers(1, 4), min_size=1, max_size=3),
-       st.floats(0.1, 400.0), st.booleans(), st.integers(0, 2**32 - 1))
-def test_forward_backward_properties(k, lengths, scale, sparse, seed):
+       st.floats(0.1, 400.0), st.booleans(), st.integers(0, 2**32 - 1), st.booleans())
+def test_forward_backward_properties(k, lengths, scale, sparse, seed, split):
     """Random shapes and scales up to emission gaps of several hundred nats (the log-space
-    fallback), zeros in the parameters, against the enumeration of all paths."""
+    fallback), zeros in the parameters, against the enumeration of all paths; single
+    sequences of K <= 4 states through the split path or the serial one."""
     rng = np.random.default_rng(seed)
     log_emission = rng.normal(scale=scale, size=(sum(lengths), k))
     startprob, transmat = random_hmm(rng, k, zeros=sparse)
@@ -234,7 +337,8 @@ def test_forward_backward_properties(k, lengths, scale, sparse, seed):
         transmat[:, 0] = np.maximum(transmat[:, 0], 0.1)  # state 0 reachable from everywhere
         transmat /= transmat.sum(axis=1, keepdims=True)
         startprob = 0.5 * startprob + 0.5 * np.eye(k)[0]
-    logprob, gamma, xi = run_forward_backward(log_emission, lengths, startprob, transmat)
+    logprob, gamma, xi = run_forward_backward(log_emission, lengths, startprob, transmat,
+                                              split_min_rows=SPLIT if split else SERIAL)
     vit_logprob, states = run_viterbi(log_emission, lengths, startprob, transmat)
     assert np.all(gamma >= 0) and np.allclose(gamma.sum(axis=1), 1.0, rtol=0, atol=1e-13)
     assert np.all(xi >= 0) and xi.sum() == pytest.approx(sum(lengths) - len(lengths), abs=1e-12)
@@ -291,3 +395,37 @@ def test_categorical_counts_do_not_depend_on_the_thread_count(rng):
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("k", [3, 4, 6])
+def test_categorical_scaled_emission_is_the_pre_pass(k, rng):
+    """The CategoricalHMM's per-symbol gather fills scratch as forward_backward's own
+    pre-pass does from the log-emissions (to round-off: np.exp against exp_nonpos), and
+    forward_backward from either gives the same results."""
+    from emlab import CategoricalHMM
+
+    n, m = 20_000, 7
+    X = rng.integers(0, m, size=(n, 1)).astype(np.float64)
+    model = CategoricalHMM(k)
+    emissionprob = rng.dirichlet(np.ones(m), size=k)
+    emissionprob[1, 2] = 0.0  # -inf in the log-emissions: scaled 0
+    with np.errstate(divide="ignore"):
+        log_emission = np.log(emissionprob.T)[X[:, 0].astype(int)]
+    startprob, transmat = random_hmm(rng, k)
+    size = kernels.scratch_size(n, k)
+    filled = np.zeros(size)
+    assert model._scaled_emission(X, emissionprob, filled)
+    own = np.zeros(size)  # the pre-pass, run by a call that also gives the reference results
+    ref = run_forward_backward(log_emission, [n], startprob, transmat, scratch=own)
+    np.testing.assert_allclose(filled, own, rtol=1e-15, atol=0)  # measured 4.3e-16
+    width = max(k, 4)
+    assert np.all(filled[:n * width].reshape(n, width)[:, k:] == 0.0)
+    gamma, xi, logprob = np.empty((n, k)), np.empty((k, k)), np.empty(1)
+    kernels.forward_backward(log_emission, np.array([0, n]), startprob, transmat, filled, gamma,
+                             xi, logprob, kernels.SPLIT_MIN_ROWS, True)
+    assert logprob[0] == pytest.approx(ref[0][0], rel=1e-14)
+    np.testing.assert_allclose(gamma, ref[1], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(xi, ref[2], rtol=1e-13)
+    # a symbol whose probabilities span more than exp(708): nothing filled, the pre-pass decides
+    emissionprob[0, 3], emissionprob[1, 3] = 1e-320, 0.5
+    assert not model._scaled_emission(X, emissionprob, np.zeros(size))

@@ -51,7 +51,7 @@ from numba import njit, prange
 
 from .._config import (ACCUMULATOR_BYTES, CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, MAX_BLOCKS,
                        PARALLEL)
-from .elementary import exp_nonpos
+from .elementary import EXP_UNDERFLOW, exp_nonpos
 from .mixture import block_rows
 
 CHUNK = CHUNK_ROWS
@@ -255,20 +255,88 @@ def _pad4(a):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alpha):
-    """:func:`forward_one` for K <= 4; ``scaled`` has 4 columns (zero beyond K)."""
+def _row4(a, t, n_states):
+    """``a[t, :K]`` padded with zeros to four values."""
+    return (a[t, 0], a[t, 1] if n_states > 1 else 0.0, a[t, 2] if n_states > 2 else 0.0,
+            a[t, 3] if n_states > 3 else 0.0)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _store4(a, t, n_states, v0, v1, v2, v3):
+    """``a[t, :K] = (v0, v1, v2, v3)[:K]``."""
+    a[t, 0] = v0
+    if n_states > 1:
+        a[t, 1] = v1
+    if n_states > 2:
+        a[t, 2] = v2
+    if n_states > 3:
+        a[t, 3] = v3
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _products4(T, w0, w1, w2, w3):
+    """``m[4 i + j] = A_ij w_j`` from ``T``, the 16 entries of A by rows."""
+    return (T[0] * w0, T[1] * w1, T[2] * w2, T[3] * w3, T[4] * w0, T[5] * w1, T[6] * w2,
+            T[7] * w3, T[8] * w0, T[9] * w1, T[10] * w2, T[11] * w3, T[12] * w0, T[13] * w1,
+            T[14] * w2, T[15] * w3)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _row_sums4(m):
+    """The four row sums of a 4 x 4 matrix given by rows (``(A w)_i`` for :func:`_products4`)."""
+    return ((m[0] + m[1]) + (m[2] + m[3]), (m[4] + m[5]) + (m[6] + m[7]),
+            (m[8] + m[9]) + (m[10] + m[11]), (m[12] + m[13]) + (m[14] + m[15]))
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _add_xi4(x, m, u0, u1, u2, u3):
+    """``x[4 i + j] + u_i m[4 i + j]``: one step's normalised transitions added."""
+    return (x[0] + u0 * m[0], x[1] + u0 * m[1], x[2] + u0 * m[2], x[3] + u0 * m[3],
+            x[4] + u1 * m[4], x[5] + u1 * m[5], x[6] + u1 * m[6], x[7] + u1 * m[7],
+            x[8] + u2 * m[8], x[9] + u2 * m[9], x[10] + u2 * m[10], x[11] + u2 * m[11],
+            x[12] + u3 * m[12], x[13] + u3 * m[13], x[14] + u3 * m[14], x[15] + u3 * m[15])
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _add16(xi, x):
+    """``xi[i, j] += x[4 i + j]`` for a (4, 4) ``xi``."""
+    for i in range(4):
+        for j in range(4):
+            xi[i, j] += x[4 * i + j]
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alpha, prev=None,
+             final=True, xi=None):
+    """:func:`forward_one` for K <= 4; ``scaled`` has 4 columns (zero beyond K).
+
+    The split path (see "one long sequence") runs it over a part of the sequence:
+
+    * ``prev`` (K,): the forward variables of row ``start - 1``, to resume from
+      instead of ``startprob``; the returned log-likelihood then counts from there;
+    * ``final`` (default): add ``log sum(alpha)`` of the last row, ending the sequence;
+    * ``xi`` (4, 4): ``alpha[t + 1]`` holds ``w_{t+1}`` on entry, and row t gets
+      ``gamma_t`` instead of ``alpha_t`` as soon as ``alpha_t`` is known (row
+      ``stop - 1`` is the sequence's last); the expected transitions are added
+      to ``xi``. Returns NaN if some ``Z_t`` is below TINY.
+    """
     n_states = startprob.shape[0]
     A = _pad4(transmat)
     t00, t01, t02, t03 = A[0, 0], A[0, 1], A[0, 2], A[0, 3]
     t10, t11, t12, t13 = A[1, 0], A[1, 1], A[1, 2], A[1, 3]
     t20, t21, t22, t23 = A[2, 0], A[2, 1], A[2, 2], A[2, 3]
     t30, t31, t32, t33 = A[3, 0], A[3, 1], A[3, 2], A[3, 3]
+    T16 = (t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33)
+    x16 = (0.0,) * 16
     p = _pad4(startprob)
     pred = np.zeros(n_states)
     a0 = a1 = a2 = a3 = 0.0
+    if prev is not None:
+        a0, a1, a2, a3 = _row4(prev.reshape((1, n_states)), 0, n_states)
     loglik = 0.0
+    last = stop - 1
     for t in range(start, stop):
-        if t == start:
+        if t == start and prev is None:
             p0, p1, p2, p3 = p[0, 0], p[0, 1], p[0, 2], p[0, 3]
         else:
             p0 = (a0 * t00 + a1 * t10) + (a2 * t20 + a3 * t30)
@@ -304,20 +372,31 @@ def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alph
                 if log_c == -np.inf:
                     return -np.inf
                 loglik += log_c
-                v0 = alpha[t, 0]
-                v1 = alpha[t, 1] if n_states > 1 else 0.0
-                v2 = alpha[t, 2] if n_states > 2 else 0.0
-                v3 = alpha[t, 3] if n_states > 3 else 0.0
-        alpha[t, 0] = v0
-        if n_states > 1:
-            alpha[t, 1] = v1
-        if n_states > 2:
-            alpha[t, 2] = v2
-        if n_states > 3:
-            alpha[t, 3] = v3
+                v0, v1, v2, v3 = _row4(alpha, t, n_states)
+        if xi is not None:
+            if t < last:  # gamma_t and xi_t from alpha_t and w_{t+1}
+                w0, w1, w2, w3 = _row4(alpha, t + 1, n_states)
+                m16 = _products4(T16, w0, w1, w2, w3)
+                c0, c1, c2, c3 = _row_sums4(m16)
+                g0, g1, g2, g3 = v0 * c0, v1 * c1, v2 * c2, v3 * c3
+            else:  # the last row: beta = 1
+                g0, g1, g2, g3 = v0, v1, v2, v3
+            z = (g0 + g1) + (g2 + g3)
+            if not z >= TINY:
+                return np.nan
+            inv = 1.0 / z
+            _store4(alpha, t, n_states, g0 * inv, g1 * inv, g2 * inv, g3 * inv)
+            if t < last:
+                x16 = _add_xi4(x16, m16, v0 * inv, v1 * inv, v2 * inv, v3 * inv)
+        else:
+            _store4(alpha, t, n_states, v0, v1, v2, v3)
         a0, a1, a2, a3 = v0, v1, v2, v3
         loglik += shift[t]
-    return loglik + math.log((a0 + a1) + (a2 + a3))
+    if xi is not None:
+        _add16(xi, x16)
+    if final:
+        loglik += math.log((a0 + a1) + (a2 + a3))
+    return loglik
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -421,6 +500,99 @@ def backward4(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum)
             xi_sum[i, j] += xi[i, j]
 
 
+# ----------------------------------------------------------------------------- one long sequence
+#
+# One sequence of K <= 4 states is cut at its middle h, and its forward and
+# backward recursions run at the same time, on two threads, meeting in the middle:
+#
+# 1. forward over [0, h), storing alpha_t; backward over [h, T), storing
+#    w_t = b_t * beta_t (in gamma's rows, which gamma_t overwrites later);
+# 2. forward over [h, T), resumed from alpha_{h-1}: at row t, alpha_t and the
+#    stored w_{t+1} give gamma_t and xi_t at once; backward over [0, h), resumed
+#    from w_h: at row t, the stored alpha_t and w_{t+1} give gamma_t and xi_t.
+#
+# with, at every row,
+#
+#     gamma_t(i) = alpha_t(i) (A w_{t+1})_i / Z_t,
+#     xi_t(i, j) = alpha_t(i) A_ij w_{t+1}(j) / Z_t,   Z_t = alpha_t . A w_{t+1},
+#
+# normalised per step, so the scales of alpha and beta cancel, and the backward
+# recursion no longer uses the forward variables: beta_t = A w_{t+1} is rescaled
+# by its own sum. A backward pass scaled on its own can lose what matters,
+# though: a state whose backward variable is below the smallest normal double,
+# relative to the others, may be the one the past makes likely. So every loss is
+# detected (a backward variable or a product w flushed below DBL_MIN, an
+# emission more than 708 below its row's maximum, a backward sum below TINY,
+# a Z_t below TINY), and then the sequence is redone by the serial forward4 /
+# backward4, whose backward scaling follows the forward variables. The results
+# do not depend on the number of threads: each recursion is sequential, and the
+# two halves' transition counts are added in a fixed order.
+
+SPLIT_MIN_ROWS = 8192  # shorter single sequences: the serial pass (no parallel region)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def backward_split4(scaled, start, stop, transmat, gamma, w_stop, combine, xi):
+    """The backward half of a split pass over rows [start, stop) (see the section notes).
+
+    Without ``combine`` (step 1; ``stop`` is the sequence's end): ``gamma[t] =
+    w_t`` for t in [start, stop). With ``combine`` (step 2): starts from
+    ``w_stop`` (4,), reads ``alpha_t`` from ``gamma[t]`` and overwrites it with
+    ``gamma_t``; ``xi`` (4, 4) gets the expected transitions added. Returns False,
+    stopping at once, on a loss.
+    """
+    n_states = transmat.shape[0]
+    A = _pad4(transmat)
+    T16 = (A[0, 0], A[0, 1], A[0, 2], A[0, 3], A[1, 0], A[1, 1], A[1, 2], A[1, 3],
+           A[2, 0], A[2, 1], A[2, 2], A[2, 3], A[3, 0], A[3, 1], A[3, 2], A[3, 3])
+    x16 = (0.0,) * 16
+    if combine:
+        w0, w1, w2, w3 = w_stop[0], w_stop[1], w_stop[2], w_stop[3]
+        first = stop - 1
+    else:  # beta = 1 on the last row
+        w0, w1, w2, w3 = scaled[stop - 1, 0], scaled[stop - 1, 1], scaled[stop - 1, 2], scaled[stop - 1, 3]
+        _store4(gamma, stop - 1, n_states, w0, w1, w2, w3)
+        first = stop - 2
+    for t in range(first, start - 1, -1):
+        m16 = _products4(T16, w0, w1, w2, w3)
+        v0, v1, v2, v3 = _row_sums4(m16)  # beta_t, before rescaling
+        if combine:
+            a0, a1, a2, a3 = _row4(gamma, t, n_states)
+            g0, g1, g2, g3 = a0 * v0, a1 * v1, a2 * v2, a3 * v3
+            z = (g0 + g1) + (g2 + g3)
+            if not z >= TINY:
+                return False
+            inv = 1.0 / z
+            _store4(gamma, t, n_states, g0 * inv, g1 * inv, g2 * inv, g3 * inv)
+            x16 = _add_xi4(x16, m16, a0 * inv, a1 * inv, a2 * inv, a3 * inv)
+            if t == start:
+                break
+        lost = (((v0 > 0.0) & (v0 < DBL_MIN)) | ((v1 > 0.0) & (v1 < DBL_MIN))
+                | ((v2 > 0.0) & (v2 < DBL_MIN)) | ((v3 > 0.0) & (v3 < DBL_MIN)))
+        c = (v0 + v1) + (v2 + v3)
+        if c < RESCALE:
+            if c < TINY:
+                return False
+            inv = 1.0 / c
+            v0 *= inv
+            v1 *= inv
+            v2 *= inv
+            v3 *= inv
+        b0, b1, b2, b3 = scaled[t, 0], scaled[t, 1], scaled[t, 2], scaled[t, 3]
+        w0, w1, w2, w3 = b0 * v0, b1 * v1, b2 * v2, b3 * v3
+        lost = (lost | ((w0 < DBL_MIN) & (b0 > 0.0) & (v0 > 0.0))
+                | ((w1 < DBL_MIN) & (b1 > 0.0) & (v1 > 0.0))
+                | ((w2 < DBL_MIN) & (b2 > 0.0) & (v2 > 0.0))
+                | ((w3 < DBL_MIN) & (b3 > 0.0) & (v3 > 0.0)))
+        if lost:
+            return False
+        if not combine:
+            _store4(gamma, t, n_states, w0, w1, w2, w3)
+    if combine:
+        _add16(xi, x16)
+    return True
+
+
 # ----------------------------------------------------------------------------- many sequences
 
 
@@ -429,7 +601,8 @@ def _scale_tile(log_emission, t0, rows, tile, top, shift, scaled):
     """Rows [t0, t0 + rows): ``shift`` their maxima and ``scaled`` exp(row - max).
 
     Transposed into ``tile`` first, so the loops over rows vectorise. A row of
-    ``-inf`` (no state can produce it) gets shift 0 and scaled 0.
+    ``-inf`` (no state can produce it) gets shift 0 and scaled 0. Returns how many
+    finite log-emissions lie more than 708 below their row's maximum (scaled to 0).
     """
     n_states = log_emission.shape[1]
     for r in range(rows):
@@ -443,12 +616,16 @@ def _scale_tile(log_emission, t0, rows, tile, top, shift, scaled):
     for r in range(rows):
         top[r] = top[r] if top[r] > -np.inf else 0.0
         shift[t0 + r] = top[r]
+    lost = 0
     for k in range(n_states):
         for r in range(rows):
-            tile[k, r] = exp_nonpos(tile[k, r] - top[r])
+            x = tile[k, r] - top[r]
+            lost += (x < EXP_UNDERFLOW) & (tile[k, r] > -np.inf)
+            tile[k, r] = exp_nonpos(x)
     for r in range(rows):
         for k in range(n_states):
             scaled[t0 + r, k] = tile[k, r]
+    return lost
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -487,7 +664,8 @@ def n_seq_blocks(n_seq, n_states):
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, xi_sum, logprob):
+def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, xi_sum, logprob,
+                     split_min_rows=SPLIT_MIN_ROWS, prescaled=False):
     """The E-step of Baum-Welch for many sequences.
 
     Parameters
@@ -503,18 +681,75 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     xi_sum : (K, K) float64, filled with the expected transition counts summed over
         time and sequences.
     logprob : (n_seq,) float64, filled with each sequence's log-likelihood.
+    split_min_rows : int, one sequence of K <= 4 states and at least this many rows
+        runs its forward and backward recursions at the same time (see "one long
+        sequence" above); tests lower it to reach that path with short sequences.
+    prescaled : bool, the caller has filled scratch's ``scaled`` rows (n, max(K, 4))
+        and ``shift`` (n,) after them as the pre-pass would, with no emission lost
+        (:func:`categorical_scaled_emission`); the pre-pass is skipped.
+
+    Returns 1 where that path met a loss and the sequence was redone by the
+    serial recursions, else 0 (for tests and benchmarks; the results are the same).
     """
     n, n_states = log_emission.shape
     n_seq = bounds.shape[0] - 1
     width = max(n_states, 4)
     scaled = scratch[:n * width].reshape((n, width))
     shift = scratch[n * width:n * (width + 1)]
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(n_chunks):
+    redone = 0
+    n_parts = min(MAX_BLOCKS, (n + CHUNK - 1) // CHUNK)
+    lost = np.zeros(n_parts, dtype=np.int64)
+    for b in prange(0 if prescaled else n_parts):  # one tile per block, not per chunk
         tile = np.empty((n_states, CHUNK))
         top = np.empty(CHUNK)
-        t0 = c * CHUNK
-        _scale_tile(log_emission, t0, min(n, t0 + CHUNK) - t0, tile, top, shift, scaled)
+        first, stop = block_rows(b, n_parts, n, CHUNK)
+        for t0 in range(first, stop, CHUNK):
+            lost[b] += _scale_tile(log_emission, t0, min(stop, t0 + CHUNK) - t0, tile, top, shift,
+                                   scaled)
+    split = n_seq == 1 and n_states <= 4 and n >= max(split_min_rows, 2)
+    if split and lost.sum() > 0:  # an emission lost to the scaling: the serial recursions
+        redone = 1
+    elif split:
+        h = n // 2
+        xi_halves = np.zeros((2, 4, 4))
+        status = np.empty(2)
+        w_h = np.zeros(4)
+        for task in prange(2):  # step 1: the two recursions towards the middle, one per thread
+            if task == 0:
+                status[0] = forward4(scaled, shift, log_emission, 0, h, startprob, transmat, gamma,
+                                     None, False)
+            else:
+                status[1] = 1.0 if backward_split4(scaled, h, n, transmat, gamma, w_h, False,
+                                                   xi_halves[1]) else 0.0
+        if status[0] > -np.inf and status[1] == 1.0:
+            loglik = status[0]
+            w_h[:n_states] = gamma[h]
+            alpha_prev = gamma[h - 1].copy()  # the backward half overwrites row h - 1
+            for task in prange(2):  # step 2: on past the middle, gamma and xi as they come
+                if task == 0:
+                    status[0] = forward4(scaled, shift, log_emission, h, n, startprob, transmat,
+                                         gamma, alpha_prev, True, xi_halves[0])
+                else:
+                    status[1] = 1.0 if backward_split4(scaled, 0, h, transmat, gamma, w_h, True,
+                                                       xi_halves[1]) else 0.0
+            if status[0] == -np.inf:
+                loglik = -np.inf
+            elif status[0] == status[0] and status[1] == 1.0:  # not NaN: no loss
+                logprob[0] = loglik + status[0]
+                xi_sum[:] = 0.0
+                for half in (1, 0):  # rows [0, h), then [h, n)
+                    xi_sum += xi_halves[half, :n_states, :n_states]
+                return 0
+        else:
+            loglik = status[0]
+        if loglik == -np.inf:  # no path produces the sequence
+            logprob[0] = -np.inf
+            xi_sum[:] = 0.0
+            for t in range(n):
+                for k in range(n_states):
+                    gamma[t, k] = 1.0 / n_states
+            return 0
+        redone = 1  # a loss: the serial recursions below, from the start
     n_blocks = n_seq_blocks(n_seq, n_states)
     acc = np.zeros((n_blocks, n_states, n_states))
     if n_blocks == 1:  # one sequence: no parallel region, whose idle threads would spin
@@ -527,6 +762,7 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     xi_sum[:] = 0.0
     for b in range(n_blocks):
         xi_sum += acc[b]
+    return redone
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -618,6 +854,25 @@ def categorical_log_emission(X, log_emissionprob_t, chunk_rows, out):
             row = log_emissionprob_t[int(X[i, 0])]
             for k in range(n_states):
                 out[i, k] = row[k]
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def categorical_scaled_emission(X, scaled_table, shift_table, chunk_rows, scaled, shift):
+    """``scaled[i] = scaled_table[X[i, 0]]`` and ``shift[i] = shift_table[X[i, 0]]``.
+
+    The forward-backward pre-pass for a categorical HMM, from per-symbol tables
+    (``shift_table[m] = max_k log e_km``, ``scaled_table[m, k] = e_km /
+    max_j e_jm``, zero columns up to ``scaled``'s width): a gather, no exponentials.
+    """
+    n = X.shape[0]
+    width = scaled_table.shape[1]
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
+            m = int(X[i, 0])
+            shift[i] = shift_table[m]
+            for k in range(width):
+                scaled[i, k] = scaled_table[m, k]
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
