@@ -699,13 +699,14 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     redone = 0
     n_parts = min(MAX_BLOCKS, (n + CHUNK - 1) // CHUNK)
     lost = np.zeros(n_parts, dtype=np.int64)
-    for b in prange(0 if prescaled else n_parts):  # one tile per block, not per chunk
-        tile = np.empty((n_states, CHUNK))
-        top = np.empty(CHUNK)
-        first, stop = block_rows(b, n_parts, n, CHUNK)
-        for t0 in range(first, stop, CHUNK):
-            lost[b] += _scale_tile(log_emission, t0, min(stop, t0 + CHUNK) - t0, tile, top, shift,
-                                   scaled)
+    if not prescaled:
+        for b in prange(n_parts):  # one tile per block, not per chunk (allocation is costly)
+            tile = np.empty((n_states, CHUNK))
+            top = np.empty(CHUNK)
+            first, stop = block_rows(b, n_parts, n, CHUNK)
+            for t0 in range(first, stop, CHUNK):
+                lost[b] += _scale_tile(log_emission, t0, min(stop, t0 + CHUNK) - t0, tile, top,
+                                       shift, scaled)
     split = n_seq == 1 and n_states <= 4 and n >= max(split_min_rows, 2)
     if split and lost.sum() > 0:  # an emission lost to the scaling: the serial recursions
         redone = 1
