@@ -379,6 +379,59 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
     sum_scatter_blocks(acc_ss, scatter)
 
 
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _tile_em_full_tiny(xt, rows, d, means, prec_chol_t, bias, lp, top, s, sample_weight, t0, nk,
+                       acc_s, acc_ss):
+    """The fused step's work on one tile for d <= 2: returns the tile's log-likelihood.
+
+    Three passes over the tile instead of a dozen: each component's
+    log-density and the row maxima in one loop, the responsibilities
+    (``_tile_responsibilities``), then each component's weighted sums and
+    scatter (lower triangle into ``acc_ss``, padded to 2 x 2) in one loop. With
+    d = 1, the second feature is a zero (``xt`` has two rows, the second 0).
+    Measured at N = 1e6, d = 2, K = 3, 2 threads: 6.8 -> 3.3 ms per step.
+    """
+    n_components = means.shape[0]
+    for k in range(n_components):
+        mu0 = means[k, 0]
+        mu1 = means[k, 1] if d == 2 else 0.0
+        c00 = prec_chol_t[k, 0, 0]
+        c10 = prec_chol_t[k, 1, 0] if d == 2 else 0.0
+        c11 = prec_chol_t[k, 1, 1] if d == 2 else 0.0
+        bk = bias[k]
+        for r in range(rows):
+            d0 = xt[0, r] - mu0
+            d1 = xt[1, r] - mu1
+            y0 = c00 * d0
+            y1 = c10 * d0 + c11 * d1
+            v = bk - 0.5 * (y0 * y0 + y1 * y1)
+            lp[k, r] = v
+            top[r] = v if k == 0 else max(top[r], v)
+    total = _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, nk)
+    for k in range(n_components):
+        mu0 = means[k, 0]
+        mu1 = means[k, 1] if d == 2 else 0.0
+        s0 = s1 = q00 = q10 = q11 = 0.0
+        for r in range(rows):
+            w = lp[k, r]
+            d0 = xt[0, r] - mu0
+            d1 = xt[1, r] - mu1
+            a0 = w * d0
+            a1 = w * d1
+            s0 += a0
+            s1 += a1
+            q00 += a0 * d0
+            q10 += a1 * d0
+            q11 += a1 * d1
+        acc_s[k, 0] += s0
+        acc_ss[k, 0, 0] += q00
+        if d == 2:
+            acc_s[k, 1] += s1
+            acc_ss[k, 1, 0] += q10
+            acc_ss[k, 1, 1] += q11
+    return total
+
+
 # ----------------------------------------------------------------------------- fused EM steps
 #
 # One pass over X per EM iteration: each tile of TILE rows is copied transposed
@@ -427,10 +480,11 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
     acc_n = np.zeros((n_blocks, n_components))
     acc_s = np.zeros((n_blocks, n_components, d))
     acc_ss = np.empty((n_blocks, n_components, dp, dp))  # zeroed by its block's thread
+    tiny = d <= 2
     for b in prange(n_blocks):
         acc_ss[b] = 0.0
-        xt = np.empty((d, TILE))
-        dts = np.zeros((n_components, dp, TILE))
+        xt = np.zeros((max(d, 2), TILE))  # d = 1: a second feature of zeros
+        dts = np.zeros((1 if tiny else n_components, dp, TILE))
         rd = np.zeros((dp, TILE))
         y = np.empty((4, TILE))
         lp = np.empty((n_components, TILE))
@@ -440,6 +494,10 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
             load_tile(X, t0, rows, xt)
+            if tiny:
+                acc_ll[b] += _tile_em_full_tiny(xt, rows, d, means, prec_chol_t, bias, lp, top, s,
+                                                sample_weight, t0, acc_n[b], acc_s[b], acc_ss[b])
+                continue
             # E-step: lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
             for k in range(n_components):
                 dt = dts[k]
