@@ -39,6 +39,7 @@ from .gaussian import (
     SMALL_D,
     TILE,
     _tile_log_gaussian_full,
+    _tile_log_gaussian_full8,
     _tile_log_gaussian_full_small,
     load_tile,
     load_tile_4x4,
@@ -181,6 +182,8 @@ def _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts
                 dt[j, r] = xt[j, r] - mu
         if small:
             _tile_log_gaussian_full_small(dt, rows, prec_chol_t[c], bias[c], y[0], y[1], lp[c])
+        elif chol_p.shape[1] == 8:
+            _tile_log_gaussian_full8(dt, rows, chol_p[c], bias[c], lp[c])
         else:
             _tile_log_gaussian_full(dt, rows, chol_p[c], bias[c], y, lp[c])
 

@@ -12,6 +12,7 @@ from .gaussian import (
     SMALL_D,
     TILE,
     _tile_log_gaussian_full,
+    _tile_log_gaussian_full8,
     _tile_log_gaussian_full_small,
     load_tile,
     load_tile_4x4,
@@ -507,6 +508,8 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
                         dt[j, r] = xt[j, r] - mu
                 if small:
                     _tile_log_gaussian_full_small(dt, rows, prec_chol_t[k], bias[k], y[0], y[1], lp[k])
+                elif dp == 8:
+                    _tile_log_gaussian_full8(dt, rows, chol_p[k], bias[k], lp[k])
                 else:
                     _tile_log_gaussian_full(dt, rows, chol_p[k], bias[k], y, lp[k])
             _tile_row_max(lp, rows, n_components, top)
