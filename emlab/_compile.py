@@ -136,13 +136,18 @@ def _stop_warm_ups():
 atexit.register(_stop_warm_ups)
 
 
-def warm_up_mixture(covariance_type, kernels):
+def warm_up_mixture(covariance_type, kernels, n_features=4, work=0):
     """Compile a Gaussian mixture's kernels in the background, once, if none is cached.
 
-    ``kernels``: the dispatchers the warm-up would compile; when any of them has
-    something cached the cache is taken as warm and nothing starts.
+    ``kernels``: the dispatchers the warm-up would compile for ``n_features``
+    and ``work`` (the kernels differ with the tile shape, and small work has
+    serial twins); when any of them has something cached the cache is taken as
+    warm and nothing starts.
     """
-    key = f"mixture-{covariance_type}"
+    from ._config import PARALLEL_MIN_WORK
+
+    mode = "parallel" if work >= PARALLEL_MIN_WORK else "serial"
+    key = f"mixture-{covariance_type}-{int(n_features)}-{mode}"
     if (key in _warm_ups or _server_failed or os.environ.get(_SERVER_ENV)
             or os.environ.get(_IN_PROCESS_ENV)):
         return
@@ -169,10 +174,13 @@ def _warm_up(key):
     from ._covariance import MODELS
     from .mixture import GaussianMixture
 
-    covariance_type = key.split("-", 1)[1]
+    from ._config import PARALLEL_MIN_WORK
+
+    _, covariance_type, n_features, mode = key.split("-")
+    k, d = 2, int(n_features)
+    rows = 64 if mode == "serial" else PARALLEL_MIN_WORK // (k * d * d) + 1  # the kernels' choice
+    X = np.random.default_rng(0).normal(size=(rows, d))
     model = MODELS[covariance_type]
-    X = np.random.default_rng(0).normal(size=(64, 4))
-    k, d = 2, X.shape[1]
     covariances = {"full": np.stack([np.eye(d)] * k), "tied": np.eye(d),
                    "diag": np.ones((k, d)), "spherical": np.ones(k)}[covariance_type]
     model.fused_step(X, X[:k].copy(), model.precision_cholesky(covariances),

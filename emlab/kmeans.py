@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _config
 from ._base import ParamsMixin
-from ._kernels.kmeans import assign_accumulate
+from ._kernels.kmeans import assign_accumulate, assign_accumulate_serial
 from ._validation import (
     check_array,
     check_int,
@@ -38,9 +38,10 @@ def _assign(X, centers, labels=None):
     counts = np.empty(k)
     sums = np.empty((k, d))
     changed = np.empty(1, dtype=np.int64)
+    kernel = _config.parallel_or_serial(assign_accumulate, assign_accumulate_serial, n * k * d)
     with _config.threads_for(n * k * d):
-        assign_accumulate(X, np.ascontiguousarray(centers, dtype=np.float64), n_blocks, labels, min_dist, counts,
-                          sums, changed)
+        kernel(X, np.ascontiguousarray(centers, dtype=np.float64), n_blocks, labels, min_dist,
+               counts, sums, changed)
     return labels, min_dist, counts, sums, int(changed[0])
 
 

@@ -11,7 +11,7 @@ from . import _compile, _config, _missing
 from ._dask import DaskData, is_dask_array, map_rows
 from ._base import ParamsMixin
 from ._covariance import MODELS
-from ._kernels.mixture import em_step_diag, em_step_full, log_normalize, weighted_scatter
+from ._kernels.mixture import em_step_diag, full_step_kernel, log_normalize, scatter_kernel
 from ._validation import (
     check_array,
     check_int,
@@ -1083,10 +1083,13 @@ class GaussianMixture(ParamsMixin):
         return X, sample_weight, labels
 
     def _fit(self, X, sample_weight=None, labels=None):
+        n, d = (X.n_samples, X.n_features) if isinstance(X, ChunkedData) else X.shape
+        work = n * self.n_components * d * d
         if self.covariance_type in ("full", "tied"):
-            _compile.warm_up_mixture(self.covariance_type, (em_step_full, weighted_scatter))
+            _compile.warm_up_mixture(self.covariance_type, (full_step_kernel(d, work),
+                                                            scatter_kernel(d, work)), d, work)
         else:
-            _compile.warm_up_mixture(self.covariance_type, (em_step_diag,))
+            _compile.warm_up_mixture(self.covariance_type, (em_step_diag,), d, work)
         model = self._make_model(X, sample_weight, labels)
         warm = None
         if self.warm_start and hasattr(self, "weights_"):

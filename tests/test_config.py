@@ -20,8 +20,8 @@ def kernels():
 
 def test_there_are_kernels():
     names = {name for name, _ in kernels()}
-    assert {"gaussian.log_gaussian_full", "mixture.log_normalize", "mixture.weighted_scatter",
-            "kmeans.assign_accumulate"} <= names
+    assert {"gaussian.log_gaussian_full", "mixture.log_normalize", "mixture.weighted_scatter_small",
+            "mixture.weighted_scatter_small_serial", "kmeans.assign_accumulate"} <= names
 
 
 def test_every_kernel_uses_the_config_flags():
@@ -32,7 +32,8 @@ def test_every_kernel_uses_the_config_flags():
         assert opts.get("fastmath") == _config.FASTMATH, name
         assert opts.get("error_model") == _config.ERROR_MODEL, name
         uses_prange = "prange(" in inspect.getsource(kernel.py_func)
-        assert opts.get("parallel", False) == (_config.PARALLEL and uses_prange), name
+        twin = name.endswith("_serial")  # a serial twin of a parallel kernel (_config.serial_twin)
+        assert opts.get("parallel", False) == (_config.PARALLEL and uses_prange and not twin), name
 
 
 def test_fastmath_keeps_ieee_infinities_and_nans():

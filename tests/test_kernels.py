@@ -398,3 +398,37 @@ def test_invert_lower_matches_scipy(rng, random_spd):
         invert_lower(lower, out)
         np.testing.assert_allclose(out, solve_triangular(lower, np.eye(d), lower=True), rtol=1e-12, atol=1e-14)
         assert np.all(np.triu(out, 1) == 0.0)
+
+
+@pytest.mark.parametrize("n, d, k", [(700, 1, 3), (700, 2, 3), (700, 3, 2), (700, 4, 3),
+                                     (700, 6, 2), (700, 8, 3), (700, 11, 2)])
+def test_serial_twins_equal_their_parallel_kernels(n, d, k, rng, random_spd):
+    # small work runs a serial twin of each kernel (compiled without the parallel lowering,
+    # _config.serial_twin): the same code over the same partition gives the same bits
+    from emlab._kernels import kmeans as kmeans_kernels
+    from emlab._kernels import mixture
+
+    X = rng.standard_normal((n, d)) * 2
+    X.flags.writeable = False
+    means = rng.standard_normal((k, d))
+    chol = prec_chol_t(random_spd(k, d))
+    log_weights = np.log(rng.dirichlet(np.ones(k)))
+    resp = rng.dirichlet(np.ones(k), size=n)
+    pairs = [(mixture.full_step_kernel(d, 10**9), mixture.full_step_kernel(d, 0),
+              lambda f: f(X, means, chol, log_weights, np.empty(0), 5, np.empty(1), np.empty(k),
+                          np.empty((k, d)), np.empty((k, d, d)))),
+             (mixture.scatter_kernel(d, 10**9), mixture.scatter_kernel(d, 0),
+              lambda f: f(X, resp, means, 5, 64, np.empty(k), np.empty((k, d)),
+                          np.empty((k, d, d)))),
+             (kmeans_kernels.assign_accumulate, kmeans_kernels.assign_accumulate_serial,
+              lambda f: f(X, means, 5, np.full(n, -1), np.empty(n), np.empty(k),
+                          np.empty((k, d)), np.empty(1, dtype=np.int64)))]
+    for parallel, serial, call in pairs:
+        assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
+        outputs = []
+        for kernel in (parallel, serial):
+            args = []
+            call(lambda *a, kernel=kernel: (args.extend(a), kernel(*a)))
+            outputs.append([a for a in args if isinstance(a, np.ndarray) and a.flags.writeable])
+        for a, b in zip(*outputs):
+            np.testing.assert_array_equal(a, b)

@@ -65,14 +65,14 @@ WARM_CHECK = textwrap.dedent('''
     import json
     import numpy as np
     from emlab import GaussianMixture
-    from emlab._kernels.mixture import em_step_full, weighted_scatter
+    from emlab._kernels.mixture import full_step_kernel, scatter_kernel
     from emlab.datasets import load_iris
 
     X, _ = load_iris(return_X_y=True)
     GaussianMixture(3, random_state=0).fit(X)
     print(json.dumps({k.py_func.__name__: [sum(k.stats.cache_hits.values()),
                                            sum(k.stats.cache_misses.values())]
-                      for k in (em_step_full, weighted_scatter)}))
+                      for k in (full_step_kernel(4, 0), scatter_kernel(4, 0))}))
 ''')
 
 
@@ -81,35 +81,36 @@ def test_warm_up_compiles_what_a_first_fit_needs(tmp_path):
     # fit then calls: that fit finds them in the cache (hits) and compiles none (no misses)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), EMLAB_COMPILE_IN_PROCESS="1")
     warm = subprocess.run([sys.executable, "-c",
-                           "from emlab._compile import _warm_up; _warm_up('mixture-full')"],
+                           "from emlab._compile import _warm_up; _warm_up('mixture-full-4-serial')"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert warm.returncode == 0, warm.stderr[-3000:]
     fit = subprocess.run([sys.executable, "-c", WARM_CHECK], env=env, capture_output=True,
                          text=True, timeout=600)
     assert fit.returncode == 0, fit.stderr[-3000:]
     counts = json.loads(fit.stdout.strip().splitlines()[-1])
-    assert counts == {"em_step_full": [1, 0], "weighted_scatter": [1, 0]}, counts
+    assert counts == {"em_step_full_small_serial": [1, 0], "weighted_scatter_small_serial": [1, 0]}, counts
 
 
 def test_no_warm_up_when_the_kernels_are_cached(monkeypatch):
     if os.environ.get("EMLAB_COMPILE_IN_PROCESS"):
         pytest.skip("EMLAB_COMPILE_IN_PROCESS is set")
     from emlab import GaussianMixture
-    from emlab._kernels.mixture import em_step_full, weighted_scatter
+    from emlab._kernels.mixture import full_step_kernel, scatter_kernel
 
     X = np.random.default_rng(0).normal(size=(40, 3))
     GaussianMixture(2, random_state=0).fit(X)  # its kernels are in the cache now
     monkeypatch.setattr(_compile, "_warm_ups", {})
-    _compile.warm_up_mixture("full", (em_step_full, weighted_scatter))
-    assert _compile._warm_ups == {"mixture-full": None}  # looked, found them, started nothing
+    _compile.warm_up_mixture("full", (full_step_kernel(3, 0), scatter_kernel(3, 0)), 3, 0)
+    assert _compile._warm_ups == {"mixture-full-3-serial": None}  # found them, started nothing
 
 
 def test_read_only_and_writable_x_share_one_specialisation():
     # X reaches the kernels read-only whatever its flags (check_array's view), so a memmap or a
     # frozen array does not compile every kernel a second time; the user's array is untouched
     from emlab import GaussianMixture
-    from emlab._kernels.mixture import em_step_full
+    from emlab._kernels.mixture import full_step_kernel
 
+    em_step_full = full_step_kernel(3, 0)  # the serial twin: 300 rows are small work
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3))
     frozen = X.copy()

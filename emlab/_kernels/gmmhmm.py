@@ -48,6 +48,7 @@ from .gaussian import (
 )
 from .mixture import (
     TILE_DIAG,
+    _full_bias,
     _tile_add_statistics,
     block_rows,
     sum_blocks,
@@ -135,18 +136,6 @@ def _tile_log_gaussian_diag(xt, rows, means_p, prec_p, bias, q):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _biases_full(prec_chol_t, log_weights, d):
-    """``-d/2 log(2 pi) + log|U_c| + log w_c`` of every component."""
-    n_comp = prec_chol_t.shape[0]
-    log_det = np.empty(n_comp)
-    log_det_cholesky(prec_chol_t, log_det)
-    bias = np.empty(n_comp)
-    for c in range(n_comp):
-        bias[c] = -0.5 * d * LOG_2PI + log_det[c] + log_weights[c]
-    return bias
-
-
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _biases_diag(prec_chol, log_weights, d):
     n_comp = prec_chol.shape[0]
     bias = np.empty(n_comp)
@@ -211,7 +200,7 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
     n_mix = n_comp // out.shape[1]
     small = d <= SMALL_D
     dp = d + d % 2 if small else padded4(d)
-    bias = _biases_full(prec_chol_t, log_weights, d)
+    bias = _full_bias(prec_chol_t, log_weights, d)
     chol_p = np.zeros((n_comp, dp, dp))
     chol_p[:, :d, :d] = prec_chol_t
     n_chunks = (n + chunk_rows - 1) // chunk_rows
@@ -282,7 +271,7 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
     n_mix = n_comp // gamma.shape[1]
     small = d <= SMALL_D
     dp = d + d % 2 if small else padded4(d)
-    bias = _biases_full(prec_chol_t, log_weights, d)
+    bias = _full_bias(prec_chol_t, log_weights, d)
     chol_p = np.zeros((n_comp, dp, dp))
     chol_p[:, :d, :d] = prec_chol_t
     acc_n = np.zeros((n_blocks, n_comp))

@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit, prange
 
-from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL
+from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL, serial_twin
 from .gaussian import load_tile_4x4, padded4
 from .mixture import block_rows, sum_blocks
 
@@ -83,3 +83,6 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
     sum_blocks(acc_n, counts)
     sum_blocks(acc_s, sums)
     sum_blocks(acc_changed, n_changed)
+
+
+assign_accumulate_serial = serial_twin(assign_accumulate)  # for small work (see _config)

@@ -5,7 +5,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL
+from .._config import (CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL, parallel_or_serial,
+                       serial_twin)
 from .elementary import exp_nonpos
 from .gaussian import (
     LOG_2PI,
@@ -284,6 +285,17 @@ def _tile_scatter_lower_small(rd, dt, rows, d, out):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _tile_weighted_rows(w, dt, rows, rd, acc_s):
+    """``rd[j, r] = w[r] dt[j, r]`` and ``acc_s[j] += sum_r rd[j, r]`` for the d features."""
+    for j in range(acc_s.shape[0]):
+        sj = 0.0
+        for r in range(rows):
+            rd[j, r] = w[r] * dt[j, r]
+            sj += rd[j, r]
+        acc_s[j] += sj
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_add_statistics(w, dt, rows, small, rd, acc_s, acc_ss):
     """Add one component's weighted sums and scatter over a tile of differences ``dt``.
 
@@ -291,12 +303,7 @@ def _tile_add_statistics(w, dt, rows, small, rd, acc_s, acc_ss):
     (lower triangle, padded as the tile); ``rd`` is scratch of ``dt``'s shape.
     """
     d = acc_s.shape[0]
-    for j in range(d):
-        sj = 0.0
-        for r in range(rows):
-            rd[j, r] = w[r] * dt[j, r]
-            sj += rd[j, r]
-        acc_s[j] += sj
+    _tile_weighted_rows(w, dt, rows, rd, acc_s)
     if small:
         _tile_scatter_lower_small(rd, dt, rows, d, acc_ss)
     else:
@@ -341,7 +348,92 @@ def sum_scatter_blocks(acc, scatter):
             _sum_scatter_component(acc, k, scatter)
 
 
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _tile_component(xt, rows, resp, centers, t0, k, wt, dt):
+    """Component k's responsibilities over a tile into ``wt`` (their sum returned) and the
+    tile about ``centers[k]`` into ``dt``."""
+    tot = 0.0
+    for r in range(rows):
+        wt[r] = resp[t0 + r, k]
+        tot += wt[r]
+    _tile_centred(xt, rows, centers, k, dt)
+    return tot
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _block_scatter_small(X, resp, centers, start, stop, acc_n, acc_s, acc_ss):
+    """``weighted_scatter``'s work on rows [start, stop) for d <= SMALL_D (2 x 2 blocks)."""
+    d = X.shape[1]
+    acc_ss[:] = 0.0
+    xt = np.empty((d, TILE))
+    dt = np.zeros((acc_ss.shape[1], TILE))
+    rd = np.zeros((acc_ss.shape[1], TILE))
+    wt = np.empty(TILE)
+    for t0 in range(start, stop, TILE):
+        rows = min(TILE, stop - t0)
+        load_tile(X, t0, rows, xt)
+        for k in range(resp.shape[1]):
+            acc_n[k] += _tile_component(xt, rows, resp, centers, t0, k, wt, dt)
+            _tile_weighted_rows(wt, dt, rows, rd, acc_s[k])
+            _tile_scatter_lower_small(rd, dt, rows, d, acc_ss[k])
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _block_scatter_blocks(X, resp, centers, start, stop, acc_n, acc_s, acc_ss):
+    """``weighted_scatter``'s work on rows [start, stop) for d > SMALL_D (4 x 4 blocks)."""
+    acc_ss[:] = 0.0
+    xt = np.empty((X.shape[1], TILE))
+    dt = np.zeros((acc_ss.shape[1], TILE))
+    rd = np.zeros((acc_ss.shape[1], TILE))
+    wt = np.empty(TILE)
+    for t0 in range(start, stop, TILE):
+        rows = min(TILE, stop - t0)
+        load_tile(X, t0, rows, xt)
+        for k in range(resp.shape[1]):
+            acc_n[k] += _tile_component(xt, rows, resp, centers, t0, k, wt, dt)
+            _tile_weighted_rows(wt, dt, rows, rd, acc_s[k])
+            _tile_scatter_lower(rd, dt, rows, acc_ss[k])
+
+
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def weighted_scatter_small(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
+    """``weighted_scatter`` for d <= SMALL_D (2 x 2 blocks)."""
+    n, d = X.shape
+    n_components = resp.shape[1]
+    dp = d + d % 2
+    acc_ll, acc_n, acc_s, acc_ss = _step_accumulators(n_blocks, n_components, d, dp)
+    for b in prange(n_blocks):
+        start, stop = block_rows(b, n_blocks, n, chunk_rows)
+        _block_scatter_small(X, resp, centers, start, stop, acc_n[b], acc_s[b], acc_ss[b])
+    _sum_step(acc_ll, acc_n, acc_s, acc_ss, np.empty(1), nk, sums, scatter)  # no likelihood here
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def weighted_scatter_blocks(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
+    """``weighted_scatter`` for d > SMALL_D (4 x 4 blocks)."""
+    n, d = X.shape
+    n_components = resp.shape[1]
+    dp = padded4(d)
+    acc_ll, acc_n, acc_s, acc_ss = _step_accumulators(n_blocks, n_components, d, dp)
+    for b in prange(n_blocks):
+        start, stop = block_rows(b, n_blocks, n, chunk_rows)
+        _block_scatter_blocks(X, resp, centers, start, stop, acc_n[b], acc_s[b], acc_ss[b])
+    _sum_step(acc_ll, acc_n, acc_s, acc_ss, np.empty(1), nk, sums, scatter)  # no likelihood here
+
+
+weighted_scatter_small_serial = serial_twin(weighted_scatter_small)
+weighted_scatter_blocks_serial = serial_twin(weighted_scatter_blocks)
+
+
+def scatter_kernel(n_features, work):
+    """The ``weighted_scatter`` kernel for ``n_features`` and ``work`` (n * K * d * d): one
+    compiled per block size, serial for small work, so a call compiles only the code its
+    shape runs (a first fit waits for less)."""
+    if n_features <= SMALL_D:
+        return parallel_or_serial(weighted_scatter_small, weighted_scatter_small_serial, work)
+    return parallel_or_serial(weighted_scatter_blocks, weighted_scatter_blocks_serial, work)
+
+
 def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
     """Weighted counts, sums and scatter matrices about ``centers``, in one pass over X.
 
@@ -361,36 +453,49 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
     subtracting two large raw moments.
     """
     n, d = X.shape
-    n_components = resp.shape[1]
-    small = d <= SMALL_D
-    dp = d + d % 2 if small else padded4(d)
-    acc_n = np.zeros((n_blocks, n_components))
-    acc_s = np.zeros((n_blocks, n_components, d))
-    acc_ss = np.empty((n_blocks, n_components, dp, dp))  # zeroed by its block's thread
-    for b in prange(n_blocks):
-        acc_ss[b] = 0.0
-        xt = np.empty((d, TILE))
-        dt = np.zeros((dp, TILE))
-        rd = np.zeros((dp, TILE))
-        wt = np.empty(TILE)
-        start, stop = block_rows(b, n_blocks, n, chunk_rows)
-        for t0 in range(start, stop, TILE):
-            rows = min(TILE, stop - t0)
-            load_tile(X, t0, rows, xt)
-            for k in range(n_components):
-                tot = 0.0
-                for r in range(rows):
-                    wt[r] = resp[t0 + r, k]
-                    tot += wt[r]
-                acc_n[b, k] += tot
-                for j in range(d):
-                    c = centers[k, j]
-                    for r in range(rows):
-                        dt[j, r] = xt[j, r] - c
-                _tile_add_statistics(wt, dt, rows, small, rd, acc_s[b, k], acc_ss[b, k])
+    scatter_kernel(d, n * resp.shape[1] * d * d)(X, resp, centers, n_blocks, chunk_rows, nk, sums,
+                                                 scatter)
+
+
+# ----------------------------------------------------------------------------- fused EM steps
+#
+# One pass over X per EM iteration: each tile of TILE rows is copied transposed
+# (features x rows, so the innermost loops run across rows and vectorise), its
+# log-densities, log-sum-exp and responsibilities are computed, and its
+# sufficient statistics are added to the accumulators of its block. Nothing of
+# size n x K survives the tile. Blocks are the fixed partition of weighted_scatter.
+# (TILE, the full-covariance tile, is set in gaussian.py; see the cache note there.)
+
+TILE_DIAG = 256  # rows per tile of the diagonal kernel (measured: 10% faster than 64 at d = 8)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _step_accumulators(n_blocks, n_components, d, dp):
+    """One block's slot each: log-likelihood, counts, sums, padded scatter (left unset:
+    zeroed by its block's thread)."""
+    return (np.zeros(n_blocks), np.zeros((n_blocks, n_components)),
+            np.zeros((n_blocks, n_components, d)), np.empty((n_blocks, n_components, dp, dp)))
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _sum_step(acc_ll, acc_n, acc_s, acc_ss, loglik, nk, sums, scatter):
+    """The blocks' slots added in block order into the outputs."""
+    sum_blocks(acc_ll, loglik)
     sum_blocks(acc_n, nk)
     sum_blocks(acc_s, sums)
     sum_scatter_blocks(acc_ss, scatter)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _full_bias(prec_chol_t, log_weights, d):
+    """``log w_k + log det L_k - d/2 log(2 pi)``: each component's log-density offset."""
+    n_components = prec_chol_t.shape[0]
+    log_det = np.empty(n_components)
+    log_det_cholesky(prec_chol_t, log_det)
+    bias = np.empty(n_components)
+    for k in range(n_components):
+        bias[k] = -0.5 * d * LOG_2PI + log_det[k] + log_weights[k]
+    return bias
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -448,19 +553,158 @@ def _tile_em_full_tiny(xt, rows, d, means, prec_chol_t, bias, lp, top, s, sample
     return total
 
 
-# ----------------------------------------------------------------------------- fused EM steps
-#
-# One pass over X per EM iteration: each tile of TILE rows is copied transposed
-# (features x rows, so the innermost loops run across rows and vectorise), its
-# log-densities, log-sum-exp and responsibilities are computed, and its
-# sufficient statistics are added to the accumulators of its block. Nothing of
-# size n x K survives the tile. Blocks are the fixed partition of weighted_scatter.
-# (TILE, the full-covariance tile, is set in gaussian.py; see the cache note there.)
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _block_step_tiny(X, start, stop, means, prec_chol_t, bias, sample_weight, acc_n, acc_s,
+                     acc_ss):
+    """The fused step's work on rows [start, stop) for d <= 2; returns their log-likelihood."""
+    n_components = means.shape[0]
+    acc_ss[:] = 0.0
+    xt = np.zeros((2, TILE))  # d = 1: a second feature of zeros
+    lp = np.empty((n_components, TILE))
+    top = np.empty(TILE)
+    s = np.empty(TILE)
+    total = 0.0
+    for t0 in range(start, stop, TILE):
+        rows = min(TILE, stop - t0)
+        load_tile(X, t0, rows, xt)
+        total += _tile_em_full_tiny(xt, rows, X.shape[1], means, prec_chol_t, bias, lp, top, s,
+                                    sample_weight, t0, acc_n, acc_s, acc_ss)
+    return total
 
-TILE_DIAG = 256  # rows per tile of the diagonal kernel (measured: 10% faster than 64 at d = 8)
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _tile_centred(xt, rows, means, k, dt):
+    """``dt[j, r] = xt[j, r] - means[k, j]``: the tile about component k's mean."""
+    for j in range(xt.shape[0]):
+        mu = means[k, j]
+        for r in range(rows):
+            dt[j, r] = xt[j, r] - mu
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _step_scratch(d, dp, n_components):
+    """A block's tiles: X transposed, each component's differences (zero pad features),
+    weighted differences, y, log-densities, row maxima and row factors."""
+    return (np.empty((d, TILE)), np.zeros((n_components, dp, TILE)), np.zeros((dp, TILE)),
+            np.empty((4, TILE)), np.empty((n_components, TILE)), np.empty(TILE), np.empty(TILE))
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _block_step_small(X, start, stop, means, prec_chol_t, bias, sample_weight, acc_n, acc_s,
+                      acc_ss):
+    """The fused step's work on rows [start, stop) for 2 < d <= SMALL_D (2 x 2 blocks);
+    returns their log-likelihood."""
+    n_components = means.shape[0]
+    dp = acc_ss.shape[1]
+    acc_ss[:] = 0.0
+    xt, dts, rd, y, lp, top, s = _step_scratch(X.shape[1], dp, n_components)
+    total = 0.0
+    for t0 in range(start, stop, TILE):
+        rows = min(TILE, stop - t0)
+        load_tile(X, t0, rows, xt)
+        for k in range(n_components):  # lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
+            _tile_centred(xt, rows, means, k, dts[k])
+            _tile_log_gaussian_full_small(dts[k], rows, prec_chol_t[k], bias[k], y[0], y[1], lp[k])
+        _tile_row_max(lp, rows, n_components, top)
+        total += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
+        for k in range(n_components):  # the M-step's statistics about the current means
+            _tile_weighted_rows(lp[k], dts[k], rows, rd, acc_s[k])
+            _tile_scatter_lower_small(rd, dts[k], rows, X.shape[1], acc_ss[k])
+    return total
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _block_step_blocks(X, start, stop, means, chol_p, bias, sample_weight, acc_n, acc_s, acc_ss):
+    """The fused step's work on rows [start, stop) for d > SMALL_D (4 x 4 blocks, in the
+    order ``chol_p`` is padded to; one pass for the log-density at d <= 8); returns their
+    log-likelihood."""
+    n_components = means.shape[0]
+    dp = chol_p.shape[1]
+    acc_ss[:] = 0.0
+    xt, dts, rd, y, lp, top, s = _step_scratch(X.shape[1], dp, n_components)
+    total = 0.0
+    for t0 in range(start, stop, TILE):
+        rows = min(TILE, stop - t0)
+        load_tile(X, t0, rows, xt)
+        for k in range(n_components):  # lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
+            _tile_centred(xt, rows, means, k, dts[k])
+            if dp == 8:
+                _tile_log_gaussian_full8(dts[k], rows, chol_p[k], bias[k], lp[k])
+            else:
+                _tile_log_gaussian_full(dts[k], rows, chol_p[k], bias[k], y, lp[k])
+        _tile_row_max(lp, rows, n_components, top)
+        total += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
+        for k in range(n_components):  # the M-step's statistics about the current means
+            _tile_weighted_rows(lp[k], dts[k], rows, rd, acc_s[k])
+            _tile_scatter_lower(rd, dts[k], rows, acc_ss[k])
+    return total
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def em_step_full_tiny(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, loglik, nk,
+                      sums, scatter):
+    """``em_step_full`` for d <= 2 (``_tile_em_full_tiny``)."""
+    n, d = X.shape
+    n_components = means.shape[0]
+    bias = _full_bias(prec_chol_t, log_weights, d)
+    acc_ll, acc_n, acc_s, acc_ss = _step_accumulators(n_blocks, n_components, d, 2)
+    for b in prange(n_blocks):
+        start, stop = block_rows(b, n_blocks, n, CHUNK)
+        acc_ll[b] = _block_step_tiny(X, start, stop, means, prec_chol_t, bias, sample_weight,
+                                     acc_n[b], acc_s[b], acc_ss[b])
+    _sum_step(acc_ll, acc_n, acc_s, acc_ss, loglik, nk, sums, scatter)
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def em_step_full_small(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, loglik, nk,
+                       sums, scatter):
+    """``em_step_full`` for 2 < d <= SMALL_D (2 x 2 blocks)."""
+    n, d = X.shape
+    n_components = means.shape[0]
+    bias = _full_bias(prec_chol_t, log_weights, d)
+    dp = d + d % 2
+    acc_ll, acc_n, acc_s, acc_ss = _step_accumulators(n_blocks, n_components, d, dp)
+    for b in prange(n_blocks):
+        start, stop = block_rows(b, n_blocks, n, CHUNK)
+        acc_ll[b] = _block_step_small(X, start, stop, means, prec_chol_t, bias, sample_weight,
+                                      acc_n[b], acc_s[b], acc_ss[b])
+    _sum_step(acc_ll, acc_n, acc_s, acc_ss, loglik, nk, sums, scatter)
+
+
+@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def em_step_full_blocks(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, loglik, nk,
+                        sums, scatter):
+    """``em_step_full`` for d > SMALL_D (4 x 4 blocks; one pass for the log-density at d <= 8)."""
+    n, d = X.shape
+    n_components = means.shape[0]
+    bias = _full_bias(prec_chol_t, log_weights, d)
+    dp = padded4(d)  # tiles, factors and accumulators get zero pad features
+    chol_p = np.zeros((n_components, dp, dp))
+    chol_p[:, :d, :d] = prec_chol_t
+    acc_ll, acc_n, acc_s, acc_ss = _step_accumulators(n_blocks, n_components, d, dp)
+    for b in prange(n_blocks):
+        start, stop = block_rows(b, n_blocks, n, CHUNK)
+        acc_ll[b] = _block_step_blocks(X, start, stop, means, chol_p, bias, sample_weight,
+                                       acc_n[b], acc_s[b], acc_ss[b])
+    _sum_step(acc_ll, acc_n, acc_s, acc_ss, loglik, nk, sums, scatter)
+
+
+em_step_full_tiny_serial = serial_twin(em_step_full_tiny)
+em_step_full_small_serial = serial_twin(em_step_full_small)
+em_step_full_blocks_serial = serial_twin(em_step_full_blocks)
+
+
+def full_step_kernel(n_features, work):
+    """The ``em_step_full`` kernel for ``n_features`` and ``work`` (n * K * d * d): one
+    compiled per tile shape, serial for small work, so a call compiles only the code its
+    shape runs (a first fit waits for less)."""
+    if n_features <= 2:
+        return parallel_or_serial(em_step_full_tiny, em_step_full_tiny_serial, work)
+    if n_features <= SMALL_D:
+        return parallel_or_serial(em_step_full_small, em_step_full_small_serial, work)
+    return parallel_or_serial(em_step_full_blocks, em_step_full_blocks_serial, work)
+
+
 def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, loglik, nk, sums,
                  scatter):
     """One fused E- and M-step pass for full covariances.
@@ -480,64 +724,9 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
         ``weighted_scatter`` with the responsibilities of the current parameters.
     """
     n, d = X.shape
-    n_components = means.shape[0]
-    small = d <= SMALL_D
-    # tiles, factors and accumulators get zero pad features, up to what the blocks need
-    dp = d + d % 2 if small else padded4(d)
-    log_det = np.empty(n_components)
-    log_det_cholesky(prec_chol_t, log_det)
-    const = -0.5 * d * LOG_2PI
-    bias = np.empty(n_components)
-    for k in range(n_components):
-        bias[k] = const + log_det[k] + log_weights[k]
-    chol_p = np.zeros((n_components, dp, dp))
-    chol_p[:, :d, :d] = prec_chol_t
-    acc_ll = np.zeros(n_blocks)
-    acc_n = np.zeros((n_blocks, n_components))
-    acc_s = np.zeros((n_blocks, n_components, d))
-    acc_ss = np.empty((n_blocks, n_components, dp, dp))  # zeroed by its block's thread
-    tiny = d <= 2
-    for b in prange(n_blocks):
-        acc_ss[b] = 0.0
-        xt = np.zeros((max(d, 2), TILE))  # d = 1: a second feature of zeros
-        dts = np.zeros((1 if tiny else n_components, dp, TILE))
-        rd = np.zeros((dp, TILE))
-        y = np.empty((4, TILE))
-        lp = np.empty((n_components, TILE))
-        top = np.empty(TILE)
-        s = np.empty(TILE)
-        start, stop = block_rows(b, n_blocks, n, CHUNK)
-        for t0 in range(start, stop, TILE):
-            rows = min(TILE, stop - t0)
-            load_tile(X, t0, rows, xt)
-            if tiny:
-                acc_ll[b] += _tile_em_full_tiny(xt, rows, d, means, prec_chol_t, bias, lp, top, s,
-                                                sample_weight, t0, acc_n[b], acc_s[b], acc_ss[b])
-                continue
-            # E-step: lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
-            for k in range(n_components):
-                dt = dts[k]
-                for j in range(d):
-                    mu = means[k, j]
-                    for r in range(rows):
-                        dt[j, r] = xt[j, r] - mu
-                if small:
-                    _tile_log_gaussian_full_small(dt, rows, prec_chol_t[k], bias[k], y[0], y[1], lp[k])
-                elif dp == 8:
-                    _tile_log_gaussian_full8(dt, rows, chol_p[k], bias[k], lp[k])
-                else:
-                    _tile_log_gaussian_full(dt, rows, chol_p[k], bias[k], y, lp[k])
-            _tile_row_max(lp, rows, n_components, top)
-            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0,
-                                                acc_n[b])
-            # M-step statistics about the current means
-            for k in range(n_components):
-                dt = dts[k]
-                _tile_add_statistics(lp[k], dt, rows, small, rd, acc_s[b, k], acc_ss[b, k])
-    sum_blocks(acc_ll, loglik)
-    sum_blocks(acc_n, nk)
-    sum_blocks(acc_s, sums)
-    sum_scatter_blocks(acc_ss, scatter)
+    full_step_kernel(d, n * means.shape[0] * d * d)(X, means, prec_chol_t, log_weights,
+                                                    sample_weight, n_blocks, loglik, nk, sums,
+                                                    scatter)
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
