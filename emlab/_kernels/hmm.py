@@ -41,7 +41,10 @@ Many sequences are given as one array and ``bounds`` (sequence q is rows
 partition of the sequences into blocks (:func:`n_seq_blocks`, which depends on
 the number of sequences and states only); each block adds its transition counts
 into its own slot, and the slots are summed in block order, so the results do
-not depend on the number of threads.
+not depend on the number of threads. One long sequence of K <= 4 states runs
+its forward and backward recursions at the same time instead, meeting in the
+middle (section "one long sequence" below), and falls back to the serial
+recursions described here wherever that could lose probability mass.
 """
 
 import math
