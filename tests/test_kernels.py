@@ -414,21 +414,21 @@ def test_serial_twins_equal_their_parallel_kernels(n, d, k, rng, random_spd):
     chol = prec_chol_t(random_spd(k, d))
     log_weights = np.log(rng.dirichlet(np.ones(k)))
     resp = rng.dirichlet(np.ones(k), size=n)
-    pairs = [(mixture.full_step_kernel(d, 10**9), mixture.full_step_kernel(d, 0),
-              lambda f: f(X, means, chol, log_weights, np.empty(0), 5, np.empty(1), np.empty(k),
-                          np.empty((k, d)), np.empty((k, d, d)))),
+    # (parallel kernel, serial twin, inputs, fresh outputs): the outputs come last
+    cases = [(mixture.full_step_kernel(d, 10**9), mixture.full_step_kernel(d, 0),
+              (X, means, chol, log_weights, np.empty(0), 5),
+              lambda: (np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d)))),
              (mixture.scatter_kernel(d, 10**9), mixture.scatter_kernel(d, 0),
-              lambda f: f(X, resp, means, 5, 64, np.empty(k), np.empty((k, d)),
-                          np.empty((k, d, d)))),
+              (X, resp, means, 5, 64),
+              lambda: (np.empty(k), np.empty((k, d)), np.empty((k, d, d)))),
              (kmeans_kernels.assign_accumulate, kmeans_kernels.assign_accumulate_serial,
-              lambda f: f(X, means, 5, np.full(n, -1), np.empty(n), np.empty(k),
-                          np.empty((k, d)), np.empty(1, dtype=np.int64)))]
-    for parallel, serial, call in pairs:
+              (X, means, 5),
+              lambda: (np.full(n, -1), np.empty(n), np.empty(k), np.empty((k, d)),
+                       np.empty(1, dtype=np.int64)))]
+    for parallel, serial, inputs, fresh in cases:
         assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get("parallel")
-        outputs = []
-        for kernel in (parallel, serial):
-            args = []
-            call(lambda *a, kernel=kernel: (args.extend(a), kernel(*a)))
-            outputs.append([a for a in args if isinstance(a, np.ndarray) and a.flags.writeable])
-        for a, b in zip(*outputs):
+        ours, twins = fresh(), fresh()
+        parallel(*inputs, *ours)
+        serial(*inputs, *twins)
+        for a, b in zip(ours, twins):
             np.testing.assert_array_equal(a, b)

@@ -553,7 +553,7 @@ def backward_split4(scaled, start, stop, transmat, gamma, w_stop, combine, xi):
         w0, w1, w2, w3 = w_stop[0], w_stop[1], w_stop[2], w_stop[3]
         first = stop - 1
     else:  # beta = 1 on the last row
-        w0, w1, w2, w3 = scaled[stop - 1, 0], scaled[stop - 1, 1], scaled[stop - 1, 2], scaled[stop - 1, 3]
+        w0, w1, w2, w3 = _row4(scaled, stop - 1, 4)
         _store4(gamma, stop - 1, n_states, w0, w1, w2, w3)
         first = stop - 2
     for t in range(first, start - 1, -1):
@@ -581,7 +581,7 @@ def backward_split4(scaled, start, stop, transmat, gamma, w_stop, combine, xi):
             v1 *= inv
             v2 *= inv
             v3 *= inv
-        b0, b1, b2, b3 = scaled[t, 0], scaled[t, 1], scaled[t, 2], scaled[t, 3]
+        b0, b1, b2, b3 = _row4(scaled, t, 4)
         w0, w1, w2, w3 = b0 * v0, b1 * v1, b2 * v2, b3 * v3
         lost = (lost | ((w0 < DBL_MIN) & (b0 > 0.0) & (v0 > 0.0))
                 | ((w1 < DBL_MIN) & (b1 > 0.0) & (v1 > 0.0))
