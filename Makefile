@@ -58,6 +58,7 @@ lab: $(VENV)/.lab.stamp
 bench: $(VENV)/.dev.stamp
 	$(BIN)/python -m benchmarks
 	$(BIN)/python -m benchmarks.busy
+	$(BIN)/python -m benchmarks.precision
 
 demo: $(VENV)/.dev.stamp
 	$(BIN)/emlab demo --data sample --out two_samples.png

@@ -136,18 +136,21 @@ def _stop_warm_ups():
 atexit.register(_stop_warm_ups)
 
 
-def warm_up_mixture(covariance_type, kernels, n_features=4, work=0):
+def warm_up_mixture(covariance_type, kernels, n_features=4, work=0, dtype="float64"):
     """Compile a Gaussian mixture's kernels in the background, once, if none is cached.
 
     ``kernels``: the dispatchers the warm-up would compile for ``n_features``
     and ``work`` (the kernels differ with the tile shape, and small work has
     serial twins); when any of them has something cached the cache is taken as
-    warm and nothing starts.
+    warm and nothing starts. ``dtype``: X's, float64 or float32 (float32 X
+    runs float32 specialisations of the kernels).
     """
+    import numpy as np
+
     from ._config import PARALLEL_MIN_WORK
 
     mode = "parallel" if work >= PARALLEL_MIN_WORK else "serial"
-    key = f"mixture-{covariance_type}-{int(n_features)}-{mode}"
+    key = f"mixture-{covariance_type}-{int(n_features)}-{mode}-{np.dtype(dtype).name}"
     if (key in _warm_ups or _server_failed or os.environ.get(_SERVER_ENV)
             or os.environ.get(_IN_PROCESS_ENV)):
         return
@@ -166,7 +169,7 @@ def warm_up_mixture(covariance_type, kernels, n_features=4, work=0):
 
 
 def _warm_up(key):
-    """Compile what a float64 fit of ``key`` needs, the last-needed kernel first."""
+    """Compile what a fit of ``key`` needs, the last-needed kernel first."""
     import warnings
 
     import numpy as np
@@ -176,10 +179,10 @@ def _warm_up(key):
 
     from ._config import PARALLEL_MIN_WORK
 
-    _, covariance_type, n_features, mode = key.split("-")
+    _, covariance_type, n_features, mode, dtype = key.split("-")
     k, d = 2, int(n_features)
     rows = 64 if mode == "serial" else PARALLEL_MIN_WORK // (k * d * d) + 1  # the kernels' choice
-    X = np.random.default_rng(0).normal(size=(rows, d))
+    X = np.random.default_rng(0).normal(size=(rows, d)).astype(dtype)
     model = MODELS[covariance_type]
     covariances = {"full": np.stack([np.eye(d)] * k), "tied": np.eye(d),
                    "diag": np.ones((k, d)), "spherical": np.ones(k)}[covariance_type]

@@ -78,6 +78,15 @@ def _check_positive_variances(variances, label_of):
 
 
 def _fused(kernel, X, means, factors, log_weights, sample_weight, second_shape):
+    """One fused pass: ``(loglik, nk, sums, second)`` with ``sums`` and ``second`` about ``means``.
+
+    The kernel works in X's precision: float32 X is fitted with float32 tiles
+    (the means and factors rounded to float32, the log-densities, exponentials
+    and each tile's sums in float32) and float64 accumulators across tiles.
+    Its statistics are then about the rounded means ``c``, and are moved here
+    to ``means`` exactly: with ``e = c - means``, ``sums + nk e`` and
+    ``second + sums e^T + e sums^T + nk e e^T``.
+    """
     n, d = X.shape
     k = means.shape[0]
     loglik = np.empty(1)
@@ -85,10 +94,19 @@ def _fused(kernel, X, means, factors, log_weights, sample_weight, second_shape):
     sums = np.empty((k, d))
     second = np.empty(second_shape)
     floats = k * (1 + d + int(np.prod(second_shape[1:])))
+    centres = np.ascontiguousarray(means, dtype=X.dtype)
     with _config.threads_for(n * k * max(d, int(np.prod(second_shape[1:])))):
-        kernel(X, np.ascontiguousarray(means), factors, log_weights,
+        kernel(X, centres, np.ascontiguousarray(factors, dtype=X.dtype), log_weights,
                NO_WEIGHTS if sample_weight is None else sample_weight,
                _config.n_blocks(n, floats), loglik, nk, sums, second)
+    if X.dtype != np.float64:
+        e = centres - means
+        if second.ndim == 3:
+            second += (sums[:, :, None] * e[:, None, :] + e[:, :, None] * sums[:, None, :]
+                       + nk[:, None, None] * e[:, :, None] * e[:, None, :])
+        else:
+            second += 2.0 * sums * e + nk[:, None] * e * e
+        sums += nk[:, None] * e
     return loglik[0], nk, sums, second
 
 

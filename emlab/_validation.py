@@ -17,8 +17,8 @@ def check_array(X, name="X", *, min_samples=1, n_features=None, allow_nan=False,
 
     With ``keep_float32`` a float32 (or float16) X comes back as float32, not
     copied when it is already C-contiguous float32: for callers whose kernels
-    read float32 rows (converting each tile to float64 as they load it), so
-    that fitting float32 data takes no float64 copy of it.
+    read float32 rows (in float32 arithmetic, or widening each tile to float64
+    as they load it), so that fitting float32 data takes no float64 copy of it.
 
     An object array is converted when every element is a real number; sparse
     input (``scipy.sparse``) is refused with a message that says how to densify it.
@@ -114,8 +114,8 @@ def _numeric_from_object(arr, name):
 def input_dtype(X):
     """The floating dtype fitted attributes take for input X: float32 or float64.
 
-    float32 and float16 arrays give float32 (the arithmetic is float64 either
-    way), everything else float64, as in scikit-learn.
+    float32 and float16 arrays give float32 (the mixtures' EM steps then run in
+    float32 arithmetic), everything else float64, as in scikit-learn.
     """
     dtype = getattr(X, "dtype", None)
     try:

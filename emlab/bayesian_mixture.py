@@ -28,7 +28,7 @@ from ._validation import (
     check_scalar,
     check_scale,
 )
-from .em import check_em_options, fit_em
+from .em import check_em_options, decrease_rtol_for, fit_em
 from .exceptions import DegenerateCovarianceError
 from .mixture import (
     COVARIANCE_TYPES,
@@ -386,7 +386,8 @@ default='dirichlet_process'
     on_decrease : {'warn', 'raise', 'ignore'}, default='warn'
         What to do if the ELBO decreases between two iterations by more than
         round-off plus the exactly computed shortfall of the previous update
-        (see Notes), which coordinate ascent cannot do.
+        (see Notes), which coordinate ascent cannot do. Round-off is 1e-10 of
+        the ELBO for float64 X and 1e-6 for float32 X (float32 arithmetic).
 
     Attributes
     ----------
@@ -670,8 +671,8 @@ degrees_of_freedom_prior_, covariance_prior_
         result = fit_em(model, X, n_init=1 if init is not None else self.n_init,
                         max_iter=self.max_iter, tol=self.tol, init=init,
                         random_state=check_random_state(self.random_state),
-                        on_decrease=self.on_decrease, verbose=self.verbose,
-                        verbose_interval=self.verbose_interval)
+                        on_decrease=self.on_decrease, decrease_rtol=decrease_rtol_for(X),
+                        verbose=self.verbose, verbose_interval=self.verbose_interval)
         self._set_fitted(result.params, X.shape[1], X.dtype)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter

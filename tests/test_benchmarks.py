@@ -376,3 +376,24 @@ def test_the_quick_vgaussian_cases_run_end_to_end():
     report = run_worker({"case": json.loads(json.dumps(_case_fields(cases[1]))),
                          "library": "emlab", "max_iter": 2, "threads": 1})
     assert "growth_mib" in report and report["growth_mib"] >= 0, report
+
+
+# --------------------------------------------------------------------------- float32 against float64
+
+
+def test_the_precision_benchmark_compares_the_same_fit_in_both_precisions():
+    from benchmarks import precision
+
+    case = parse_case_name("gmm-full-N3000-d8-K3")
+    X64, start = precision._data(case, np.float64)
+    X32 = X64.astype(np.float32)
+    err = precision.error(case, start, X64, X32, iterations=5)
+    json.dumps(err)
+    assert err["dtypes"] == ["float32", "float64"]
+    assert abs(err["log_likelihood_diff"]) < 1e-5 * abs(err["log_likelihood_float64"])
+    assert 0.0 < err["means_rel"] < 1e-4  # float32 arithmetic: close, and not the same numbers
+    times = precision.speed(case, start, {"float64": X64, "float32": X32}, repeats=1)
+    assert set(times) == {"float64", "float32"} and all(len(s) == 1 for _, s in times.values())
+    # the memory worker, a process of its own, holds X in the precision asked for
+    mem = precision.memory("gmm-diag-N3000-d8-K2", "float32", max_iter=2)
+    assert mem["data_bytes"] == 3000 * 8 * 4 and mem["growth_bytes"] >= 0

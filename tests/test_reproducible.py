@@ -81,7 +81,7 @@ def test_warm_up_compiles_what_a_first_fit_needs(tmp_path):
     # fit then calls: that fit finds them in the cache (hits) and compiles none (no misses)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), EMLAB_COMPILE_IN_PROCESS="1")
     warm = subprocess.run([sys.executable, "-c",
-                           "from emlab._compile import _warm_up; _warm_up('mixture-full-4-serial')"],
+                           "from emlab._compile import _warm_up; _warm_up('mixture-full-4-serial-float64')"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert warm.returncode == 0, warm.stderr[-3000:]
     fit = subprocess.run([sys.executable, "-c", WARM_CHECK], env=env, capture_output=True,
@@ -101,7 +101,7 @@ def test_no_warm_up_when_the_kernels_are_cached(monkeypatch):
     GaussianMixture(2, random_state=0).fit(X)  # its kernels are in the cache now
     monkeypatch.setattr(_compile, "_warm_ups", {})
     _compile.warm_up_mixture("full", (full_step_kernel(3, 0), scatter_kernel(3, 0)), 3, 0)
-    assert _compile._warm_ups == {"mixture-full-3-serial": None}  # found them, started nothing
+    assert _compile._warm_ups == {"mixture-full-3-serial-float64": None}  # found them, started nothing
 
 
 def test_read_only_and_writable_x_share_one_specialisation():

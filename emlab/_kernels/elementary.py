@@ -11,13 +11,20 @@ error below 2.3e-16 for x > -1 and below ``3.5e-17 * |x|`` overall. (The
 ``reassoc`` flag lets LLVM merge the two halves of the Cody-Waite reduction;
 the loss is no larger than the error ``x`` itself carries when it is a
 difference of log-densities of size ``|x|``.)
+
+``exp_nonpos32`` is its float32 counterpart (Cephes' ``expf`` polynomial, degree
+6 after the reduction), and ``exp_nonpos_of`` picks one by its argument's
+type, so a kernel written once runs in either precision. ``like(a, x)`` casts a
+constant to ``a``'s element type: a float literal in Numba is float64, and one
+such constant in a float32 loop turns the whole loop into float64.
 """
 
 import math
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .._config import CACHE, ERROR_MODEL, FASTMATH
 
@@ -60,3 +67,76 @@ def exp_nonpos(x):
     p = p * r + 1.0
     scale = _int64_bits_as_float64((int(n) + 1023) << 52)
     return p * scale if x >= EXP_UNDERFLOW else 0.0
+
+
+# ----------------------------------------------------------------------------- float32
+
+LOG2E32 = np.float32(LOG2E)
+LN2_HI32 = np.float32(0.693359375)  # 355/512: n * LN2_HI32 exact for |n| < 2^14
+LN2_LO32 = np.float32(-2.12194440e-4)
+EXP_UNDERFLOW32 = np.float32(-87.0)  # exp(-87.34) is float32's smallest normal number
+_HALF32 = np.float32(0.5)
+_ONE32 = np.float32(1.0)
+_ZERO32 = np.float32(0.0)
+_P32 = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                      4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+
+
+@intrinsic
+def _pow2_float32(typingctx, n):
+    """``2**n`` as float32 for an integral float32 ``n`` in [-126, 127], built in the
+    exponent bits (int32 arithmetic, which vectorises without 64-bit conversions)."""
+    sig = types.float32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        k = builder.fptosi(args[0], i32)
+        k = builder.shl(builder.add(k, ir.Constant(i32, 127)), ir.Constant(i32, 23))
+        return builder.bitcast(k, ir.FloatType())
+
+    return sig, codegen
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def exp_nonpos32(x):
+    """float32 ``exp(x)`` for ``x <= 0`` (``-inf`` included); 0 below -87.
+
+    Measured against numpy's float64 exp of the same float32 arguments, a
+    million in [-87, 0]: relative error below 1.2e-7 for x > -1 and below
+    3e-7 overall (float32 rounds to 6e-8); 0.2 ns per value in a loop here,
+    against 0.65 ns for ``exp_nonpos``.
+    """
+    xc = max(x, EXP_UNDERFLOW32)
+    n = np.floor(xc * LOG2E32 + _HALF32)
+    r = (xc - n * LN2_HI32) - n * LN2_LO32
+    p0, p1, p2, p3, p4, p5 = _P32
+    p = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
+    e = (p * (r * r) + r) + _ONE32
+    return e * _pow2_float32(n) if x >= EXP_UNDERFLOW32 else _ZERO32
+
+
+def exp_nonpos_of(x):
+    """``exp_nonpos`` or ``exp_nonpos32``, chosen by the type of ``x`` (in kernels only)."""
+    raise NotImplementedError("exp_nonpos_of is called inside Numba kernels only")
+
+
+@overload(exp_nonpos_of)
+def _exp_nonpos_of(x):
+    if x == types.float32:
+        return lambda x: exp_nonpos32(x)
+    return lambda x: exp_nonpos(x)
+
+
+def like(a, x):
+    """``x`` as a number of ``a``'s element type (in kernels only)."""
+    raise NotImplementedError("like is called inside Numba kernels only")
+
+
+@overload(like)
+def _like(a, x):
+    element = a.dtype
+
+    def impl(a, x):
+        return element(x)
+
+    return impl

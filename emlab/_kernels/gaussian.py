@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, ERROR_MODEL, FASTMATH, PARALLEL
+from .elementary import like
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -129,8 +130,9 @@ def _tile_log_gaussian_full(dt, rows, chol_p, bias, y, lp_k):
                 y[3, r] += e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
         for r in range(rows):
             lp_k[r] += y[0, r] * y[0, r] + y[1, r] * y[1, r] + y[2, r] * y[2, r] + y[3, r] * y[3, r]
+    half = like(lp_k, 0.5)
     for r in range(rows):
-        lp_k[r] = bias - 0.5 * lp_k[r]
+        lp_k[r] = bias - half * lp_k[r]
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -152,6 +154,7 @@ def _tile_log_gaussian_full8(dt, rows, chol_p, bias, lp_k):
     l50, l51, l52, l53, l54, l55 = c5[0], c5[1], c5[2], c5[3], c5[4], c5[5]
     l60, l61, l62, l63, l64, l65, l66 = c6[0], c6[1], c6[2], c6[3], c6[4], c6[5], c6[6]
     l70, l71, l72, l73, l74, l75, l76, l77 = c7[0], c7[1], c7[2], c7[3], c7[4], c7[5], c7[6], c7[7]
+    half = like(lp_k, 0.5)
     for r in range(rows):
         v0, v1, v2, v3 = dt[0, r], dt[1, r], dt[2, r], dt[3, r]
         v4, v5, v6, v7 = dt[4, r], dt[5, r], dt[6, r], dt[7, r]
@@ -166,7 +169,7 @@ def _tile_log_gaussian_full8(dt, rows, chol_p, bias, lp_k):
               + ((l74 * v4 + l75 * v5) + (l76 * v6 + l77 * v7)))
         q = (((y0 * y0 + y1 * y1) + (y2 * y2 + y3 * y3))
              + ((y4 * y4 + y5 * y5) + (y6 * y6 + y7 * y7)))
-        lp_k[r] = bias - 0.5 * q
+        lp_k[r] = bias - half * q
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -186,7 +189,7 @@ def _tile_log_gaussian_full_small(dt, rows, chol_t, bias, y0, y1, lp_k):
             y1[r] = 0.0
         for m in range(j + 1):
             c0 = chol_t[j, m]
-            c1 = chol_t[j1, m] if j1 < d else 0.0
+            c1 = chol_t[j1, m] if j1 < d else like(chol_t, 0.0)
             for r in range(rows):
                 v = dt[m, r]
                 y0[r] += c0 * v
@@ -197,8 +200,9 @@ def _tile_log_gaussian_full_small(dt, rows, chol_t, bias, y0, y1, lp_k):
                 y1[r] += c1 * dt[j1, r]
         for r in range(rows):
             lp_k[r] += y0[r] * y0[r] + y1[r] * y1[r]
+    half = like(lp_k, 0.5)
     for r in range(rows):
-        lp_k[r] = bias - 0.5 * lp_k[r]
+        lp_k[r] = bias - half * lp_k[r]
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)

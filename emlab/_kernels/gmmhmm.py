@@ -200,7 +200,7 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
     n_mix = n_comp // out.shape[1]
     small = d <= SMALL_D
     dp = d + d % 2 if small else padded4(d)
-    bias = _full_bias(prec_chol_t, log_weights, d)
+    bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = np.zeros((n_comp, dp, dp))
     chol_p[:, :d, :d] = prec_chol_t
     n_chunks = (n + chunk_rows - 1) // chunk_rows
@@ -271,7 +271,7 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
     n_mix = n_comp // gamma.shape[1]
     small = d <= SMALL_D
     dp = d + d % 2 if small else padded4(d)
-    bias = _full_bias(prec_chol_t, log_weights, d)
+    bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = np.zeros((n_comp, dp, dp))
     chol_p[:, :d, :d] = prec_chol_t
     acc_n = np.zeros((n_blocks, n_comp))
