@@ -19,13 +19,14 @@ the calling process then loads it from the cache like any later process.
 Every process runs the same code and results are bitwise equal between the
 run that compiled and the runs that did not (``tests/test_reproducible.py``).
 
-**Warm-up.** With an empty cache, a first ``GaussianMixture.fit`` compiles three
-parallel kernels one after the other: k-means' (its start), the scatter
-matrices' (the first M-step) and the fused EM step's. :func:`warm_up_mixture`
-starts a second process that compiles the last two for the float64 data a fit
-usually gets while the calling process compiles the first, so two cores work at
-once (``benchmarks/coldstart.py`` measures it). It runs once per process and only
-when nothing of those kernels is cached.
+**Warm-up.** With an empty cache, a first ``GaussianMixture.fit`` compiles its
+kernels one after the other: k-means' (its start), the scatter matrices' (the
+first M-step; NumPy's below ``PARALLEL_MIN_WORK``, with nothing to compile) and
+the fused EM step's. :func:`warm_up_mixture` starts a second process that
+compiles the last two for the fit's d, size and dtype while the calling process
+compiles the first, so two cores work at once (``benchmarks/coldstart.py``
+measures it). It runs once per process and only when nothing of those kernels
+is cached.
 
 If the helper cannot start or fails (no writable cache, a typing error in
 the call), the kernel is compiled in process as Numba would do, so a wrong

@@ -1091,8 +1091,9 @@ class GaussianMixture(ParamsMixin):
         work = n * self.n_components * d * d
         dtype = getattr(X, "dtype", np.float64)  # float32 X runs float32 kernels
         if self.covariance_type in ("full", "tied"):
-            _compile.warm_up_mixture(self.covariance_type, (full_step_kernel(d, work),
-                                                            scatter_kernel(d, work)), d, work, dtype)
+            kernels = (full_step_kernel(d, work),) + (
+                (scatter_kernel(d),) if work >= _config.PARALLEL_MIN_WORK else ())  # else NumPy's
+            _compile.warm_up_mixture(self.covariance_type, kernels, d, work, dtype)
         else:
             _compile.warm_up_mixture(self.covariance_type, (em_step_diag,), d, work, dtype)
         model = self._make_model(X, sample_weight, labels)

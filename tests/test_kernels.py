@@ -93,25 +93,31 @@ def test_log_normalize_underflow_and_minus_inf():
     assert resp[2, 1] == 0.0 and resp[2, 0] == 0.5
 
 
-def run_weighted_scatter(X, resp, centers, n_blocks=None):
+def run_weighted_scatter(X, resp, centers, n_blocks=None, path="kernel"):
+    """The scatter kernel itself (``path='kernel'``), or ``weighted_scatter``, which takes
+    NumPy for work below PARALLEL_MIN_WORK (``path='dispatch'``)."""
+    from emlab._kernels.mixture import scatter_kernel
+
     n, d = X.shape
     k = resp.shape[1]
     if n_blocks is None:
         n_blocks = _config.n_blocks(n, k * (1 + d + d * d))
     nk, sums, scatter = np.empty(k), np.empty((k, d)), np.empty((k, d, d))
-    weighted_scatter(X, resp, centers, n_blocks, _config.CHUNK_ROWS, nk, sums, scatter)
+    run = scatter_kernel(d) if path == "kernel" else weighted_scatter
+    run(X, resp, centers, n_blocks, _config.CHUNK_ROWS, nk, sums, scatter)
     return nk, sums, scatter
 
 
+@pytest.mark.parametrize("path", ["kernel", "dispatch"])
 @pytest.mark.parametrize("n, d, k", SHAPES)
-def test_weighted_scatter_matches_loops(n, d, k, rng):
+def test_weighted_scatter_matches_loops(n, d, k, path, rng):
     X = rng.standard_normal((n, d)) + 10.0
     resp = rng.dirichlet(np.ones(k), size=n)
     if k > 1:
         resp[:, 0] = 0.0  # a column of zero responsibility
         resp /= resp.sum(axis=1, keepdims=True)
     centers = rng.standard_normal((k, d)) + 10.0
-    nk, sums, scatter = run_weighted_scatter(X, resp, centers)
+    nk, sums, scatter = run_weighted_scatter(X, resp, centers, path=path)
     # What the kernel promises, written out about the centres:
     want_sums = np.array([(resp[:, j, None] * (X - centers[j])).sum(axis=0) for j in range(k)])
     want_scatter = np.array([
@@ -418,9 +424,6 @@ def test_serial_twins_equal_their_parallel_kernels(n, d, k, rng, random_spd):
     cases = [(mixture.full_step_kernel(d, 10**9), mixture.full_step_kernel(d, 0),
               (X, means, chol, log_weights, np.empty(0), 5),
               lambda: (np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d)))),
-             (mixture.scatter_kernel(d, 10**9), mixture.scatter_kernel(d, 0),
-              (X, resp, means, 5, 64),
-              lambda: (np.empty(k), np.empty((k, d)), np.empty((k, d, d)))),
              (kmeans_kernels.assign_accumulate, kmeans_kernels.assign_accumulate_serial,
               (X, means, 5),
               lambda: (np.full(n, -1), np.empty(n), np.empty(k), np.empty((k, d)),

@@ -5,8 +5,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .._config import (CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL, parallel_or_serial,
-                       serial_twin)
+from .._config import (CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL, PARALLEL_MIN_WORK,
+                       parallel_or_serial, serial_twin)
 from .elementary import exp_nonpos_of, like
 from .gaussian import (
     LOG_2PI,
@@ -406,17 +406,29 @@ def weighted_scatter_blocks(X, resp, centers, n_blocks, chunk_rows, nk, sums, sc
     _sum_step(acc_ll, acc_n, acc_s, acc_ss, np.empty(1), nk, sums, scatter)  # no likelihood here
 
 
-weighted_scatter_small_serial = serial_twin(weighted_scatter_small)
-weighted_scatter_blocks_serial = serial_twin(weighted_scatter_blocks)
+def scatter_kernel(n_features):
+    """The ``weighted_scatter`` kernel for ``n_features``: one compiled per block size, so a
+    call compiles only the code its shape runs (a first fit waits for less)."""
+    return weighted_scatter_small if n_features <= SMALL_D else weighted_scatter_blocks
 
 
-def scatter_kernel(n_features, work):
-    """The ``weighted_scatter`` kernel for ``n_features`` and ``work`` (n * K * d * d): one
-    compiled per block size, serial for small work, so a call compiles only the code its
-    shape runs (a first fit waits for less)."""
-    if n_features <= SMALL_D:
-        return parallel_or_serial(weighted_scatter_small, weighted_scatter_small_serial, work)
-    return parallel_or_serial(weighted_scatter_blocks, weighted_scatter_blocks_serial, work)
+def _weighted_scatter_numpy(X, resp, centers, nk, sums, scatter):
+    """``weighted_scatter`` in NumPy, for work below PARALLEL_MIN_WORK.
+
+    A first fit on small data (Iris) takes its first M-step from k-means'
+    responsibilities here, so it compiles no scatter kernel: 3.5-4.7 s of
+    compiling that was on the critical path of the first fit (issue 16, item 4).
+    ``einsum`` without ``optimize`` runs its own loops, not BLAS, so the result
+    does not depend on any thread count either.
+    """
+    for k in range(resp.shape[1]):
+        w = resp[:, k]
+        diff = X - centers[k]  # float64: centers are float64
+        weighted = diff * w[:, None]
+        nk[k] = w.sum()
+        sums[k] = weighted.sum(axis=0)
+        lower = np.tril(np.einsum("ni,nj->ij", weighted, diff))
+        scatter[k] = lower + np.tril(lower, -1).T  # exactly symmetric, as the kernels' result
 
 
 def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
@@ -435,11 +447,14 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
     current means) keeps the centring exact to round-off: the caller recovers the
     mean as ``c_k + sums[k] / nk[k]`` and the scatter about it as
     ``scatter[k] - sums[k] sums[k]^T / nk[k]``, a small correction, rather than
-    subtracting two large raw moments.
+    subtracting two large raw moments. Work below PARALLEL_MIN_WORK (n K d^2)
+    is done in NumPy (``_weighted_scatter_numpy``), with no kernel to compile.
     """
     n, d = X.shape
-    scatter_kernel(d, n * resp.shape[1] * d * d)(X, resp, centers, n_blocks, chunk_rows, nk, sums,
-                                                 scatter)
+    if n * resp.shape[1] * d * d < PARALLEL_MIN_WORK:
+        _weighted_scatter_numpy(X, resp, centers, nk, sums, scatter)
+        return
+    scatter_kernel(d)(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter)
 
 
 # ----------------------------------------------------------------------------- fused EM steps
