@@ -2,7 +2,10 @@
 
 import importlib
 import inspect
+import os
 import pkgutil
+import subprocess
+import sys
 
 from numba.core.dispatcher import Dispatcher
 
@@ -21,7 +24,7 @@ def kernels():
 def test_there_are_kernels():
     names = {name for name, _ in kernels()}
     assert {"gaussian.log_gaussian_full", "mixture.log_normalize", "mixture.weighted_scatter_small",
-            "mixture.weighted_scatter_small_serial", "kmeans.assign_accumulate"} <= names
+            "mixture.em_step_full_small_serial", "kmeans.assign_accumulate"} <= names
 
 
 def test_every_kernel_uses_the_config_flags():
@@ -40,3 +43,22 @@ def test_fastmath_keeps_ieee_infinities_and_nans():
     # log-space EM needs log(0) = -inf to behave
     assert not {"nnan", "ninf", "fast"} & set(_config.FASTMATH)
 
+
+
+def test_spin_count_is_shortened_unless_the_user_chose_a_wait_policy():
+    # libgomp's idle threads spin 20,000 times, not 300,000, before they sleep (issue 16, item 6:
+    # measured in benchmarks/busy.py); a user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY wins
+    env = {}
+    _config.set_spin_count(env)
+    assert env == {"GOMP_SPINCOUNT": "20000"}
+    for mine in ({"GOMP_SPINCOUNT": "5"}, {"OMP_WAIT_POLICY": "PASSIVE"}):
+        env = dict(mine)
+        _config.set_spin_count(env)
+        assert env == mine
+    # import emlab sets it in its own process, before Numba loads libgomp
+    code = ("import os, emlab; maps = open('/proc/self/maps').read(); "
+            "print(os.environ.get('GOMP_SPINCOUNT'), 'libgomp' in maps)")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300, check=True)
+    assert out.stdout.split() == ["20000", "False"]
