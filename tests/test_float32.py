@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from emlab import BayesianGaussianMixture, GaussianMixture, KMeans
-from emlab import _config
 from emlab._covariance import MODELS
 from emlab._kernels import mixture as mixture_kernels
 

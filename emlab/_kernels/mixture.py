@@ -196,7 +196,7 @@ def _add_block_4x4(rd, dt, rows, j, m, out):
     """``out[j:j+4, m:m+4] += rd[j:j+4, :rows] @ dt[m:m+4, :rows].T``: sixteen running sums,
     eight loads per row (the block shared by ``_tile_scatter_lower`` and the experts'
     ``_tile_times_transposed``)."""
-    zero = like(rd, 0.0)  # a tile's sums in its own precision (float32 tiles: 128 terms)
+    zero = like(rd, 0.0)  # a tile's sums in its own precision (float32 tiles: 256 terms)
     s00 = s01 = s02 = s03 = zero
     s10 = s11 = s12 = s13 = zero
     s20 = s21 = s22 = s23 = zero
