@@ -10,16 +10,16 @@ Results: ``benchmarks/results/busy.json``.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
+
+from .report import write_json
 
 TARGET_RATIO = 2.5
 _SPIN = "import time\nwhile True:\n    sum(range(10000))\n"
@@ -127,7 +127,7 @@ def main(argv=None):
     results = run(args.quick, args.load_threads, args.repeats)
     out = args.out or (None if args.quick else "benchmarks/results/busy.json")
     if out:
-        Path(out).write_text(json.dumps(results, indent=1))
+        write_json(results, out)
         print(f"wrote {out}")
     return 0
 

@@ -31,9 +31,10 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+
+from .report import write_json
 
 TARGET_SPEEDUP = 1.6  # float32 over float64 at d >= 8
 GROWTH_SLACK = 2**20  # bytes: a float32 fit's growth may exceed float64's by this much
@@ -201,7 +202,7 @@ def main(argv=None):
     results = run(args.quick, args.repeats, args.iterations)
     out = args.out or (None if args.quick else "benchmarks/results/precision.json")
     if out:
-        Path(out).write_text(json.dumps(results, indent=1))
+        write_json(results, out)
         print(f"wrote {out}")
     return 0
 

@@ -1091,8 +1091,8 @@ class GaussianMixture(ParamsMixin):
         work = n * self.n_components * d * d
         dtype = getattr(X, "dtype", np.float64)  # float32 X runs float32 kernels
         if self.covariance_type in ("full", "tied"):
-            kernels = (full_step_kernel(d, work),) + (
-                (scatter_kernel(d),) if work >= _config.PARALLEL_MIN_WORK else ())  # else NumPy's
+            kernels = tuple(k for k in (full_step_kernel(d, work), scatter_kernel(d, work))
+                            if k is not None)  # no scatter kernel for small work: NumPy's
             _compile.warm_up_mixture(self.covariance_type, kernels, d, work, dtype)
         else:
             _compile.warm_up_mixture(self.covariance_type, (em_step_diag,), d, work, dtype)

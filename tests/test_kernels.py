@@ -96,6 +96,7 @@ def test_log_normalize_underflow_and_minus_inf():
 def run_weighted_scatter(X, resp, centers, n_blocks=None, path="kernel"):
     """The scatter kernel itself (``path='kernel'``), or ``weighted_scatter``, which takes
     NumPy for work below PARALLEL_MIN_WORK (``path='dispatch'``)."""
+    from emlab._config import PARALLEL_MIN_WORK
     from emlab._kernels.mixture import scatter_kernel
 
     n, d = X.shape
@@ -103,7 +104,7 @@ def run_weighted_scatter(X, resp, centers, n_blocks=None, path="kernel"):
     if n_blocks is None:
         n_blocks = _config.n_blocks(n, k * (1 + d + d * d))
     nk, sums, scatter = np.empty(k), np.empty((k, d)), np.empty((k, d, d))
-    run = scatter_kernel(d) if path == "kernel" else weighted_scatter
+    run = scatter_kernel(d, PARALLEL_MIN_WORK) if path == "kernel" else weighted_scatter
     run(X, resp, centers, n_blocks, _config.CHUNK_ROWS, nk, sums, scatter)
     return nk, sums, scatter
 

@@ -72,7 +72,7 @@ WARM_CHECK = textwrap.dedent('''
     GaussianMixture(3, random_state=0).fit(X)
     print(json.dumps({k.py_func.__name__: [sum(k.stats.cache_hits.values()),
                                            sum(k.stats.cache_misses.values())]
-                      for k in (full_step_kernel(4, 0), scatter_kernel(4))}))
+                      for k in (full_step_kernel(4, 0), scatter_kernel(4, 10**9))}))
 ''')
 
 

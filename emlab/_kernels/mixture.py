@@ -406,9 +406,12 @@ def weighted_scatter_blocks(X, resp, centers, n_blocks, chunk_rows, nk, sums, sc
     _sum_step(acc_ll, acc_n, acc_s, acc_ss, np.empty(1), nk, sums, scatter)  # no likelihood here
 
 
-def scatter_kernel(n_features):
-    """The ``weighted_scatter`` kernel for ``n_features``: one compiled per block size, so a
-    call compiles only the code its shape runs (a first fit waits for less)."""
+def scatter_kernel(n_features, work):
+    """The ``weighted_scatter`` kernel for ``n_features`` and ``work`` (n * K * d * d): one
+    compiled per block size, so a call compiles only the code its shape runs (a first fit
+    waits for less); None below PARALLEL_MIN_WORK, where ``weighted_scatter`` is NumPy's."""
+    if work < PARALLEL_MIN_WORK:
+        return None
     return weighted_scatter_small if n_features <= SMALL_D else weighted_scatter_blocks
 
 
@@ -451,10 +454,11 @@ def weighted_scatter(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter):
     is done in NumPy (``_weighted_scatter_numpy``), with no kernel to compile.
     """
     n, d = X.shape
-    if n * resp.shape[1] * d * d < PARALLEL_MIN_WORK:
+    kernel = scatter_kernel(d, n * resp.shape[1] * d * d)
+    if kernel is None:
         _weighted_scatter_numpy(X, resp, centers, nk, sums, scatter)
-        return
-    scatter_kernel(d)(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter)
+    else:
+        kernel(X, resp, centers, n_blocks, chunk_rows, nk, sums, scatter)
 
 
 # ----------------------------------------------------------------------------- fused EM steps
@@ -568,7 +572,7 @@ def _block_step_tiny(X, start, stop, means, prec_chol_t, bias, sample_weight, ac
     """The fused step's work on rows [start, stop) for d <= 2; returns their log-likelihood."""
     n_components = means.shape[0]
     acc_ss[:] = 0.0
-    tile = _tile_rows(X)
+    tile = _tile_rows(X, TILE)
     xt = np.zeros((2, tile), X.dtype)  # d = 1: a second feature of zeros
     lp = np.empty((n_components, tile), X.dtype)
     top = np.empty(tile, X.dtype)
@@ -595,16 +599,16 @@ def _tile_centred(xt, rows, means, k, dt):
 def _step_scratch(d, dp, n_components, X):
     """A block's tiles, in X's precision: X transposed, each component's differences (zero
     pad features), weighted differences, y, log-densities, row maxima and row factors."""
-    tile, dtype = _tile_rows(X), X.dtype
+    tile, dtype = _tile_rows(X, TILE), X.dtype
     return (np.empty((d, tile), dtype), np.zeros((n_components, dp, tile), dtype),
             np.zeros((dp, tile), dtype), np.empty((4, tile), dtype),
             np.empty((n_components, tile), dtype), np.empty(tile, dtype), np.empty(tile, dtype))
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_rows(X):
-    """Rows per tile: TILE for float64 X, twice as many for float32 (the same bytes)."""
-    return TILE * 8 // X.itemsize
+def _tile_rows(X, rows64):
+    """Rows per tile: ``rows64`` for float64 X, twice as many for float32 (the same bytes)."""
+    return rows64 * 8 // X.itemsize
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -782,7 +786,7 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
     acc_s = np.zeros((n_blocks, n_components, d))
     acc_ss = np.zeros((n_blocks, n_components, d))
     for b in prange(n_blocks):
-        tile = TILE_DIAG * 8 // X.itemsize  # float32: twice the rows, the same bytes
+        tile = _tile_rows(X, TILE_DIAG)
         xt = np.zeros((dp, tile), X.dtype)
         lp = np.empty((n_components, tile), X.dtype)
         top = np.empty(tile, X.dtype)
