@@ -313,6 +313,30 @@ def test_em_step_full_matches_the_references(n, d, k, weighted, rng, random_spd)
         assert nk[1] == 0.0
 
 
+@pytest.mark.parametrize("d", [5, 8, 11])
+def test_em_step_full_scatter_far_from_the_origin(d, rng, random_spd):
+    # the 4 x 4 blocks kernel multiplies the weighted differences by the uncentred rows and
+    # subtracts sums mu^T at the end: exact in arithmetic, with rounding of order
+    # eps |mu| / sigma relative to the scatter, what X's own rounding carries (1e-12 here)
+    from emlab._kernels.mixture import em_step_full
+
+    n, k, offset = 3000, 3, 1e4
+    X = rng.standard_normal((n, d)) + offset
+    means = offset + rng.standard_normal((k, d)) * 0.5
+    covariances = random_spd(k, d)
+    log_weights = np.log(np.full(k, 1.0 / k))
+    ll, nk, sums, scatter = np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d))
+    em_step_full(X, means, prec_chol_t(covariances), log_weights, np.empty(0),
+                 _config.n_blocks(n, k * (1 + d + d * d)), ll, nk, sums, scatter)
+    want = reference_pass(X, log_weights, reference.log_gaussian(X, means, covariances), means,
+                          None)
+    for j in range(k):
+        scale = np.max(np.abs(want[3][j]))
+        assert np.max(np.abs(scatter[j] - want[3][j])) <= 1e-10 * scale
+    np.testing.assert_allclose(sums, want[2], rtol=1e-9, atol=1e-9 * np.max(np.abs(want[2])))
+    assert np.array_equal(scatter, np.swapaxes(scatter, 1, 2))
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n, d, k", FUSED_SHAPES)
 def test_em_step_diag_matches_the_references(n, d, k, weighted, rng):

@@ -156,11 +156,13 @@ def _padded_rows(a, dp):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp):
+def _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp, zero):
     """lp[c, :rows] = log w_c + log N(x_r | mu_c, Sigma_c); ``dts[c]`` keeps x_r - mu_c.
 
     ``dts`` is (C, dp, TILE), or (1, dp, TILE) when the differences need not be
     kept (then each component's differences overwrite the previous one's).
+    ``zero`` is a (dp,) vector of zeros: the centre the log-density tiles
+    subtract from the differences, which are centred already.
     """
     d = xt.shape[0]
     for c in range(means.shape[0]):
@@ -172,9 +174,9 @@ def _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts
         if small:
             _tile_log_gaussian_full_small(dt, rows, prec_chol_t[c], bias[c], y[0], y[1], lp[c])
         elif chol_p.shape[1] == 8:
-            _tile_log_gaussian_full8(dt, rows, chol_p[c], bias[c], lp[c])
+            _tile_log_gaussian_full8(dt, rows, zero, chol_p[c], bias[c], lp[c])
         else:
-            _tile_log_gaussian_full(dt, rows, chol_p[c], bias[c], y, lp[c])
+            _tile_log_gaussian_full(dt, rows, zero, chol_p[c], bias[c], y, lp[c])
 
 
 # ----------------------------------------------------------------------------- log-emissions
@@ -206,6 +208,7 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for ch in prange(n_chunks):
         xt = np.empty((d, TILE))
+        zero = np.zeros(dp)
         dts = np.zeros((1, dp, TILE))
         y = np.empty((4, TILE))
         lp = np.empty((n_comp, TILE))
@@ -215,7 +218,8 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
         for t0 in range(ch * chunk_rows, stop, TILE):
             rows = min(TILE, stop - t0)
             load_tile(X, t0, rows, xt)
-            _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp)
+            _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp,
+                                  zero)
             _tile_state_log_sum(lp, rows, n_mix, top, s, out, t0)
 
 
@@ -280,6 +284,7 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
     for b in prange(n_blocks):
         acc_ss[b] = 0.0
         xt = np.empty((d, TILE))
+        zero = np.zeros(dp)
         dts = np.zeros((n_comp, dp, TILE))
         rd = np.zeros((dp, TILE))
         y = np.empty((4, TILE))
@@ -290,7 +295,8 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
             load_tile(X, t0, rows, xt)
-            _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp)
+            _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp,
+                                  zero)
             _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, acc_n[b])
             for c in range(n_comp):
                 _tile_add_statistics(lp[c], dts[c], rows, small, rd, acc_s[b, c], acc_ss[b, c])
