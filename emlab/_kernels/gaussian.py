@@ -95,6 +95,63 @@ def padded4(d):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _y_block(xt, rows, mu, chol_p, j, m, y, first):
+    """``y[i, r] (+)= sum_c chol_p[j + i, m + c] (xt[m + c, r] - mu[m + c])`` for i, c < 4:
+    one 4 x 4 block of the triangular product, assigned when ``first``, else added."""
+    a0, a1, a2, a3 = chol_p[j, m], chol_p[j, m + 1], chol_p[j, m + 2], chol_p[j, m + 3]
+    b0, b1, b2, b3 = chol_p[j + 1, m], chol_p[j + 1, m + 1], chol_p[j + 1, m + 2], chol_p[j + 1, m + 3]
+    c0, c1, c2, c3 = chol_p[j + 2, m], chol_p[j + 2, m + 1], chol_p[j + 2, m + 2], chol_p[j + 2, m + 3]
+    e0, e1, e2, e3 = chol_p[j + 3, m], chol_p[j + 3, m + 1], chol_p[j + 3, m + 2], chol_p[j + 3, m + 3]
+    m0, m1, m2, m3 = mu[m], mu[m + 1], mu[m + 2], mu[m + 3]
+    if first:
+        for r in range(rows):
+            v0, v1 = xt[m, r] - m0, xt[m + 1, r] - m1
+            v2, v3 = xt[m + 2, r] - m2, xt[m + 3, r] - m3
+            y[0, r] = a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+            y[1, r] = b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+            y[2, r] = c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
+            y[3, r] = e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
+    else:
+        for r in range(rows):
+            v0, v1 = xt[m, r] - m0, xt[m + 1, r] - m1
+            v2, v3 = xt[m + 2, r] - m2, xt[m + 3, r] - m3
+            y[0, r] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+            y[1, r] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+            y[2, r] += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
+            y[3, r] += e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _y_block_squares(xt, rows, mu, chol_p, j, y, lp_k, first):
+    """The diagonal block (m = j) of rows j..j+3 of the product, finishing them: their
+    squares are added to ``lp_k`` (assigned when ``first``, j = 0, where ``y`` holds nothing
+    yet) and ``y`` is not written."""
+    a0 = chol_p[j, j]
+    b0, b1 = chol_p[j + 1, j], chol_p[j + 1, j + 1]
+    c0, c1, c2 = chol_p[j + 2, j], chol_p[j + 2, j + 1], chol_p[j + 2, j + 2]
+    e0, e1, e2, e3 = chol_p[j + 3, j], chol_p[j + 3, j + 1], chol_p[j + 3, j + 2], chol_p[j + 3, j + 3]
+    m0, m1, m2, m3 = mu[j], mu[j + 1], mu[j + 2], mu[j + 3]
+    if first:
+        for r in range(rows):
+            v0, v1 = xt[j, r] - m0, xt[j + 1, r] - m1
+            v2, v3 = xt[j + 2, r] - m2, xt[j + 3, r] - m3
+            t0 = a0 * v0
+            t1 = b0 * v0 + b1 * v1
+            t2 = c0 * v0 + c1 * v1 + c2 * v2
+            t3 = e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
+            lp_k[r] = (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
+    else:
+        for r in range(rows):
+            v0, v1 = xt[j, r] - m0, xt[j + 1, r] - m1
+            v2, v3 = xt[j + 2, r] - m2, xt[j + 3, r] - m3
+            t0 = y[0, r] + a0 * v0
+            t1 = y[1, r] + (b0 * v0 + b1 * v1)
+            t2 = y[2, r] + (c0 * v0 + c1 * v1 + c2 * v2)
+            t3 = y[3, r] + (e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3)
+            lp_k[r] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_log_gaussian_full(xt, rows, mu, chol_p, bias, y, lp_k):
     """lp_k[r] = bias - 1/2 ||L (xt[:, r] - mu)||^2 for the tile (L = chol_p, lower triangular).
 
@@ -103,38 +160,20 @@ def _tile_log_gaussian_full(xt, rows, mu, chol_p, bias, y, lp_k):
     ``xt - mu`` are formed in registers as the tile is read, never stored: a
     pass writing each component's centred tile cost 7-8% of the fused step
     (measured, N = 1e6, d = 8, K = 8 and N = 2e5, d = 32, K = 16). Four rows of L are done at
-    a time, each pass over the tile taking four columns of L: every load and store
-    of an output row ``y[i]`` then feeds four multiply-adds and every load of an
-    ``xt`` row four more. With one column per pass the loop was bound by the stores
-    of ``y`` (measured here, one core: 16-23 GFLOP/s; this form 32-38 at d = 32-64).
+    a time, each pass over the tile taking four columns of L (``_y_block``): every
+    load and store of an output row ``y[i]`` then feeds four multiply-adds and every
+    load of an ``xt`` row four more. With one column per pass the loop was bound by the
+    stores of ``y`` (measured here, one core: 16-23 GFLOP/s; 32-38 with four at d = 32-64).
+    The first block of four rows assigns ``y`` and the last (on the diagonal, only its
+    lower triangle) squares it into ``lp_k`` without storing it (``_y_block_squares``).
     Callers take the one-pass ``_tile_log_gaussian_full8`` for an order of 8
     (a branch here, inside this function, lost its gain: measured).
     """
     dp = chol_p.shape[0]
-    for r in range(rows):
-        lp_k[r] = 0.0
     for j in range(0, dp, 4):
-        for i in range(4):
-            for r in range(rows):
-                y[i, r] = 0.0
-        for m in range(0, j + 4, 4):
-            a0, a1, a2, a3 = chol_p[j, m], chol_p[j, m + 1], chol_p[j, m + 2], chol_p[j, m + 3]
-            b0, b1, b2, b3 = (chol_p[j + 1, m], chol_p[j + 1, m + 1], chol_p[j + 1, m + 2],
-                              chol_p[j + 1, m + 3])
-            c0, c1, c2, c3 = (chol_p[j + 2, m], chol_p[j + 2, m + 1], chol_p[j + 2, m + 2],
-                              chol_p[j + 2, m + 3])
-            e0, e1, e2, e3 = (chol_p[j + 3, m], chol_p[j + 3, m + 1], chol_p[j + 3, m + 2],
-                              chol_p[j + 3, m + 3])
-            m0, m1, m2, m3 = mu[m], mu[m + 1], mu[m + 2], mu[m + 3]
-            for r in range(rows):
-                v0, v1 = xt[m, r] - m0, xt[m + 1, r] - m1
-                v2, v3 = xt[m + 2, r] - m2, xt[m + 3, r] - m3
-                y[0, r] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
-                y[1, r] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
-                y[2, r] += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
-                y[3, r] += e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
-        for r in range(rows):
-            lp_k[r] += y[0, r] * y[0, r] + y[1, r] * y[1, r] + y[2, r] * y[2, r] + y[3, r] * y[3, r]
+        for m in range(0, j, 4):
+            _y_block(xt, rows, mu, chol_p, j, m, y, m == 0)
+        _y_block_squares(xt, rows, mu, chol_p, j, y, lp_k, j == 0)
     half = like(lp_k, 0.5)
     for r in range(rows):
         lp_k[r] = bias - half * lp_k[r]
