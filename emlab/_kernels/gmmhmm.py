@@ -156,27 +156,30 @@ def _padded_rows(a, dp):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp, zero):
-    """lp[c, :rows] = log w_c + log N(x_r | mu_c, Sigma_c); ``dts[c]`` keeps x_r - mu_c.
+def _tile_components_full(xt, rows, means, means_p, prec_chol_t, chol_p, bias, small, keep, dts,
+                          y, lp):
+    """lp[c, :rows] = log w_c + log N(x_r | mu_c, Sigma_c); with ``keep``, ``dts[c]`` keeps
+    x_r - mu_c.
 
-    ``dts`` is (C, dp, TILE), or (1, dp, TILE) when the differences need not be
-    kept (then each component's differences overwrite the previous one's).
-    ``zero`` is a (dp,) vector of zeros: the centre the log-density tiles
-    subtract from the differences, which are centred already.
+    ``xt`` and ``means_p`` are padded with zero features to ``chol_p``'s order. For
+    d > SMALL_D the log-density centres in registers (``means_p``), so a centred tile
+    is written only when ``keep`` asks for it; ``dts`` is (C, dp, TILE) then, else
+    (1, dp, TILE), scratch for the d <= SMALL_D log-density.
     """
-    d = xt.shape[0]
+    d = means.shape[1]
     for c in range(means.shape[0]):
         dt = dts[c % dts.shape[0]]
-        for j in range(d):
-            mu = means[c, j]
-            for r in range(rows):
-                dt[j, r] = xt[j, r] - mu
+        if small or keep:
+            for j in range(d):
+                mu = means[c, j]
+                for r in range(rows):
+                    dt[j, r] = xt[j, r] - mu
         if small:
             _tile_log_gaussian_full_small(dt, rows, prec_chol_t[c], bias[c], y[0], y[1], lp[c])
         elif chol_p.shape[1] == 8:
-            _tile_log_gaussian_full8(dt, rows, zero, chol_p[c], bias[c], lp[c])
+            _tile_log_gaussian_full8(xt, rows, means_p[c], chol_p[c], bias[c], lp[c])
         else:
-            _tile_log_gaussian_full(dt, rows, zero, chol_p[c], bias[c], y, lp[c])
+            _tile_log_gaussian_full(xt, rows, means_p[c], chol_p[c], bias[c], y, lp[c])
 
 
 # ----------------------------------------------------------------------------- log-emissions
@@ -205,10 +208,10 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = np.zeros((n_comp, dp, dp))
     chol_p[:, :d, :d] = prec_chol_t
+    means_p = _padded_rows(means, dp)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for ch in prange(n_chunks):
-        xt = np.empty((d, TILE))
-        zero = np.zeros(dp)
+        xt = np.zeros((dp, TILE))  # zero pad features
         dts = np.zeros((1, dp, TILE))
         y = np.empty((4, TILE))
         lp = np.empty((n_comp, TILE))
@@ -218,8 +221,8 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
         for t0 in range(ch * chunk_rows, stop, TILE):
             rows = min(TILE, stop - t0)
             load_tile(X, t0, rows, xt)
-            _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp,
-                                  zero)
+            _tile_components_full(xt, rows, means, means_p, prec_chol_t, chol_p, bias, small,
+                                  False, dts, y, lp)
             _tile_state_log_sum(lp, rows, n_mix, top, s, out, t0)
 
 
@@ -278,13 +281,13 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = np.zeros((n_comp, dp, dp))
     chol_p[:, :d, :d] = prec_chol_t
+    means_p = _padded_rows(means, dp)
     acc_n = np.zeros((n_blocks, n_comp))
     acc_s = np.zeros((n_blocks, n_comp, d))
     acc_ss = np.empty((n_blocks, n_comp, dp, dp))  # zeroed by its block's thread
     for b in prange(n_blocks):
         acc_ss[b] = 0.0
-        xt = np.empty((d, TILE))
-        zero = np.zeros(dp)
+        xt = np.zeros((dp, TILE))  # zero pad features
         dts = np.zeros((n_comp, dp, TILE))
         rd = np.zeros((dp, TILE))
         y = np.empty((4, TILE))
@@ -295,8 +298,8 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
             load_tile(X, t0, rows, xt)
-            _tile_components_full(xt, rows, means, prec_chol_t, chol_p, bias, small, dts, y, lp,
-                                  zero)
+            _tile_components_full(xt, rows, means, means_p, prec_chol_t, chol_p, bias, small,
+                                  True, dts, y, lp)
             _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, acc_n[b])
             for c in range(n_comp):
                 _tile_add_statistics(lp[c], dts[c], rows, small, rd, acc_s[b, c], acc_ss[b, c])
