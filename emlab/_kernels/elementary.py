@@ -2,12 +2,19 @@
 
 Numba's ``math.exp`` in a loop is a scalar library call (about 4 ns here: the
 LLVM that numba's wheels ship has no vector math library). ``exp_nonpos`` is
-written so LLVM can vectorise it (0.7 ns instead of 4.4 ns here): range
-reduction to ``|r| <= ln(2)/2``, a degree-13 Taylor polynomial (truncation error
-below 2e-16 relative), and the power of two built directly in the exponent bits.
+written so LLVM can vectorise it (0.65 ns instead of 4.4 ns here): range
+reduction to ``|r| <= ln(2)/2``, ``1 + r + r^2 g(r)`` with ``g`` a degree-9
+Chebyshev fit of ``(exp(r) - 1 - r) / r^2`` (error below 2e-17 relative, and
+exactly 1 at 0), and the power of two built directly in the exponent bits.
+The nearest integer to ``x / ln 2`` is read from the low bits of
+``x log2(e) + 1.5 * 2**52`` (one add, no rounding instruction and no
+conversion back from float). Measured, one core, exponentials of a tile of
+log-densities: 0.77 ns with the degree-13 Taylor polynomial and ``floor``, 0.68
+with the degree-11 polynomial, 0.65 with both changes; the same errors.
 
-Measured against numpy's exp on a million arguments in [-708, 0]: relative
-error below 2.3e-16 for x > -1 and below ``3.5e-17 * |x|`` overall. (The
+Measured against numpy's exp on a million arguments in each range: relative
+error below 2.3e-16 for -1 < x <= 0, 4.5e-16 for -8 < x < -1 and ``5.4e-17 * |x|``
+for -708 < x < -8. (The
 ``reassoc`` flag lets LLVM merge the two halves of the Cody-Waite reduction;
 the loss is no larger than the error ``x`` itself carries when it is a
 difference of log-densities of size ``|x|``.)
@@ -18,8 +25,6 @@ type, so a kernel written once runs in either precision. ``like(a, x)`` casts a
 constant to ``a``'s element type: a float literal in Numba is float64, and one
 such constant in a float32 loop turns the whole loop into float64.
 """
-
-import math
 
 import numpy as np
 from llvmlite import ir
@@ -32,6 +37,25 @@ LOG2E = 1.4426950408889634
 LN2_HI = 0.6931471803691238  # ln 2 split in two so n * LN2_HI is exact for |n| < 2^21
 LN2_LO = 1.9082149292705877e-10
 EXP_UNDERFLOW = -708.0  # below this, exp(x) is subnormal or zero: returned as 0
+ROUND_SHIFT = 6755399441055744.0  # 1.5 * 2**52: x + ROUND_SHIFT holds round(x) in its low bits
+ROUND_SHIFT_BITS = 0x4338000000000000  # its bit pattern
+# (exp(r) - 1 - r) / r^2 on |r| <= 0.3467: Chebyshev fit of degree 9 (mpmath.chebyfit, 40
+# digits), highest power first. Its error, 1.1e-16, is below 1.8e-17 of exp(r) once
+# multiplied by r^2.
+_G = (2.510039286029158e-08, 2.762009802236401e-07, 2.7557268444512468e-06,
+      2.4801521275818705e-05, 0.00019841269863063584, 0.0013888888917226677,
+      0.00833333333333006, 0.0416666666666241, 0.16666666666666669, 0.5000000000000001)
+
+
+@intrinsic
+def _float64_bits_as_int64(typingctx, value):
+    """Reinterpret the 64 bits of a float64 as an int64 (an LLVM bitcast)."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
 
 
 @intrinsic
@@ -49,23 +73,21 @@ def _int64_bits_as_float64(typingctx, bits):
 def exp_nonpos(x):
     """``exp(x)`` for ``x <= 0`` (``-inf`` included); 0 below -708 (see the module notes)."""
     xc = max(x, EXP_UNDERFLOW)
-    n = math.floor(xc * LOG2E + 0.5)
+    n_int = _float64_bits_as_int64(xc * LOG2E + ROUND_SHIFT) - ROUND_SHIFT_BITS
+    n = float(n_int)  # round(xc / ln 2), in [-1022, 0]
     r = (xc - n * LN2_HI) - n * LN2_LO
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    scale = _int64_bits_as_float64((int(n) + 1023) << 52)
+    g0, g1, g2, g3, g4, g5, g6, g7, g8, g9 = _G
+    p = g0 * r + g1
+    p = p * r + g2
+    p = p * r + g3
+    p = p * r + g4
+    p = p * r + g5
+    p = p * r + g6
+    p = p * r + g7
+    p = p * r + g8
+    p = p * r + g9
+    p = (p * r + 1.0) * r + 1.0
+    scale = _int64_bits_as_float64((n_int + 1023) << 52)
     return p * scale if x >= EXP_UNDERFLOW else 0.0
 
 
