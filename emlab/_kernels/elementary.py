@@ -149,6 +149,40 @@ def _exp_nonpos_of(x):
     return lambda x: exp_nonpos(x)
 
 
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def log_of_normal(p):
+    """``(e, m)`` with ``p = m 2**e``, ``1 <= m < 2``, for a positive normal float64 ``p``
+    (read from its bits: no log taken)."""
+    bits = _float64_bits_as_int64(p)
+    exponent = (bits >> 52) - 1023
+    mantissa = _int64_bits_as_float64((bits & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
+    return exponent, mantissa
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _reciprocal64(x):
+    """``1 / x`` for a float64 ``x`` in float32's normal range: float32's quotient and
+    two Newton steps. LLVM does not vectorise float64 division here (a scalar divide,
+    1.2 ns a value in a loop); this vectorises (0.9 ns). Measured on 1.1e6 values in
+    [1, 1e7]: equal to ``1 / x`` in every case."""
+    y = np.float64(np.float32(1.0) / np.float32(x))
+    y = y + y * (1.0 - x * y)
+    return y + y * (1.0 - x * y)
+
+
+def reciprocal_of(x):
+    """``1 / x`` in ``x``'s precision (in kernels only; float64 ``x`` in float32's
+    normal range, see ``_reciprocal64``)."""
+    raise NotImplementedError("reciprocal_of is called inside Numba kernels only")
+
+
+@overload(reciprocal_of)
+def _reciprocal_of(x):
+    if x == types.float32:
+        return lambda x: np.float32(1.0) / x
+    return lambda x: _reciprocal64(x)
+
+
 def like(a, x):
     """``x`` as a number of ``a``'s element type (in kernels only)."""
     raise NotImplementedError("like is called inside Numba kernels only")
