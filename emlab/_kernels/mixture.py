@@ -668,7 +668,8 @@ def _tile_weighted_centred(w, xt, rows, mu, rd, acc_s):
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_statistics8_ab(w, xt, rows, mu, ja, acc_s, acc_ss):
-    """A diagonal block of the d = 8 statistics: for j, m in ja..ja+3, m <= j,
+    """A diagonal block of the statistics for 5 <= d <= 8 (eight features, the pad ones
+    zero): for j, m in ja..ja+3, m <= j,
     ``acc_ss[j, m] += sum_r a_j[r] xt[m, r]`` and ``acc_s[j] += sum_r a_j[r]``, with
     ``a_j = w (xt[j] - mu[j])`` formed in registers.
 
@@ -717,7 +718,7 @@ def _tile_statistics8_ab(w, xt, rows, mu, ja, acc_s, acc_ss):
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_statistics8_c(w, xt, rows, mu, acc_ss):
-    """The block below the diagonal of the d = 8 statistics (``_tile_statistics8_ab``):
+    """The block below the diagonal of the 5 <= d <= 8 statistics (``_tile_statistics8_ab``):
     ``acc_ss[j, m] += sum_r w[r] (xt[j, r] - mu[j]) xt[m, r]`` for j = 4..7, m = 0..3."""
     m4, m5, m6, m7 = mu[4], mu[5], mu[6], mu[7]
     zero = like(xt, 0.0)
@@ -793,7 +794,7 @@ def _block_step_blocks(X, start, stop, means_p, chol_p, bias, sample_weight, acc
 
     No centred tile is stored: the log-density centres in registers, the
     weighted differences are formed once per component (``rd``), and the
-    scatter multiplies them by the uncentred tile; at d = 8 the weighted
+    scatter multiplies them by the uncentred tile; at 5 <= d <= 8 the weighted
     differences are not stored either (``_tile_statistics8_*``). Without K
     centred tiles the tile holds 256 rows (``TILE_BLOCKS``). Measured against
     centring each component's tile first (``em_step_full``, 2 threads, N = 1e6,
@@ -813,6 +814,9 @@ def _block_step_blocks(X, start, stop, means_p, chol_p, bias, sample_weight, acc
     lp = np.empty((n_components, stride), dtype)
     top = np.empty(tile, dtype)
     s = np.empty(tile, dtype)
+    # 5 <= d <= 8: the sums over eight features, the pad ones zero (their tile rows and means
+    # are), added into acc_s's d at the end
+    sums8 = np.zeros((n_components, 8))
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
@@ -825,13 +829,17 @@ def _block_step_blocks(X, start, stop, means_p, chol_p, bias, sample_weight, acc
         _tile_row_max(lp, rows, n_components, top)
         total += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
         for k in range(n_components):  # the M-step's statistics about the current means
-            if dp == 8 and acc_s.shape[1] == 8:
-                _tile_statistics8_ab(lp[k], xt, rows, means_p[k], 0, acc_s[k], acc_ss[k])
-                _tile_statistics8_ab(lp[k], xt, rows, means_p[k], 4, acc_s[k], acc_ss[k])
+            if dp == 8:
+                _tile_statistics8_ab(lp[k], xt, rows, means_p[k], 0, sums8[k], acc_ss[k])
+                _tile_statistics8_ab(lp[k], xt, rows, means_p[k], 4, sums8[k], acc_ss[k])
                 _tile_statistics8_c(lp[k], xt, rows, means_p[k], acc_ss[k])
             else:
                 _tile_weighted_centred(lp[k], xt, rows, means_p[k], rd, acc_s[k])
                 _tile_scatter_lower(rd, xt, rows, acc_ss[k])
+    if dp == 8:
+        for k in range(n_components):
+            for j in range(acc_s.shape[1]):
+                acc_s[k, j] += sums8[k, j]
     return total
 
 
