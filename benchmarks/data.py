@@ -80,8 +80,7 @@ class Start:
         The variational mixture (``bgmm``) only: the starting responsibilities,
         one-hot rows of hard k-means labels (:func:`kmeans_labels` from
         ``means``), as scikit-learn's ``init_params='kmeans'`` makes them. A fit
-        on the first rows of X (the memory worker's warm-up) takes the first
-        rows of ``resp``.
+        on the first rows of X takes the first rows of ``resp``.
     """
 
     weights: np.ndarray

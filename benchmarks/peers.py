@@ -250,7 +250,7 @@ def _outcome(estimator, model, names):
 
 def start_resp(start, X):
     """The starting responsibilities of a ``bgmm`` fit on X: the first ``len(X)`` rows of
-    ``start.resp`` (all of them, except in the memory worker's warm-up on the first rows)."""
+    ``start.resp`` (all of them when X is the case's whole data)."""
     return start.resp[:X.shape[0]]
 
 

@@ -121,7 +121,7 @@ def test_the_memory_worker_runs_an_hmm_case():
     pytest.importorskip("hmmlearn")
     from benchmarks.memory import _case_fields, run_worker
 
-    case = parse_case_name("hmm-gaussian-full-S2xT1500-d2-K2")  # the warm-up cuts a sequence
+    case = parse_case_name("hmm-gaussian-full-S2xT1500-d2-K2")
     for library in ("emlab", "hmmlearn-scaling"):
         report = run_worker({"case": json.loads(json.dumps(_case_fields(case))),
                              "library": library, "max_iter": 2, "threads": 1})
