@@ -297,7 +297,7 @@ def log_gaussian_full(X, means, prec_chol_t, chunk_rows, out):
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for c in prange(n_chunks):
         xt = np.zeros((dp, TILE))  # zero pad features
-        dt = np.zeros((dp, TILE))
+        dt = np.zeros((dp if small else 1, TILE))  # centred tile: d <= 4 only
         y = np.empty((4, TILE))
         lp = np.empty(TILE)
         stop = min(n, (c + 1) * chunk_rows)
