@@ -150,7 +150,7 @@ def _exp_nonpos_of(x):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def log_of_normal(p):
+def exponent_and_mantissa(p):
     """``(e, m)`` with ``p = m 2**e``, ``1 <= m < 2``, for a positive normal float64 ``p``
     (read from its bits: no log taken)."""
     bits = _float64_bits_as_int64(p)
@@ -162,9 +162,9 @@ def log_of_normal(p):
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _reciprocal64(x):
     """``1 / x`` for a float64 ``x`` in float32's normal range: float32's quotient and
-    two Newton steps. LLVM does not vectorise float64 division here (a scalar divide,
-    1.2 ns a value in a loop); this vectorises (0.9 ns). Measured on 1.1e6 values in
-    [1, 1e7]: equal to ``1 / x`` in every case."""
+    two Newton steps. LLVM leaves a loop of float64 divisions scalar here (0.31 ns a
+    value, one core); this vectorises (0.22 ns). Measured on 1.1e6 values in [1, 1e7]:
+    equal to ``1 / x`` in every case (the test asserts within an ulp)."""
     y = np.float64(np.float32(1.0) / np.float32(x))
     y = y + y * (1.0 - x * y)
     return y + y * (1.0 - x * y)

@@ -81,10 +81,7 @@ def load_tile_4x4(X, t0, rows, xt):
     a fifth of the diagonal kernel's time at d = 8 (measured with perf).
     Measured here, one core, tiles in cache, ns per element: 0.27-0.30 at
     d = 8-64 (``load_tile``: 0.28-0.93), 0.36-0.46 at d = 2-3 (0.74-0.97).
-    The diagonal kernel uses it. The full-covariance kernels keep
-    ``load_tile``: there the copy is a small share of the time, and no
-    difference could be measured (two identical copies of a kernel, compiled
-    separately, differed by up to 5% here).
+    ``load_tile`` comes here for d > 3.
     """
     d = X.shape[1]
     r4 = rows - rows % 4
@@ -106,6 +103,14 @@ def load_tile_4x4(X, t0, rows, xt):
     for r in range(r4, rows):
         for j in range(d):
             xt[j, r] = X[t0 + r, j]
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def padded_rows(a, dp, dtype):
+    """A copy of (C, d) ``a`` in ``dtype`` with zero columns up to ``dp``."""
+    out = np.zeros((a.shape[0], dp), dtype)
+    out[:, :a.shape[1]] = a
+    return out
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -292,8 +297,7 @@ def log_gaussian_full(X, means, prec_chol_t, chunk_rows, out):
     const = -0.5 * d * LOG_2PI
     chol_p = np.zeros((n_components, dp, dp))
     chol_p[:, :d, :d] = prec_chol_t
-    means_p = np.zeros((n_components, dp))
-    means_p[:, :d] = means
+    means_p = padded_rows(means, dp, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for c in prange(n_chunks):
         xt = np.zeros((dp, TILE))  # zero pad features

@@ -45,6 +45,7 @@ from .gaussian import (
     load_tile_4x4,
     log_det_cholesky,
     padded4,
+    padded_rows,
 )
 from .mixture import (
     TILE_DIAG,
@@ -148,14 +149,6 @@ def _biases_diag(prec_chol, log_weights, d):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _padded_rows(a, dp):
-    """A copy of (C, d) ``a`` with zero columns up to ``dp``."""
-    out = np.zeros((a.shape[0], dp))
-    out[:, :a.shape[1]] = a
-    return out
-
-
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_components_full(xt, rows, means, means_p, prec_chol_t, chol_p, bias, small, keep, dts,
                           y, lp):
     """lp[c, :rows] = log w_c + log N(x_r | mu_c, Sigma_c); with ``keep``, ``dts[c]`` keeps
@@ -208,7 +201,7 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = np.zeros((n_comp, dp, dp))
     chol_p[:, :d, :d] = prec_chol_t
-    means_p = _padded_rows(means, dp)
+    means_p = padded_rows(means, dp, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for ch in prange(n_chunks):
         xt = np.zeros((dp, TILE))  # zero pad features
@@ -237,8 +230,8 @@ def log_emission_diag(X, means, prec_chol, log_weights, chunk_rows, out):
     n_mix = n_comp // out.shape[1]
     dp = padded4(d)
     bias = _biases_diag(prec_chol, log_weights, d)
-    means_p = _padded_rows(means, dp)
-    prec_p = _padded_rows(prec_chol, dp)
+    means_p = padded_rows(means, dp, np.float64)
+    prec_p = padded_rows(prec_chol, dp, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for ch in prange(n_chunks):
         xt = np.zeros((dp, TILE_DIAG))
@@ -281,7 +274,7 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = np.zeros((n_comp, dp, dp))
     chol_p[:, :d, :d] = prec_chol_t
-    means_p = _padded_rows(means, dp)
+    means_p = padded_rows(means, dp, np.float64)
     acc_n = np.zeros((n_blocks, n_comp))
     acc_s = np.zeros((n_blocks, n_comp, d))
     acc_ss = np.empty((n_blocks, n_comp, dp, dp))  # zeroed by its block's thread
@@ -319,8 +312,8 @@ def emission_statistics_diag(X, gamma, means, prec_chol, log_weights, n_blocks, 
     n_mix = n_comp // gamma.shape[1]
     dp = padded4(d)
     bias = _biases_diag(prec_chol, log_weights, d)
-    means_p = _padded_rows(means, dp)
-    prec_p = _padded_rows(prec_chol, dp)
+    means_p = padded_rows(means, dp, np.float64)
+    prec_p = padded_rows(prec_chol, dp, np.float64)
     acc_n = np.zeros((n_blocks, n_comp))
     acc_s = np.zeros((n_blocks, n_comp, d))
     acc_ss = np.zeros((n_blocks, n_comp, d))

@@ -7,7 +7,8 @@ from numba import njit, prange
 
 from .._config import (CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL, PARALLEL_MIN_WORK,
                        parallel_or_serial, serial_twin)
-from .elementary import LN2_HI, LN2_LO, exp_nonpos_of, like, log_of_normal, reciprocal_of
+from .elementary import (LN2_HI, LN2_LO, exp_nonpos_of, exponent_and_mantissa, like,
+                         reciprocal_of)
 from .gaussian import (
     LOG_2PI,
     SMALL_D,
@@ -19,6 +20,7 @@ from .gaussian import (
     load_tile_4x4,
     log_det_cholesky,
     padded4,
+    padded_rows,
 )
 
 CHUNK = CHUNK_ROWS  # read once here; see TILE below about numba's cache
@@ -90,14 +92,14 @@ def _log8(p0, p1, p2, p3, p4, p5, p6, p7):
     multiplied together: their exponents are added and one log is taken of the
     product of their mantissas (below 2**8). Eight calls of the scalar ``log`` took
     as long as the products over 256 rows."""
-    e0, m0 = log_of_normal(p0)
-    e1, m1 = log_of_normal(p1)
-    e2, m2 = log_of_normal(p2)
-    e3, m3 = log_of_normal(p3)
-    e4, m4 = log_of_normal(p4)
-    e5, m5 = log_of_normal(p5)
-    e6, m6 = log_of_normal(p6)
-    e7, m7 = log_of_normal(p7)
+    e0, m0 = exponent_and_mantissa(p0)
+    e1, m1 = exponent_and_mantissa(p1)
+    e2, m2 = exponent_and_mantissa(p2)
+    e3, m3 = exponent_and_mantissa(p3)
+    e4, m4 = exponent_and_mantissa(p4)
+    e5, m5 = exponent_and_mantissa(p5)
+    e6, m6 = exponent_and_mantissa(p6)
+    e7, m7 = exponent_and_mantissa(p7)
     exponent = float(((e0 + e1) + (e2 + e3)) + ((e4 + e5) + (e6 + e7)))
     mantissas = ((m0 * m1) * (m2 * m3)) * ((m4 * m5) * (m6 * m7))
     return (math.log(mantissas) + exponent * LN2_LO) + exponent * LN2_HI
@@ -884,8 +886,7 @@ def em_step_full_blocks(X, means, prec_chol_t, log_weights, sample_weight, n_blo
     dp = padded4(d)  # tiles, means, factors and accumulators get zero pad features
     chol_p = np.zeros((n_components, dp, dp), X.dtype)
     chol_p[:, :d, :d] = prec_chol_t
-    means_p = np.zeros((n_components, dp), X.dtype)
-    means_p[:, :d] = means
+    means_p = padded_rows(means, dp, X.dtype)
     acc_ll, acc_n, acc_s, acc_ss = _step_accumulators(n_blocks, n_components, d, dp)
     for b in prange(n_blocks):
         start, stop = block_rows(b, n_blocks, n, CHUNK)
@@ -959,10 +960,8 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
             log_det += math.log(prec_chol[k, j])
         bias[k] = const + log_det + log_weights[k]
     # zero pad features: (0 - 0) * 0 adds nothing to the quadratic form
-    means_p = np.zeros((n_components, dp), X.dtype)
-    means_p[:, :d] = means
-    prec_p = np.zeros((n_components, dp), X.dtype)
-    prec_p[:, :d] = prec_chol
+    means_p = padded_rows(means, dp, X.dtype)
+    prec_p = padded_rows(prec_chol, dp, X.dtype)
     acc_ll = np.zeros(n_blocks)
     acc_n = np.zeros((n_blocks, n_components))
     acc_s = np.zeros((n_blocks, n_components, d))
