@@ -68,6 +68,33 @@ def _cholesky_precision(cov, label):
     return inverse.T
 
 
+def cholesky_precisions(covs, label_of):
+    """``_cholesky_precision`` of each matrix of a stack (K, d, d), returned as (K, d, d).
+
+    One stacked LAPACK factorisation (numpy runs the same routine per matrix,
+    so the factors are those of K separate calls) and the inverses by
+    ``invert_lower``. Only where some factorisation fails are the matrices
+    taken one at a time, to raise the error naming ``label_of(k)`` for the
+    first bad one. This is the per-iteration M-step's largest Python cost at
+    small N: one call instead of K.
+    """
+    covs = np.asarray(covs, dtype=np.float64)
+    try:
+        lower = np.linalg.cholesky(covs)
+    except np.linalg.LinAlgError:
+        lower = None
+    diagonal = None if lower is None else np.diagonal(lower, axis1=1, axis2=2)
+    if lower is None or not np.all(np.isfinite(lower)) or np.any(diagonal <= 0):
+        for k, cov in enumerate(covs):
+            _cholesky_precision(cov, label_of(k))
+        raise DegenerateCovarianceError(  # each alone passed; the stack did not (not seen)
+            f"the covariances are not positive definite. {COLLAPSE_HINT}")
+    inverse = np.empty_like(lower)
+    for k in range(lower.shape[0]):
+        invert_lower(lower[k], inverse[k])
+    return np.ascontiguousarray(np.swapaxes(inverse, 1, 2))
+
+
 def _check_positive_variances(variances, label_of):
     bad = np.flatnonzero(~(np.asarray(variances) > 0).all(axis=-1).reshape(-1))
     if bad.size:
@@ -123,7 +150,7 @@ class Full:
         return k * d * (d + 1) // 2
 
     def precision_cholesky(self, cov):
-        return np.array([_cholesky_precision(c, f"component {i}") for i, c in enumerate(cov)])
+        return cholesky_precisions(cov, "component {}".format)
 
     def precisions(self, pc):
         return pc @ np.swapaxes(pc, -1, -2)

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _config, mixture
-from ._covariance import MODELS, _check_positive_variances, _cholesky_precision, ridge_deficit
+from ._covariance import (MODELS, _check_positive_variances, _cholesky_precision,
+                          cholesky_precisions, ridge_deficit)
 from ._kernels.gmmhmm import (
     emission_statistics_diag,
     emission_statistics_full,
@@ -88,8 +89,7 @@ class GMMEmission:
                 _cholesky_precision(c, f"state {j} (shared by its mixture components)")
                 for j, c in enumerate(self.covars)]), m, axis=0)
         if ct == "full":
-            return np.array([_cholesky_precision(c, label(i))
-                             for i, c in enumerate(self.covars.reshape(k * m, d, d))])
+            return cholesky_precisions(self.covars.reshape(k * m, d, d), label)
         if ct == "diag":
             variances = self.covars.reshape(k * m, d)
             _check_positive_variances(variances, label)

@@ -361,7 +361,8 @@ def params_from_statistics(nk, means, second, reg_covar, covariance_type, previo
     """
     model = MODELS[covariance_type]
     k = nk.shape[0]
-    empty = np.flatnonzero(nk <= 10 * np.finfo(np.float64).eps * max(nk.sum(), 1.0))
+    is_empty = nk <= 10 * np.finfo(np.float64).eps * max(nk.sum(), 1.0)
+    empty = np.flatnonzero(is_empty)
     if empty.size and previous is None and prior is None:
         raise ValueError(
             f"the initialisation left component(s) {empty.tolist()} without data; "
@@ -369,7 +370,7 @@ def params_from_statistics(nk, means, second, reg_covar, covariance_type, previo
         )
     # With a prior every component has a MAP update (an empty one goes to the prior's
     # mode), so none is frozen and the penalised Q is maximised over all of them.
-    live = np.arange(k) if prior is not None else np.setdiff1d(np.arange(k), empty)
+    live = np.arange(k) if prior is not None else np.flatnonzero(~is_empty)
     prev_cov = None if previous is None else previous.covariances
     counts = nk
     means = np.array(means, copy=True)

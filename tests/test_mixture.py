@@ -209,6 +209,26 @@ def test_collapse_onto_one_point_is_named_without_regularisation(rng):
     assert np.allclose(gm.covariances_[1], 1e-6 * np.eye(2))
 
 
+def test_stacked_precision_factors_are_the_per_matrix_ones(rng, random_spd):
+    from emlab._covariance import _cholesky_precision, cholesky_precisions
+
+    covs = random_spd(5, 4)
+    stacked = cholesky_precisions(covs, "component {}".format)
+    for cov, factor in zip(covs, stacked):
+        # the same LAPACK routine per matrix: the same bits as one call each
+        assert np.array_equal(factor, _cholesky_precision(cov, "x"))
+        assert np.allclose(factor, np.triu(factor))  # upper triangular, U U^T = inv(cov)
+        np.testing.assert_allclose(factor @ factor.T @ cov, np.eye(4), atol=1e-10)
+    assert stacked.flags.c_contiguous
+    bad = covs.copy()
+    bad[3] = np.outer([1.0, 2.0, 0.0, 1.0], [1.0, 2.0, 0.0, 1.0])  # rank one
+    with pytest.raises(DegenerateCovarianceError, match="covariance of component 3 is not"):
+        cholesky_precisions(bad, "component {}".format)
+    bad[3, 0, 0] = np.nan
+    with pytest.raises(DegenerateCovarianceError, match="covariance of component 3 is not"):
+        cholesky_precisions(bad, "component {}".format)
+
+
 def test_a_decrease_is_reported_with_its_iteration(rng, monkeypatch):
     X, _, _ = three_blobs(rng)
     true_m_step = mixture_module.params_from_statistics
