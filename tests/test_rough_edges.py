@@ -32,7 +32,7 @@ ESTIMATORS = {
 }
 
 
-@pytest.mark.parametrize("factor", [1e300, 1e160, 1e-300, 1e-160])
+@pytest.mark.parametrize("factor", [1e300, 1e160, 1e-300, 1e-160, -1e160, -1e-160])  # < 0: |min x|
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_data_at_extreme_scales_are_refused_naming_the_scale(name, factor):
     with pytest.raises(ValueError, match="The scale of X is the problem"):
