@@ -10,6 +10,10 @@ from .cases import Target
 
 #: Import plus first small fit, warm Numba cache, in seconds (the issue's cold-start target).
 COLD_START_TARGET = Target("cold_start_warm_s", "<=", 2.0)
+#: Issue 16, item 4: the first fit after install (an empty Numba cache, Iris, default settings)
+#: in at most 10 s, and ``import emlab`` within 1 s.
+FIRST_FIT_TARGETS = (Target("first_fit_empty_cache_s", "<=", 10.0),
+                     Target("import_s", "<=", 1.0))
 
 PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "n/a"
 

@@ -13,7 +13,7 @@ from .data import checksum, make_data, make_start
 from .machine import (exp_rate, gemm_rate, iteration_limit, limited_threads, machine_info,
                       memory_bandwidth)
 from .peers import check_of, get_library
-from .report import (COLD_START_TARGET, case_metrics, evaluate, jsonable, memory_tk_multiple,
+from .report import (COLD_START_TARGET, FIRST_FIT_TARGETS, case_metrics, evaluate, jsonable, memory_tk_multiple,
                      summarise)
 from .timing import parameters_rel_diff, per_iteration, trajectory_rel_diff
 
@@ -102,9 +102,7 @@ def run(settings):
         results["machine"] = machine_info()
     if settings.cold_start:
         results["cold_start"] = _cold_starts(settings)
-        warm = results["cold_start"].get(REFERENCE, {}).get("warm", {})
-        results["cold_start_targets"] = evaluate([COLD_START_TARGET],
-                                                 {"cold_start_warm_s": warm.get("total_s")})
+        results["cold_start_targets"] = cold_start_targets(results["cold_start"])
     results["seconds"] = time.perf_counter() - started
     results = jsonable(results)
     results["summary"] = summarise(results)
@@ -453,6 +451,17 @@ def _add_checks_and_targets(record, case, timings, gemm_gflops, libraries=()):
     record["memory_tk_multiple"] = values["memory_tk_multiple"] = memory_tk_multiple(
         record["libraries"].get(REFERENCE, {}), case)
     record["targets"] = evaluate(case.targets, values)
+
+
+def cold_start_targets(cold_start):
+    """The verdicts on emlab's cold start: import plus first fit with a warm cache (<= 2 s),
+    and issue 16's first fit with an empty cache (<= 10 s) and import (<= 1 s) of that run."""
+    ours = cold_start.get(REFERENCE, {})
+    warm, empty = ours.get("warm", {}), ours.get("empty_cache", {})
+    return evaluate([COLD_START_TARGET, *FIRST_FIT_TARGETS],
+                    {"cold_start_warm_s": warm.get("total_s"),
+                     "first_fit_empty_cache_s": empty.get("fit_s"),
+                     "import_s": empty.get("import_s")})
 
 
 def _cold_starts(settings):
