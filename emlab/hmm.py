@@ -293,9 +293,11 @@ def posteriors(log_emission, bounds, startprob, transmat, workspace=None, presca
     (n_seq,), the state posteriors (n, K) and the expected transition counts
     summed over time and sequences (K, K). With a :class:`Workspace`, ``gamma``
     is its array, overwritten by the next call. ``prescaled``: the workspace's
-    scratch already holds the scaled emissions (``_scaled_emission``).
+    scratch already holds the scaled emissions (``_scaled_emission``), and
+    ``log_emission`` may then have no rows (see ``forward_backward``).
     """
-    n, k = log_emission.shape
+    n = int(bounds[-1]) if prescaled else log_emission.shape[0]
+    k = log_emission.shape[1]
     gamma, scratch = (workspace or Workspace()).arrays(n, k)
     xi_sum = np.empty((k, k))
     logprob = np.empty(bounds.shape[0] - 1)
@@ -594,11 +596,18 @@ class _BaumWelch:
 
     def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0,
                     labels=None):
-        log_emission = self.hmm._log_emission(X, params.emission)
-        if labels is not None:  # a known state rules the others out at its step
-            mixture.mask_labelled(log_emission, labels)
+        # Where the emission model fills the scaled emissions itself (categorical), the
+        # log-emissions are not formed: the rare step redone in log space takes the log of
+        # the scaled ones (an (n, K) pass less, 1.5 ms of 16.4 per iteration at T = 1e6, K = 4)
+        k = params.startprob.shape[0]
         prescaled = labels is None and self.hmm._scaled_emission(
-            X, params.emission, workspace.arrays(*log_emission.shape)[1])
+            X, params.emission, workspace.arrays(X.shape[0], k)[1])
+        if prescaled:
+            log_emission = np.empty((0, k))
+        else:
+            log_emission = self.hmm._log_emission(X, params.emission)
+            if labels is not None:  # a known state rules the others out at its step
+                mixture.mask_labelled(log_emission, labels)
         logprob, gamma, xi_sum = posteriors(log_emission, bounds, params.startprob,
                                             params.transmat, workspace, prescaled)
         del log_emission

@@ -429,3 +429,32 @@ def test_categorical_scaled_emission_is_the_pre_pass(k, rng):
     # a symbol whose probabilities span more than exp(708): nothing filled, the pre-pass decides
     emissionprob[0, 3], emissionprob[1, 3] = 1e-320, 0.5
     assert not model._scaled_emission(X, emissionprob, np.zeros(size))
+
+
+@pytest.mark.parametrize("split_min_rows", [SPLIT, SERIAL])
+def test_prescaled_emissions_need_no_log_emissions_when_a_step_underflows(split_min_rows):
+    """CategoricalHMM fills the scaled emissions itself and passes no log-emission rows; a
+    step redone in log space then takes the log of the scaled emissions. Symbol 1's
+    probabilities are exp(-700) and exp(-702) under the two states the chain can reach at
+    t = 1 and 0.9 under the third, so the scaled forward sum underflows there (below TINY)."""
+    from emlab import CategoricalHMM
+
+    k = 3
+    startprob, transmat = left_right_chain(k)
+    emissionprob = np.array([[1.0, np.exp(-700.0)], [1.0, np.exp(-702.0)], [0.1, 0.9]])
+    X = np.array([[0.0], [1.0], [0.0], [0.0], [1.0]])
+    with np.errstate(divide="ignore"):
+        log_emission = np.log(emissionprob.T)[X[:, 0].astype(int)]
+    n = X.shape[0]
+    scratch = np.zeros(kernels.scratch_size(n, k))
+    assert CategoricalHMM(k)._scaled_emission(X, emissionprob, scratch)  # no ratio below exp(-708)
+    scaled = scratch[:n * 4].reshape(n, 4)
+    assert startprob @ transmat @ scaled[1, :k] < kernels.TINY  # the step does underflow
+    gamma, xi, logprob = np.empty((n, k)), np.empty((k, k)), np.empty(1)
+    kernels.forward_backward(np.empty((0, k)), np.array([0, n]), startprob, transmat, scratch,
+                             gamma, xi, logprob, split_min_rows, True)
+    ref_logprob, ref_gamma, ref_xi, _, _ = reference.hmm_enumerate(log_emission, startprob,
+                                                                   transmat)
+    assert logprob[0] == pytest.approx(ref_logprob, rel=1e-13)
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(xi, ref_xi, rtol=0, atol=1e-12)

@@ -66,7 +66,21 @@ EXP_CAP = 700.0  # exponents are capped here where a ratio could overflow
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _log_forward_step(pred, log_emission, shift, t, alpha):
+def _shifted_log_emission(log_emission, scaled, shift, t, j):
+    """``log_emission[t, j] - shift[t]``, the log of ``scaled[t, j]`` without its rounding.
+
+    With no rows in ``log_emission`` (the caller filled ``scaled`` itself, from
+    ratios that are normal numbers or exact zeros: ``prescaled``), the log of
+    ``scaled[t, j]`` itself, which then loses nothing.
+    """
+    if log_emission.shape[0] == 0:
+        b = scaled[t, j]
+        return math.log(b) if b > 0.0 else -np.inf
+    return log_emission[t, j] - shift[t]
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _log_forward_step(pred, log_emission, scaled, shift, t, alpha):
     """Forward step t in log space, from the predicted state distribution ``pred``.
 
     Fills ``alpha[t]`` (normalised) and returns ``log c_t`` relative to
@@ -77,7 +91,7 @@ def _log_forward_step(pred, log_emission, shift, t, alpha):
     for j in range(n_states):
         v = -np.inf
         if pred[j] > 0.0:
-            v = math.log(pred[j]) + (log_emission[t, j] - shift[t])
+            v = math.log(pred[j]) + _shifted_log_emission(log_emission, scaled, shift, t, j)
         alpha[t, j] = v
         if v > top:
             top = v
@@ -133,7 +147,7 @@ def forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, a
                     alpha[t, j] = v if v >= DBL_MIN else 0.0
                 loglik += math.log(c)
             else:
-                log_c = _log_forward_step(pred, log_emission, shift, t, alpha)
+                log_c = _log_forward_step(pred, log_emission, scaled, shift, t, alpha)
                 if log_c == -np.inf:
                     return -np.inf
                 loglik += log_c
@@ -145,7 +159,7 @@ def forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, a
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _log_backward_weights(log_emission, shift, t, beta, alpha, transmat, w):
+def _log_backward_weights(log_emission, scaled, shift, t, beta, alpha, transmat, w):
     """``w_j`` proportional to ``b_{t+1}(j) beta_j``, computed in log space.
 
     The constant is chosen so that ``sum_j P(z_{t+1} = j | past) w_j`` is 1
@@ -161,7 +175,8 @@ def _log_backward_weights(log_emission, shift, t, beta, alpha, transmat, w):
         r = -np.inf
         q = -np.inf
         if pred > 0.0 and beta[j] > 0.0:
-            r = (log_emission[t + 1, j] - shift[t + 1]) + math.log(beta[j])
+            r = (_shifted_log_emission(log_emission, scaled, shift, t + 1, j)
+                 + math.log(beta[j]))
             q = r + math.log(pred)
         w[j] = r if q > -np.inf else -np.inf  # -inf: no contribution
         if q > top:
@@ -217,7 +232,7 @@ def backward_one(scaled, shift, log_emission, start, stop, transmat, gamma, xi_s
             w[j] = scaled[t + 1, j] * beta[j]
         s = _beta_products(transmat, w, gamma, t, tmp, bt)
         if not s >= TINY:
-            _log_backward_weights(log_emission, shift, t, beta, gamma, transmat, w)
+            _log_backward_weights(log_emission, scaled, shift, t, beta, gamma, transmat, w)
             s = _beta_products(transmat, w, gamma, t, tmp, bt)
             if not s > 0.0:  # cannot happen after a finite forward pass; never divide by 0
                 s = 1.0
@@ -371,7 +386,7 @@ def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alph
                     pred[2] = p2
                 if n_states > 3:
                     pred[3] = p3
-                log_c = _log_forward_step(pred, log_emission, shift, t, alpha)
+                log_c = _log_forward_step(pred, log_emission, scaled, shift, t, alpha)
                 if log_c == -np.inf:
                     return -np.inf
                 loglik += log_c
@@ -455,7 +470,7 @@ def backward4(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum)
                 beta[2] = b2
             if n_states > 3:
                 beta[3] = b3
-            _log_backward_weights(log_emission, shift, t, beta, gamma, transmat, w)
+            _log_backward_weights(log_emission, scaled, shift, t, beta, gamma, transmat, w)
             w0 = w[0]
             w1 = w[1] if n_states > 1 else 0.0
             w2 = w[2] if n_states > 2 else 0.0
@@ -673,7 +688,8 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
 
     Parameters
     ----------
-    log_emission : (n, K) float64, ``log p(x_t | z_t = k)``.
+    log_emission : (n, K) float64, ``log p(x_t | z_t = k)``; with ``prescaled``, (0, K): the
+        steps redone in log space then take the log of the scaled emissions.
     bounds : (n_seq + 1,) int64, sequence q is rows ``bounds[q]:bounds[q + 1]`` (non-empty).
     startprob : (K,) float64.
     transmat : (K, K) float64, rows summing to 1.
@@ -694,7 +710,7 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     Returns 1 where that path met a loss and the sequence was redone by the
     serial recursions, else 0 (for tests and benchmarks; the results are the same).
     """
-    n, n_states = log_emission.shape
+    n, n_states = gamma.shape
     n_seq = bounds.shape[0] - 1
     width = max(n_states, 4)
     scaled = scratch[:n * width].reshape((n, width))
