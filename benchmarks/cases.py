@@ -569,8 +569,8 @@ def default_cases():
     The HMM cases (issue 6): speed targets on one sequence of 10**6 steps
     (>= 20x hmmlearn 'log', >= 10x 'scaling') and on 1000 sequences of 1000
     steps (>= 10x both); 10**5 steps is measured without a speed target, and
-    the categorical model has issue 16's (>= 10x 'scaling'). Every HMM case of issue 6 has the memory target
-    (growth at most :data:`HMM_MEMORY_TK` float64 T x K arrays). The newer
+    the categorical model has issue 16's (>= 10x 'scaling'). Every HMM case of
+    issue 6 has the memory target (growth at most :data:`HMM_MEMORY_TK` float64 T x K arrays). The newer
     HMMs (``GMMHMM`` with diagonal covariances and 3 Gaussians per state,
     ``MultinomialHMM`` with 20 trials per row, ``VariationalCategoricalHMM``,
     ``VariationalGaussianHMM`` with full covariances; 10**5 steps, 4 states)

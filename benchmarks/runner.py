@@ -13,8 +13,8 @@ from .data import checksum, make_data, make_start
 from .machine import (exp_rate, gemm_rate, iteration_limit, limited_threads, machine_info,
                       memory_bandwidth)
 from .peers import check_of, get_library
-from .report import (COLD_START_TARGET, FIRST_FIT_TARGETS, case_metrics, evaluate, jsonable, memory_tk_multiple,
-                     summarise)
+from .report import (COLD_START_TARGET, FIRST_FIT_TARGETS, case_metrics, evaluate, jsonable,
+                     memory_tk_multiple, summarise)
 from .timing import parameters_rel_diff, per_iteration, trajectory_rel_diff
 
 REFERENCE = "emlab"

@@ -50,49 +50,46 @@ def ridge_deficit(counts, eigenvalues, reg_covar):
     return float(np.sum(0.5 * np.asarray(counts) * terms.sum(axis=1)))
 
 
-def _cholesky_precision(cov, label):
-    """Upper-triangular U with inv(cov) = U U^T, or a DegenerateCovarianceError naming ``label``."""
-    d = cov.shape[0]
-    try:
-        lower = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        lower = None
-    if lower is None or not np.all(np.isfinite(lower)) or np.any(np.diag(lower) <= 0):
-        raise DegenerateCovarianceError(
-            f"the covariance of {label} is not positive definite: it has collapsed onto fewer "
-            f"than n_features + 1 = {d + 1} distinct points, or a feature is constant within "
-            f"it. {COLLAPSE_HINT}"
-        )
-    inverse = np.empty_like(lower)
-    invert_lower(np.ascontiguousarray(lower), inverse)
-    return inverse.T
-
-
-def cholesky_precisions(covs, label_of):
-    """``_cholesky_precision`` of each matrix of a stack (K, d, d), returned as (K, d, d).
-
-    One stacked LAPACK factorisation (numpy runs the same routine per matrix,
-    so the factors are those of K separate calls) and the inverses by
-    ``invert_lower``. Only where some factorisation fails are the matrices
-    taken one at a time, to raise the error naming ``label_of(k)`` for the
-    first bad one. This is the per-iteration M-step's largest Python cost at
-    small N: one call instead of K.
-    """
-    covs = np.asarray(covs, dtype=np.float64)
+def _lower_cholesky(covs):
+    """The lower Cholesky factors of a stack (..., d, d), or None where one is not a positive
+    definite factor (LAPACK failed, a NaN, a non-positive diagonal)."""
     try:
         lower = np.linalg.cholesky(covs)
     except np.linalg.LinAlgError:
-        lower = None
-    diagonal = None if lower is None else np.diagonal(lower, axis1=1, axis2=2)
-    if lower is None or not np.all(np.isfinite(lower)) or np.any(diagonal <= 0):
-        for k, cov in enumerate(covs):
-            _cholesky_precision(cov, label_of(k))
-        raise DegenerateCovarianceError(  # each alone passed; the stack did not (not seen)
-            f"the covariances are not positive definite. {COLLAPSE_HINT}")
+        return None
+    if not np.all(np.isfinite(lower)) or np.any(np.diagonal(lower, axis1=-2, axis2=-1) <= 0):
+        return None
+    return lower
+
+
+def cholesky_precisions(covs, label_of):
+    """Upper-triangular U_k with inv(covs[k]) = U_k U_k^T for a stack (K, d, d), or a
+    DegenerateCovarianceError naming ``label_of(k)`` for the first k that has none.
+
+    One stacked LAPACK factorisation (numpy runs the same routine per matrix,
+    so the factors are those of K separate calls) and the inverses by
+    ``invert_lower``. Only where the stack fails are the matrices factorised one
+    at a time, to find the one to name. This was the per-iteration M-step's
+    largest Python cost at small N: one call instead of K.
+    """
+    covs = np.asarray(covs, dtype=np.float64)
+    lower = _lower_cholesky(covs)
+    if lower is None:
+        bad = next((k for k, cov in enumerate(covs) if _lower_cholesky(cov) is None), 0)
+        raise DegenerateCovarianceError(
+            f"the covariance of {label_of(bad)} is not positive definite: it has collapsed onto "
+            f"fewer than n_features + 1 = {covs.shape[-1] + 1} distinct points, or a feature is "
+            f"constant within it. {COLLAPSE_HINT}"
+        )
     inverse = np.empty_like(lower)
     for k in range(lower.shape[0]):
         invert_lower(lower[k], inverse[k])
     return np.ascontiguousarray(np.swapaxes(inverse, 1, 2))
+
+
+def _cholesky_precision(cov, label):
+    """:func:`cholesky_precisions` of one matrix (d, d), naming ``label``."""
+    return cholesky_precisions(cov[None], lambda _: label)[0]
 
 
 def _check_positive_variances(variances, label_of):

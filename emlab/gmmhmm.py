@@ -27,8 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _config, mixture
-from ._covariance import (MODELS, _check_positive_variances, _cholesky_precision,
-                          cholesky_precisions, ridge_deficit)
+from ._covariance import MODELS, _check_positive_variances, cholesky_precisions, ridge_deficit
 from ._kernels.gmmhmm import (
     emission_statistics_diag,
     emission_statistics_full,
@@ -85,9 +84,8 @@ class GMMEmission:
             return f"state {i // m}, mixture component {i % m}"
 
         if ct == "tied":
-            return np.repeat(np.array([
-                _cholesky_precision(c, f"state {j} (shared by its mixture components)")
-                for j, c in enumerate(self.covars)]), m, axis=0)
+            return np.repeat(cholesky_precisions(
+                self.covars, "state {} (shared by its mixture components)".format), m, axis=0)
         if ct == "full":
             return cholesky_precisions(self.covars.reshape(k * m, d, d), label)
         if ct == "diag":

@@ -296,8 +296,7 @@ def posteriors(log_emission, bounds, startprob, transmat, workspace=None, presca
     scratch already holds the scaled emissions (``_scaled_emission``), and
     ``log_emission`` may then have no rows (see ``forward_backward``).
     """
-    n = int(bounds[-1]) if prescaled else log_emission.shape[0]
-    k = log_emission.shape[1]
+    n, k = int(bounds[-1]), log_emission.shape[1]
     gamma, scratch = (workspace or Workspace()).arrays(n, k)
     xi_sum = np.empty((k, k))
     logprob = np.empty(bounds.shape[0] - 1)
@@ -598,7 +597,7 @@ class _BaumWelch:
                     labels=None):
         # Where the emission model fills the scaled emissions itself (categorical), the
         # log-emissions are not formed: the rare step redone in log space takes the log of
-        # the scaled ones (an (n, K) pass less, 1.5 ms of 16.4 per iteration at T = 1e6, K = 4)
+        # the scaled ones (an (n, K) array less: 16.1 -> 14.9 ms per iteration at T = 1e6, K = 4)
         k = params.startprob.shape[0]
         prescaled = labels is None and self.hmm._scaled_emission(
             X, params.emission, workspace.arrays(X.shape[0], k)[1])
