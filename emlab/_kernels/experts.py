@@ -57,7 +57,9 @@ TILE_ROWS = 64  # rows per tile; divides CHUNK_ROWS, so a tile never straddles t
 def _padded_classes(coef, cp):
     """coef with zero rows appended up to ``cp`` rows (a multiple of 4)."""
     out = np.zeros((cp, coef.shape[1]))
-    out[:coef.shape[0]] = coef
+    for c in range(coef.shape[0]):  # a loop: see gaussian.padded_rows
+        for j in range(coef.shape[1]):
+            out[c, j] = coef[c, j]
     return out
 
 

@@ -46,6 +46,7 @@ from .gaussian import (
     log_det_cholesky,
     padded4,
     padded_rows,
+    padded_squares,
 )
 from .mixture import (
     TILE_DIAG,
@@ -199,8 +200,7 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
     small = d <= SMALL_D
     dp = d + d % 2 if small else padded4(d)
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
-    chol_p = np.zeros((n_comp, dp, dp))
-    chol_p[:, :d, :d] = prec_chol_t
+    chol_p = padded_squares(prec_chol_t, dp, np.float64)
     means_p = padded_rows(means, dp, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for ch in prange(n_chunks):
@@ -272,8 +272,7 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
     small = d <= SMALL_D
     dp = d + d % 2 if small else padded4(d)
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
-    chol_p = np.zeros((n_comp, dp, dp))
-    chol_p[:, :d, :d] = prec_chol_t
+    chol_p = padded_squares(prec_chol_t, dp, np.float64)
     means_p = padded_rows(means, dp, np.float64)
     acc_n = np.zeros((n_blocks, n_comp))
     acc_s = np.zeros((n_blocks, n_comp, d))

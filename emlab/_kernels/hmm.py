@@ -743,7 +743,8 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
                                                    xi_halves[1]) else 0.0
         if status[0] > -np.inf and status[1] == 1.0:
             loglik = status[0]
-            w_h[:n_states] = gamma[h]
+            for j in range(n_states):  # a loop: see gaussian.padded_rows
+                w_h[j] = gamma[h, j]
             alpha_prev = gamma[h - 1].copy()  # the backward half overwrites row h - 1
             for task in prange(2):  # step 2: on past the middle, gamma and xi as they come
                 if task == 0:

@@ -38,7 +38,9 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
     acc_changed = np.zeros(n_blocks, dtype=np.int64)
     dp = padded4(d)  # zero pad features: (0 - 0)^2 adds nothing
     cp = np.zeros((n_clusters, dp))
-    cp[:, :d] = centers
+    for k in range(n_clusters):  # a loop: a slice assignment compiles Numba's shape-error message
+        for j in range(d):
+            cp[k, j] = centers[k, j]
     for b in prange(n_blocks):
         xt = np.zeros((dp, TILE))
         dist = np.empty(TILE)
