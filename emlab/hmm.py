@@ -59,8 +59,8 @@ from ._covariance import MODELS
 from ._dask import DaskData, is_dask_array
 from ._kernels.elementary import EXP_UNDERFLOW
 from ._kernels.hmm import (SPLIT_MIN_ROWS, categorical_emission_counts, categorical_log_emission,
-                           categorical_scaled_emission, forward_backward, sample_states,
-                           scratch_size, viterbi)
+                           categorical_scaled_emission, forward_backward,
+                           forward_backward_serial, sample_states, scratch_size, viterbi)
 from ._validation import (
     check_array,
     check_int,
@@ -300,11 +300,13 @@ def posteriors(log_emission, bounds, startprob, transmat, workspace=None, presca
     gamma, scratch = (workspace or Workspace()).arrays(n, k)
     xi_sum = np.empty((k, k))
     logprob = np.empty(bounds.shape[0] - 1)
-    with _config.threads_for(n * k * k):
-        forward_backward(np.ascontiguousarray(log_emission), bounds,
-                         np.ascontiguousarray(startprob, dtype=np.float64),
-                         np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi_sum,
-                         logprob, SPLIT_MIN_ROWS, prescaled)
+    work = n * k * k
+    kernel = _config.parallel_or_serial(forward_backward, forward_backward_serial, work)
+    with _config.threads_for(work):
+        kernel(np.ascontiguousarray(log_emission), bounds,
+               np.ascontiguousarray(startprob, dtype=np.float64),
+               np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi_sum, logprob,
+               SPLIT_MIN_ROWS, prescaled)
     return logprob, gamma, xi_sum
 
 

@@ -10,7 +10,8 @@ from emlab._kernels import hmm as kernels
 
 
 def run_forward_backward(log_emission, lengths, startprob, transmat, scratch=None,
-                         split_min_rows=kernels.SPLIT_MIN_ROWS, redone=None):
+                         split_min_rows=kernels.SPLIT_MIN_ROWS, redone=None,
+                         kernel=kernels.forward_backward):
     """The kernel's (logprob, gamma, xi_sum); ``redone`` (a list) gets its return value."""
     log_emission = np.ascontiguousarray(log_emission, dtype=np.float64)
     n, k = log_emission.shape
@@ -20,9 +21,9 @@ def run_forward_backward(log_emission, lengths, startprob, transmat, scratch=Non
     logprob = np.empty(len(lengths))
     if scratch is None:
         scratch = np.zeros(kernels.scratch_size(n, k))
-    code = kernels.forward_backward(log_emission, bounds, np.asarray(startprob, dtype=np.float64),
-                                    np.ascontiguousarray(transmat, dtype=np.float64), scratch,
-                                    gamma, xi, logprob, split_min_rows)
+    code = kernel(log_emission, bounds, np.asarray(startprob, dtype=np.float64),
+                  np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi, logprob,
+                  split_min_rows)
     if redone is not None:
         redone.append(code)
     return logprob, gamma, xi
@@ -302,6 +303,30 @@ def test_results_do_not_depend_on_the_thread_count(rng):
         numba.set_num_threads(before)
     for a, b in zip(one, many):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("path", ["split", "one", "many"])
+def test_serial_twin_equals_the_parallel_kernel(path, rng):
+    # small work runs forward_backward_serial, the same code compiled without the parallel
+    # lowering (_config.serial_twin): the same bits on each path, the split one included
+    k = 3
+    lengths = {"split": [700], "one": [700], "many": rng.integers(20, 90, size=30)}[path]
+    split_min_rows = SPLIT if path == "split" else SERIAL
+    log_emission = rng.normal(scale=3.0, size=(int(np.sum(lengths)), k))
+    startprob, transmat = random_hmm(rng, k)
+    assert kernels.forward_backward.targetoptions.get("parallel")
+    assert not kernels.forward_backward_serial.targetoptions.get("parallel")
+    codes = []
+    ours = run_forward_backward(log_emission, lengths, startprob, transmat,
+                                split_min_rows=split_min_rows, redone=codes)
+    twin = run_forward_backward(log_emission, lengths, startprob, transmat,
+                                split_min_rows=split_min_rows, redone=codes,
+                                kernel=kernels.forward_backward_serial)
+    assert codes == [0, 0]
+    for a, b in zip(ours, twin):
+        np.testing.assert_array_equal(a, b)
+    ref = reference.hmm_forward_backward(log_emission[:lengths[0]], startprob, transmat)
+    assert twin[0][0] == pytest.approx(ref[0], rel=1e-12)
 
 
 def test_sample_states_follows_the_cumulative_probabilities():

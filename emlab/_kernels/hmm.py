@@ -53,9 +53,9 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import (ACCUMULATOR_BYTES, CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, MAX_BLOCKS,
-                       PARALLEL)
+                       PARALLEL, serial_twin)
 from .elementary import EXP_UNDERFLOW, exp_nonpos
-from .mixture import block_rows
+from .mixture import block_rows, sum_blocks
 
 CHUNK = CHUNK_ROWS
 TINY = 1e-280  # a scale below this is redone in log space
@@ -654,7 +654,8 @@ def _sequences(scaled, shift, log_emission, bounds, first, last, startprob, tran
     for q in range(first, last):
         start, stop = bounds[q], bounds[q + 1]
         if n_states <= 4:
-            lp = forward4(scaled, shift, log_emission, start, stop, startprob, transmat, gamma)
+            lp = forward4(scaled, shift, log_emission, start, stop, startprob, transmat, gamma,
+                          None, np.bool_(True))  # the split path's first call's types
         else:
             lp = forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, gamma)
         logprob[q] = lp
@@ -736,11 +737,11 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
         w_h = np.zeros(4)
         for task in prange(2):  # step 1: the two recursions towards the middle, one per thread
             if task == 0:
-                status[0] = forward4(scaled, shift, log_emission, 0, h, startprob, transmat, gamma,
-                                     None, False)
+                status[0] = forward4(scaled, shift, log_emission, np.int64(0), h, startprob,
+                                     transmat, gamma, None, np.bool_(False))
             else:
-                status[1] = 1.0 if backward_split4(scaled, h, n, transmat, gamma, w_h, False,
-                                                   xi_halves[1]) else 0.0
+                status[1] = 1.0 if backward_split4(scaled, h, n, transmat, gamma, w_h,
+                                                   np.bool_(False), xi_halves[1]) else 0.0
         if status[0] > -np.inf and status[1] == 1.0:
             loglik = status[0]
             for j in range(n_states):  # a loop: see gaussian.padded_rows
@@ -749,17 +750,17 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
             for task in prange(2):  # step 2: on past the middle, gamma and xi as they come
                 if task == 0:
                     status[0] = forward4(scaled, shift, log_emission, h, n, startprob, transmat,
-                                         gamma, alpha_prev, True, xi_halves[0])
+                                         gamma, alpha_prev, np.bool_(True), xi_halves[0])
                 else:
-                    status[1] = 1.0 if backward_split4(scaled, 0, h, transmat, gamma, w_h, True,
-                                                       xi_halves[1]) else 0.0
+                    status[1] = 1.0 if backward_split4(scaled, np.int64(0), h, transmat, gamma,
+                                                       w_h, np.bool_(True), xi_halves[1]) else 0.0
             if status[0] == -np.inf:
                 loglik = -np.inf
             elif status[0] == status[0] and status[1] == 1.0:  # not NaN: no loss
                 logprob[0] = loglik + status[0]
-                xi_sum[:] = 0.0
-                for half in (1, 0):  # rows [0, h), then [h, n)
-                    xi_sum += xi_halves[half, :n_states, :n_states]
+                for i in range(n_states):  # rows [0, h), then [h, n); loops, as in sum_blocks
+                    for j in range(n_states):
+                        xi_sum[i, j] = 0.0 + xi_halves[1, i, j] + xi_halves[0, i, j]
                 return 0
         else:
             loglik = status[0]
@@ -774,16 +775,17 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     n_blocks = n_seq_blocks(n_seq, n_states)
     acc = np.zeros((n_blocks, n_states, n_states))
     if n_blocks == 1:  # one sequence: no parallel region, whose idle threads would spin
-        _sequences(scaled, shift, log_emission, bounds, 0, n_seq, startprob, transmat, gamma,
-                   acc[0], logprob)
+        _sequences(scaled, shift, log_emission, bounds, np.int64(0), n_seq, startprob, transmat,
+                   gamma, acc[0], logprob)
     else:
         for b in prange(n_blocks):
             _sequences(scaled, shift, log_emission, bounds, b * n_seq // n_blocks,
                        (b + 1) * n_seq // n_blocks, startprob, transmat, gamma, acc[b], logprob)
-    xi_sum[:] = 0.0
-    for b in range(n_blocks):
-        xi_sum += acc[b]
+    sum_blocks(acc, xi_sum)
     return redone
+
+
+forward_backward_serial = serial_twin(forward_backward)  # for small work (see _config)
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
