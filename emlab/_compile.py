@@ -182,7 +182,8 @@ def _warm_up(key):
 
     _, covariance_type, n_features, mode, dtype = key.split("-")
     k, d = 2, int(n_features)
-    rows = 64 if mode == "serial" else PARALLEL_MIN_WORK // (k * d * d) + 1  # the kernels' choice
+    per_row = k * d * (d if covariance_type in ("full", "tied") else 1)  # the kernels' work
+    rows = 64 if mode == "serial" else PARALLEL_MIN_WORK // per_row + 1  # the kernels' choice
     X = np.random.default_rng(0).normal(size=(rows, d)).astype(dtype)
     model = MODELS[covariance_type]
     covariances = {"full": np.stack([np.eye(d)] * k), "tied": np.eye(d),

@@ -21,9 +21,9 @@ import numpy as np
 from scipy.special import gammaln, multigammaln
 
 from . import _config
-from ._kernels.families import weighted_diag_moments
+from ._kernels.families import weighted_diag_moments, weighted_diag_moments_numpy
 from ._kernels.gaussian import invert_lower, log_gaussian_diag, log_gaussian_full
-from ._kernels.mixture import em_step_diag, em_step_full, weighted_scatter
+from ._kernels.mixture import diag_step_kernel, em_step_full, weighted_scatter
 from .exceptions import DegenerateCovarianceError
 
 NO_WEIGHTS = np.empty(0)  # what the fused kernels take for "no sample weights"
@@ -316,14 +316,17 @@ class Diag:
 
     def fused_step(self, X, means, pc, log_weights, sample_weight=None):
         k, d = means.shape
-        return _fused(em_step_diag, X, means, self._factors(pc, k, d), log_weights, sample_weight,
-                      (k, d))
+        return _fused(diag_step_kernel(X.shape[0] * k * d), X, means, self._factors(pc, k, d),
+                      log_weights, sample_weight, (k, d))
 
     def raw_stats(self, X, resp, centers):
         k = resp.shape[1]
         nk = resp.sum(axis=0)
         n, d = X.shape
         sums, sq = np.empty((k, d)), np.empty((k, d))
+        if n * k * d < _config.PARALLEL_MIN_WORK:  # NumPy: no kernel to compile for small work
+            weighted_diag_moments_numpy(X, resp, np.asarray(centers, dtype=np.float64), sums, sq)
+            return nk, sums, sq
         with _config.threads_for(n * k * d):
             weighted_diag_moments(X, np.ascontiguousarray(resp),
                                   np.ascontiguousarray(centers, dtype=np.float64),

@@ -11,7 +11,7 @@ from . import _compile, _config, _missing
 from ._dask import DaskData, is_dask_array, map_rows
 from ._base import ParamsMixin
 from ._covariance import MODELS
-from ._kernels.mixture import em_step_diag, full_step_kernel, log_normalize, scatter_kernel
+from ._kernels.mixture import diag_step_kernel, full_step_kernel, log_normalize, scatter_kernel
 from ._validation import (
     check_array,
     check_int,
@@ -1095,8 +1095,10 @@ class GaussianMixture(ParamsMixin):
             kernels = tuple(k for k in (full_step_kernel(d, work), scatter_kernel(d, work))
                             if k is not None)  # no scatter kernel for small work: NumPy's
             _compile.warm_up_mixture(self.covariance_type, kernels, d, work, dtype)
-        else:
-            _compile.warm_up_mixture(self.covariance_type, (em_step_diag,), d, work, dtype)
+        else:  # the diagonal kernels' work is n K d
+            work = n * self.n_components * d
+            _compile.warm_up_mixture(self.covariance_type, (diag_step_kernel(work),), d, work,
+                                     dtype)
         model = self._make_model(X, sample_weight, labels)
         warm = None
         if self.warm_start and hasattr(self, "weights_"):

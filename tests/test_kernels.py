@@ -479,6 +479,9 @@ def test_serial_twins_equal_their_parallel_kernels(n, d, k, rng, random_spd):
     cases = [(mixture.full_step_kernel(d, 10**9), mixture.full_step_kernel(d, 0),
               (X, means, chol, log_weights, np.empty(0), 5),
               lambda: (np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d)))),
+             (mixture.diag_step_kernel(10**9), mixture.diag_step_kernel(0),
+              (X, means, np.abs(chol[:, np.arange(d), np.arange(d)]), log_weights, np.empty(0), 5),
+              lambda: (np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d)))),
              (kmeans_kernels.assign_accumulate, kmeans_kernels.assign_accumulate_serial,
               (X, means, 5),
               lambda: (np.full(n, -1), np.empty(n), np.empty(k), np.empty((k, d)),
@@ -490,3 +493,32 @@ def test_serial_twins_equal_their_parallel_kernels(n, d, k, rng, random_spd):
         serial(*inputs, *twins)
         for a, b in zip(ours, twins):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_diagonal_moments_kernel_and_numpy_match_loops(dtype, rng):
+    # the diagonal M-step's statistics: the kernel (large work) and NumPy (small work, no
+    # kernel to compile in a first fit) against explicit loops, about centres far from 0
+    from emlab._kernels.families import weighted_diag_moments, weighted_diag_moments_numpy
+
+    n, d, k = 3 * _config.CHUNK_ROWS + 31, 3, 4
+    X = (rng.standard_normal((n, d)) * 2 + 1e3).astype(dtype)
+    resp = rng.dirichlet(np.ones(k), size=n)
+    resp[:, 1] = 0.0  # an empty component
+    centers = 1e3 + rng.standard_normal((k, d))
+    want_s, want_q = np.zeros((k, d)), np.zeros((k, d))
+    for i in range(n):
+        for c in range(k):
+            diff = X[i].astype(np.float64) - centers[c]
+            want_s[c] += resp[i, c] * diff
+            want_q[c] += resp[i, c] * diff * diff
+    ours = (np.empty((k, d)), np.empty((k, d)))
+    weighted_diag_moments(X, resp, centers, _config.n_blocks(n, 2 * k * d), _config.CHUNK_ROWS,
+                          *ours)
+    numpy = (np.empty((k, d)), np.empty((k, d)))
+    weighted_diag_moments_numpy(X, resp, centers, *numpy)
+    for got in (ours, numpy):
+        np.testing.assert_allclose(got[0], want_s, rtol=1e-11, atol=1e-10)
+        np.testing.assert_allclose(got[1], want_q, rtol=1e-11, atol=1e-10)
+        assert np.all(got[0][1] == 0.0) and np.all(got[1][1] == 0.0)
+

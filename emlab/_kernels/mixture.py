@@ -972,6 +972,58 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
                                                     scatter)
 
 
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _block_step_diag(X, start, stop, means_p, prec_p, bias, sample_weight, acc_n, acc_s, acc_ss):
+    """``em_step_diag``'s work on rows [start, stop) (features padded to a multiple of 4 in
+    ``means_p`` and ``prec_p``); returns their log-likelihood. A function of its own, as
+    the full kernels' blocks, so that the parallel kernel and its serial twin run the same
+    compiled code (a body inside ``prange`` is compiled differently in each)."""
+    n_components, dp = means_p.shape
+    d = acc_s.shape[1]
+    tile = _tile_rows(X, TILE_DIAG)
+    xt = np.zeros((dp, tile), X.dtype)
+    lp = np.empty((n_components, tile), X.dtype)
+    top = np.empty(tile, X.dtype)
+    s = np.empty(tile, X.dtype)
+    half = like(xt, 0.5)
+    total = 0.0
+    for t0 in range(start, stop, tile):
+        rows = min(tile, stop - t0)
+        load_tile_4x4(X, t0, rows, xt)
+        for k in range(n_components):
+            q = lp[k]
+            # four features per pass: one load and store of q per four squares
+            for j in range(0, dp, 4):
+                m0, m1, m2, m3 = means_p[k, j], means_p[k, j + 1], means_p[k, j + 2], means_p[k, j + 3]
+                p0, p1, p2, p3 = prec_p[k, j], prec_p[k, j + 1], prec_p[k, j + 2], prec_p[k, j + 3]
+                for r in range(rows):
+                    y0 = (xt[j, r] - m0) * p0
+                    y1 = (xt[j + 1, r] - m1) * p1
+                    y2 = (xt[j + 2, r] - m2) * p2
+                    y3 = (xt[j + 3, r] - m3) * p3
+                    v = y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
+                    q[r] = v if j == 0 else q[r] + v
+            # the log-density, and the row maxima as they come
+            bk = bias[k]
+            for r in range(rows):
+                v = bk - half * q[r]
+                q[r] = v
+                top[r] = v if k == 0 else max(top[r], v)
+        total += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
+        for k in range(n_components):
+            for j in range(d):
+                mu = means_p[k, j]
+                s1 = s2 = like(xt, 0.0)  # over one tile: float32 for float32 X
+                for r in range(rows):
+                    dv = xt[j, r] - mu
+                    rdv = lp[k, r] * dv
+                    s1 += rdv
+                    s2 += rdv * dv
+                acc_s[k, j] += s1
+                acc_ss[k, j] += s2
+    return total
+
+
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, loglik, nk, sums,
                  sqsums):
@@ -999,49 +1051,20 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
     acc_s = np.zeros((n_blocks, n_components, d))
     acc_ss = np.zeros((n_blocks, n_components, d))
     for b in prange(n_blocks):
-        tile = _tile_rows(X, TILE_DIAG)
-        xt = np.zeros((dp, tile), X.dtype)
-        lp = np.empty((n_components, tile), X.dtype)
-        top = np.empty(tile, X.dtype)
-        s = np.empty(tile, X.dtype)
-        half = like(xt, 0.5)
         start, stop = block_rows(b, n_blocks, n, CHUNK)
-        for t0 in range(start, stop, tile):
-            rows = min(tile, stop - t0)
-            load_tile_4x4(X, t0, rows, xt)
-            for k in range(n_components):
-                q = lp[k]
-                # four features per pass: one load and store of q per four squares
-                for j in range(0, dp, 4):
-                    m0, m1, m2, m3 = means_p[k, j], means_p[k, j + 1], means_p[k, j + 2], means_p[k, j + 3]
-                    p0, p1, p2, p3 = prec_p[k, j], prec_p[k, j + 1], prec_p[k, j + 2], prec_p[k, j + 3]
-                    for r in range(rows):
-                        y0 = (xt[j, r] - m0) * p0
-                        y1 = (xt[j + 1, r] - m1) * p1
-                        y2 = (xt[j + 2, r] - m2) * p2
-                        y3 = (xt[j + 3, r] - m3) * p3
-                        v = y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
-                        q[r] = v if j == 0 else q[r] + v
-                # the log-density, and the row maxima as they come
-                bk = bias[k]
-                for r in range(rows):
-                    v = bk - half * q[r]
-                    q[r] = v
-                    top[r] = v if k == 0 else max(top[r], v)
-            acc_ll[b] += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0,
-                                                acc_n[b])
-            for k in range(n_components):
-                for j in range(d):
-                    mu = means_p[k, j]
-                    s1 = s2 = like(xt, 0.0)  # over one tile: float32 for float32 X
-                    for r in range(rows):
-                        dv = xt[j, r] - mu
-                        rdv = lp[k, r] * dv
-                        s1 += rdv
-                        s2 += rdv * dv
-                    acc_s[b, k, j] += s1
-                    acc_ss[b, k, j] += s2
+        acc_ll[b] = _block_step_diag(X, start, stop, means_p, prec_p, bias, sample_weight,
+                                     acc_n[b], acc_s[b], acc_ss[b])
     sum_blocks(acc_ll, loglik)
     sum_blocks(acc_n, nk)
     sum_blocks(acc_s, sums)
     sum_blocks(acc_ss, sqsums)
+
+
+em_step_diag_serial = serial_twin(em_step_diag)
+
+
+def diag_step_kernel(work):
+    """The ``em_step_diag`` kernel for ``work`` (n * K * d): its serial twin for small work,
+    so a first fit on small data compiles no parallel lowering (measured, an empty cache,
+    in process: 7.0 -> 4.4 s for diagonal Iris)."""
+    return parallel_or_serial(em_step_diag, em_step_diag_serial, work)
