@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from . import _config, mixture
+from . import _compile, _config, mixture
 from ._base import ParamsMixin
 from ._covariance import MODELS
 from ._dask import DaskData, is_dask_array
@@ -1044,6 +1044,10 @@ class BaseHMM(ParamsMixin):
             raise ValueError(f"n_components={k} must be <= n_samples={n}.")
         labels = self._fit_labels_checked(data, labels, k)
         self._fit_labels = labels  # for initialisations that can align their states to them
+        if not isinstance(data, ChunkedData) and n <= SEQUENCE_BATCH_ROWS:
+            # one batch, so forward-backward's work is n K^2: it compiles on the other core
+            # while the start and the emission kernels compile here (an empty cache only)
+            _compile.warm_up_hmm(n * k * k)
         model = _BaumWelch(self, self._summary(data), labels)
         verbose = self._verbosity()
         result = fit_em(model, data, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,

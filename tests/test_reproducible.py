@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -90,6 +91,79 @@ def test_warm_up_compiles_what_a_first_fit_needs(tmp_path):
     assert fit.returncode == 0, fit.stderr[-3000:]
     counts = json.loads(fit.stdout.strip().splitlines()[-1])
     assert counts == {"em_step_full_small_serial": [1, 0], "weighted_scatter_small": [0, 0]}, counts
+
+
+WARM_CHECK_DIAG = textwrap.dedent('''
+    import json
+    from emlab import GaussianMixture
+    from emlab._kernels.mixture import diag_step_kernel
+    from emlab.datasets import load_iris
+
+    X, _ = load_iris(return_X_y=True)
+    GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    k = diag_step_kernel(0)
+    print(json.dumps({k.py_func.__name__: [sum(k.stats.cache_hits.values()),
+                                           sum(k.stats.cache_misses.values())]}))
+''')
+
+
+def test_diagonal_warm_up_compiles_what_a_first_fit_needs(tmp_path):
+    # as above for a diagonal covariance: its kernels' work is n K d (not n K d^2), and the
+    # warm-up compiles the serial twin an Iris fit then finds in the cache
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), EMLAB_COMPILE_IN_PROCESS="1")
+    warm = subprocess.run([sys.executable, "-c",
+                           "from emlab._compile import _warm_up; _warm_up('mixture-diag-4-serial-float64')"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    fit = subprocess.run([sys.executable, "-c", WARM_CHECK_DIAG], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    counts = json.loads(fit.stdout.strip().splitlines()[-1])
+    assert counts == {"em_step_diag_serial": [1, 0]}, counts
+
+
+WARM_CHECK_HMM = textwrap.dedent('''
+    import json
+    from emlab import GaussianHMM
+    from emlab._kernels.hmm import forward_backward_serial as k
+    from emlab.datasets import load_iris
+
+    X, _ = load_iris(return_X_y=True)
+    GaussianHMM(3, random_state=0).fit(X)
+    print(json.dumps({k.py_func.__name__: [sum(k.stats.cache_hits.values()),
+                                           sum(k.stats.cache_misses.values())]}))
+''')
+
+
+def test_hmm_warm_up_compiles_what_a_first_fit_needs(tmp_path):
+    # the HMMs' warm-up compiles the forward-backward a first fit on Iris then finds in the
+    # cache (150 rows, K = 3: small work, the serial twin)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), EMLAB_COMPILE_IN_PROCESS="1")
+    warm = subprocess.run([sys.executable, "-c",
+                           "from emlab._compile import _warm_up; _warm_up('hmm-serial')"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    fit = subprocess.run([sys.executable, "-c", WARM_CHECK_HMM], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    counts = json.loads(fit.stdout.strip().splitlines()[-1])
+    assert counts == {"forward_backward_serial": [1, 0]}, counts
+
+
+def test_a_call_waits_for_the_warm_up_that_compiles_its_kernel(monkeypatch):
+    # a kernel that a running warm-up is compiling is not compiled a second time meanwhile:
+    # the call waits for that process (here a real one that sleeps), then reads the cache
+    from emlab._kernels.hmm import forward_backward_serial
+
+    key = (forward_backward_serial.py_func.__module__, forward_backward_serial.py_func.__name__)
+    monkeypatch.setattr(_compile, "_warming", {})
+    assert not _compile._wait_for_warm_up(forward_backward_serial)  # no warm-up: no wait
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    _compile._warming[key] = sleeper
+    start = time.perf_counter()
+    assert _compile._wait_for_warm_up(forward_backward_serial)
+    assert sleeper.poll() == 0 and time.perf_counter() - start > 0.5
+    assert _compile._wait_for_warm_up(forward_backward_serial)  # ended: no wait, True
 
 
 def test_no_warm_up_when_the_kernels_are_cached(monkeypatch):
