@@ -77,19 +77,25 @@ WARM_CHECK = textwrap.dedent('''
 ''')
 
 
+def _warm_up_then_fit(tmp_path, key, check):
+    """Run ``_warm_up(key)`` with an empty cache, then the script ``check`` in a new process
+    on that cache; return the kernel statistics (cache hits, misses) it prints."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), EMLAB_COMPILE_IN_PROCESS="1")
+    warm = subprocess.run([sys.executable, "-c",
+                           f"from emlab._compile import _warm_up; _warm_up({key!r})"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    fit = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    return json.loads(fit.stdout.strip().splitlines()[-1])
+
+
 def test_warm_up_compiles_what_a_first_fit_needs(tmp_path):
     # the background warm-up of GaussianMixture's kernels compiles the very signatures an Iris
     # fit then calls: that fit finds them in the cache (hits) and compiles none (no misses);
     # its first M-step (from k-means) is NumPy's, so it calls no scatter kernel at all
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), EMLAB_COMPILE_IN_PROCESS="1")
-    warm = subprocess.run([sys.executable, "-c",
-                           "from emlab._compile import _warm_up; _warm_up('mixture-full-4-serial-float64')"],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert warm.returncode == 0, warm.stderr[-3000:]
-    fit = subprocess.run([sys.executable, "-c", WARM_CHECK], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert fit.returncode == 0, fit.stderr[-3000:]
-    counts = json.loads(fit.stdout.strip().splitlines()[-1])
+    counts = _warm_up_then_fit(tmp_path, "mixture-full-4-serial-float64", WARM_CHECK)
     assert counts == {"em_step_full_small_serial": [1, 0], "weighted_scatter_small": [0, 0]}, counts
 
 
@@ -110,15 +116,7 @@ WARM_CHECK_DIAG = textwrap.dedent('''
 def test_diagonal_warm_up_compiles_what_a_first_fit_needs(tmp_path):
     # as above for a diagonal covariance: its kernels' work is n K d (not n K d^2), and the
     # warm-up compiles the serial twin an Iris fit then finds in the cache
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), EMLAB_COMPILE_IN_PROCESS="1")
-    warm = subprocess.run([sys.executable, "-c",
-                           "from emlab._compile import _warm_up; _warm_up('mixture-diag-4-serial-float64')"],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert warm.returncode == 0, warm.stderr[-3000:]
-    fit = subprocess.run([sys.executable, "-c", WARM_CHECK_DIAG], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert fit.returncode == 0, fit.stderr[-3000:]
-    counts = json.loads(fit.stdout.strip().splitlines()[-1])
+    counts = _warm_up_then_fit(tmp_path, "mixture-diag-4-serial-float64", WARM_CHECK_DIAG)
     assert counts == {"em_step_diag_serial": [1, 0]}, counts
 
 
@@ -138,15 +136,7 @@ WARM_CHECK_HMM = textwrap.dedent('''
 def test_hmm_warm_up_compiles_what_a_first_fit_needs(tmp_path):
     # the HMMs' warm-up compiles the forward-backward a first fit on Iris then finds in the
     # cache (150 rows, K = 3: small work, the serial twin)
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), EMLAB_COMPILE_IN_PROCESS="1")
-    warm = subprocess.run([sys.executable, "-c",
-                           "from emlab._compile import _warm_up; _warm_up('hmm-serial')"],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert warm.returncode == 0, warm.stderr[-3000:]
-    fit = subprocess.run([sys.executable, "-c", WARM_CHECK_HMM], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert fit.returncode == 0, fit.stderr[-3000:]
-    counts = json.loads(fit.stdout.strip().splitlines()[-1])
+    counts = _warm_up_then_fit(tmp_path, "hmm-serial", WARM_CHECK_HMM)
     assert counts == {"forward_backward_serial": [1, 0]}, counts
 
 
