@@ -760,7 +760,7 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
                 logprob[0] = loglik + status[0]
                 for i in range(n_states):  # rows [0, h), then [h, n); loops, as in sum_blocks
                     for j in range(n_states):
-                        xi_sum[i, j] = 0.0 + xi_halves[1, i, j] + xi_halves[0, i, j]
+                        xi_sum[i, j] = xi_halves[1, i, j] + xi_halves[0, i, j]
                 return 0
         else:
             loglik = status[0]
