@@ -158,10 +158,12 @@ def warm_up_mixture(covariance_type, kernels, n_features=4, work=0, dtype="float
                    kernels)
 
 
-def warm_up_hmm(work):
+def warm_up_hmm(work, symbols=False):
     """Compile the HMMs' forward-backward in the background, once, if it is not cached.
 
-    ``work``: n K^2 of the fit, which chooses the kernel or its serial twin. A
+    ``work``: n K^2 of the fit, which chooses the kernel or its serial twin;
+    ``symbols``: the specialisation that reads per-symbol tables (a categorical
+    HMM's), which is compiled apart from the one other HMMs call. A
     first HMM fit compiles its initialisation (k-means for Gaussian emissions)
     and its emission kernels first; forward-backward, the longest to compile
     (about 10 s here for the serial twin), is compiled meanwhile on the other
@@ -171,7 +173,7 @@ def warm_up_hmm(work):
     from ._kernels.hmm import forward_backward, forward_backward_serial
 
     parallel = work >= PARALLEL_MIN_WORK
-    _start_warm_up("hmm-" + ("parallel" if parallel else "serial"),
+    _start_warm_up("hmm-" + ("parallel" if parallel else "serial") + ("-symbols" if symbols else ""),
                    (forward_backward if parallel else forward_backward_serial,), wait=True)
 
 
@@ -229,7 +231,7 @@ def _warm_up(key):
     import numpy as np
 
     if key.startswith("hmm-"):
-        _warm_up_hmm(key.split("-")[1])
+        _warm_up_hmm(key.split("-")[1], key.endswith("-symbols"))
         return
     from ._covariance import MODELS
     from .mixture import GaussianMixture
@@ -252,18 +254,27 @@ def _warm_up(key):
                         random_state=0).fit(X)
 
 
-def _warm_up_hmm(mode):
-    """Run forward-backward as an HMM fit of ``mode`` ('serial' or 'parallel') would."""
+def _warm_up_hmm(mode, symbols=False):
+    """Run forward-backward as an HMM fit of ``mode`` ('serial' or 'parallel') would; with
+    ``symbols``, as a categorical HMM's fit would (per-symbol tables)."""
     import numpy as np
 
     from ._config import PARALLEL_MIN_WORK
+    from ._kernels.hmm import emission_tables
     from .hmm import posteriors
 
     k = 3
     n = 64 if mode == "serial" else PARALLEL_MIN_WORK // (k * k) + 1  # the kernels' choice
-    log_emission = np.random.default_rng(0).normal(size=(n, k))
-    posteriors(log_emission, np.array([0, n], dtype=np.int64), np.full(k, 1.0 / k),
-               np.full((k, k), 1.0 / k))
+    rng = np.random.default_rng(0)
+    bounds, startprob, transmat = (np.array([0, n], dtype=np.int64), np.full(k, 1.0 / k),
+                                   np.full((k, k), 1.0 / k))
+    if symbols:
+        m = 2
+        posteriors(np.empty((0, k)), bounds, startprob, transmat, None,
+                   rng.integers(0, m, size=n).astype(np.uint32), emission_tables(
+                       rng.dirichlet(np.ones(m), size=k)))
+    else:
+        posteriors(rng.normal(size=(n, k)), bounds, startprob, transmat)
 
 
 def _in_cache(dispatcher, sig):

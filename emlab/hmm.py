@@ -57,10 +57,9 @@ from . import _compile, _config, mixture
 from ._base import ParamsMixin
 from ._covariance import MODELS
 from ._dask import DaskData, is_dask_array
-from ._kernels.elementary import EXP_UNDERFLOW
 from ._kernels.hmm import (SPLIT_MIN_ROWS, categorical_emission_counts, categorical_log_emission,
-                           categorical_scaled_emission, forward_backward,
-                           forward_backward_serial, sample_states, scratch_size, viterbi)
+                           emission_tables, forward_backward, forward_backward_serial,
+                           sample_states, scratch_size, viterbi)
 from ._validation import (
     check_array,
     check_int,
@@ -259,14 +258,35 @@ class Workspace:
     def __init__(self):
         self.gamma = None
         self.scratch = None
+        self.scratch_states = 0
+        self.codes = {}
 
-    def arrays(self, n, k):
-        """``gamma`` (n, K) and the kernel's scratch, views of arrays kept for the next call
-        (batches of sequences of different sizes share them)."""
+    def posterior_array(self, n, k):
+        """``gamma`` (n, K), a view of an array kept for the next call (batches of sequences
+        of different sizes share it)."""
         if self.gamma is None or self.gamma.shape[1] != k or self.gamma.shape[0] < n:
             self.gamma = np.empty((n, k))
-            self.scratch = np.zeros(scratch_size(n, k))
-        return self.gamma[:n], self.scratch[:scratch_size(n, k)]
+        return self.gamma[:n]
+
+    def scratch_array(self, n, k):
+        """The kernel's scratch for n rows of K states, kept likewise; zero when new (a
+        new K gets a new one). A categorical HMM's fit, which reads per-symbol tables
+        instead (``emission_tables``), never allocates it."""
+        size = scratch_size(n, k)
+        if self.scratch is None or self.scratch_states != k or self.scratch.shape[0] < size:
+            self.scratch = np.zeros(size)
+            self.scratch_states = k
+        return self.scratch[:size]
+
+    def symbols(self, X):
+        """The symbols of X (n, 1) as uint32, converted once and kept: Baum-Welch reads the
+        same rows at every iteration (the entry holds X, so its memory, whose address is
+        the key, is not reused while the workspace lives)."""
+        key = (X.__array_interface__["data"][0], X.shape[0], X.strides[0])
+        entry = self.codes.get(key)
+        if entry is None:
+            entry = self.codes[key] = (X, X[:, 0].astype(np.uint32))
+        return entry[1]
 
 
 #: Rows of the batches of whole sequences the Baum-Welch E-step walks many sequences in: the
@@ -286,18 +306,25 @@ def sequence_batches(bounds, batch_rows=SEQUENCE_BATCH_ROWS):
     return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
 
 
-def posteriors(log_emission, bounds, startprob, transmat, workspace=None, prescaled=False):
+def posteriors(log_emission, bounds, startprob, transmat, workspace=None, symbols=None,
+               tables=None):
     """Forward-backward over all sequences.
 
     Returns ``(logprob, gamma, xi_sum)``: the log-likelihood of each sequence
     (n_seq,), the state posteriors (n, K) and the expected transition counts
     summed over time and sequences (K, K). With a :class:`Workspace`, ``gamma``
-    is its array, overwritten by the next call. ``prescaled``: the workspace's
-    scratch already holds the scaled emissions (``_scaled_emission``), and
-    ``log_emission`` may then have no rows (see ``forward_backward``).
+    is its array, overwritten by the next call. ``symbols`` (n,) uint32 and
+    ``tables`` (``emission_tables``): a categorical HMM's emissions, read
+    through each step's symbol, and ``log_emission`` may then have no rows (see
+    ``forward_backward``).
     """
     n, k = int(bounds[-1]), log_emission.shape[1]
-    gamma, scratch = (workspace or Workspace()).arrays(n, k)
+    workspace = workspace or Workspace()
+    gamma = workspace.posterior_array(n, k)
+    if tables is None:
+        scratch, symbols = workspace.scratch_array(n, k), None
+    else:
+        scratch = tables
     xi_sum = np.empty((k, k))
     logprob = np.empty(bounds.shape[0] - 1)
     work = n * k * k
@@ -306,7 +333,7 @@ def posteriors(log_emission, bounds, startprob, transmat, workspace=None, presca
         kernel(np.ascontiguousarray(log_emission), bounds,
                np.ascontiguousarray(startprob, dtype=np.float64),
                np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi_sum, logprob,
-               SPLIT_MIN_ROWS, prescaled)
+               SPLIT_MIN_ROWS, symbols)
     return logprob, gamma, xi_sum
 
 
@@ -597,20 +624,21 @@ class _BaumWelch:
 
     def _statistics(self, X, bounds, params, workspace, chunk=None, first_sequence=0,
                     labels=None):
-        # Where the emission model fills the scaled emissions itself (categorical), the
-        # log-emissions are not formed: the rare step redone in log space takes the log of
-        # the scaled ones (an (n, K) array less: 16.1 -> 14.9 ms per iteration at T = 1e6, K = 4)
+        # Where the emission model gives per-symbol tables (categorical), the forward-backward
+        # reads each step's emissions through its symbol and no (n, K) array of them is formed:
+        # the rare step redone in log space takes the log of the table's entries
         k = params.startprob.shape[0]
-        prescaled = labels is None and self.hmm._scaled_emission(
-            X, params.emission, workspace.arrays(X.shape[0], k)[1])
-        if prescaled:
+        tables = None if labels is not None else self.hmm._emission_tables(params.emission)
+        if tables is not None:
             log_emission = np.empty((0, k))
         else:
             log_emission = self.hmm._log_emission(X, params.emission)
             if labels is not None:  # a known state rules the others out at its step
                 mixture.mask_labelled(log_emission, labels)
         logprob, gamma, xi_sum = posteriors(log_emission, bounds, params.startprob,
-                                            params.transmat, workspace, prescaled)
+                                            params.transmat, workspace,
+                                            None if tables is None else workspace.symbols(X),
+                                            tables)
         del log_emission
         bad = np.flatnonzero(~np.isfinite(logprob))
         zero = (np.array([-1 if chunk is None else int(chunk), int(first_sequence) + int(bad[0])])
@@ -801,10 +829,13 @@ class BaseHMM(ParamsMixin):
         """'full' or 'diag' if the initialisation needs the data's mean and (co)variances."""
         return None
 
-    def _scaled_emission(self, X, emission, scratch):
-        """Fill the forward-backward pre-pass into ``scratch`` directly and return True, where
-        the emission model can do it more cheaply than from log-emissions (categorical)."""
-        return False
+    #: Whether ``_emission_tables`` gives tables (the forward-backward a fit compiles)
+    _symbol_tables = False
+
+    def _emission_tables(self, emission):
+        """Per-symbol tables the forward-backward reads each step's emissions from
+        (``emission_tables``), where the emission model has them (categorical); else None."""
+        return None
 
     def _check_startprob(self):
         k = self.n_components
@@ -1047,7 +1078,7 @@ class BaseHMM(ParamsMixin):
         if not isinstance(data, ChunkedData) and n <= SEQUENCE_BATCH_ROWS:
             # one batch, so forward-backward's work is n K^2: it compiles on the other core
             # while the start and the emission kernels compile here (an empty cache only)
-            _compile.warm_up_hmm(n * k * k)
+            _compile.warm_up_hmm(n * k * k, self._symbol_tables)
         model = _BaumWelch(self, self._summary(data), labels)
         verbose = self._verbosity()
         result = fit_em(model, data, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
@@ -1916,27 +1947,14 @@ class CategoricalHMM(BaseHMM):
             categorical_log_emission(X, log_e, _config.CHUNK_ROWS, out)
         return out
 
-    def _scaled_emission(self, X, emission, scratch):
-        """Fill the forward-backward pre-pass from per-symbol tables (a gather, no
-        exponentials: :func:`~emlab._kernels.hmm.categorical_scaled_emission`); False, and
-        nothing filled, where a symbol's probabilities span more than exp(708) (the
-        pre-pass then finds that loss itself)."""
-        n, k = X.shape[0], emission.shape[0]
-        width = max(k, 4)
-        e = emission.T  # (M, K)
-        top = e.max(axis=1)
-        if np.any(top <= 0):
-            return False
-        ratio = e / top[:, None]
-        if np.any((ratio > 0) & (ratio < np.exp(EXP_UNDERFLOW))):
-            return False
-        table = np.zeros((e.shape[0], width))
-        table[:, :k] = ratio
-        with _config.threads_for(n * width):
-            categorical_scaled_emission(X, table, np.log(top), _config.CHUNK_ROWS,
-                                        scratch[:n * width].reshape((n, width)),
-                                        scratch[n * width:n * (width + 1)])
-        return True
+    _symbol_tables = True
+
+    def _emission_tables(self, emission):
+        """The forward-backward reads each step's scaled emissions from per-symbol tables
+        through the step's symbol: no exponentials, no (n, K) array (``emission_tables``;
+        None where a symbol's probabilities span more than exp(708), and the pre-pass from
+        the log-emissions then finds that loss itself)."""
+        return emission_tables(emission)
 
     def _prior(self, emission):
         return check_prior(self.emissionprob_prior, "emissionprob_prior", emission.shape)

@@ -23,7 +23,7 @@ def run_forward_backward(log_emission, lengths, startprob, transmat, scratch=Non
         scratch = np.zeros(kernels.scratch_size(n, k))
     code = kernel(log_emission, bounds, np.asarray(startprob, dtype=np.float64),
                   np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi, logprob,
-                  split_min_rows)
+                  split_min_rows, None)
     if redone is not None:
         redone.append(code)
     return logprob, gamma, xi
@@ -422,48 +422,50 @@ def test_categorical_counts_do_not_depend_on_the_thread_count(rng):
     np.testing.assert_array_equal(results[0], results[1])
 
 
+@pytest.mark.parametrize("split_min_rows", [SPLIT, SERIAL])
 @pytest.mark.parametrize("k", [3, 4, 6])
-def test_categorical_scaled_emission_is_the_pre_pass(k, rng):
-    """The CategoricalHMM's per-symbol gather fills scratch as forward_backward's own
-    pre-pass does from the log-emissions (to round-off: np.exp against exp_nonpos), and
-    forward_backward from either gives the same results."""
-    from emlab import CategoricalHMM
-
+def test_emission_tables_read_through_the_symbols_are_the_pre_pass(k, split_min_rows, rng):
+    """A CategoricalHMM's per-symbol tables (``emission_tables``) hold what the pre-pass
+    computes from the log-emissions for a step emitting each symbol (to round-off: np.exp
+    against exp_nonpos), and forward_backward reading them through the symbols gives the
+    results of the pre-pass, on the split path (K <= 4) and the serial one."""
     n, m = 20_000, 7
     X = rng.integers(0, m, size=(n, 1)).astype(np.float64)
-    model = CategoricalHMM(k)
     emissionprob = rng.dirichlet(np.ones(m), size=k)
     emissionprob[1, 2] = 0.0  # -inf in the log-emissions: scaled 0
     with np.errstate(divide="ignore"):
         log_emission = np.log(emissionprob.T)[X[:, 0].astype(int)]
     startprob, transmat = random_hmm(rng, k)
-    size = kernels.scratch_size(n, k)
-    filled = np.zeros(size)
-    assert model._scaled_emission(X, emissionprob, filled)
-    own = np.zeros(size)  # the pre-pass, run by a call that also gives the reference results
-    ref = run_forward_backward(log_emission, [n], startprob, transmat, scratch=own)
-    np.testing.assert_allclose(filled, own, rtol=1e-15, atol=0)  # measured 4.3e-16
+    tables = kernels.emission_tables(emissionprob)
     width = max(k, 4)
-    assert np.all(filled[:n * width].reshape(n, width)[:, k:] == 0.0)
+    assert tables.shape == (m * (width + 1),)
+    own = np.zeros(kernels.scratch_size(n, k))  # the pre-pass, run by the reference call
+    ref = run_forward_backward(log_emission, [n], startprob, transmat, scratch=own,
+                               split_min_rows=split_min_rows)
+    symbol = X[:, 0].astype(int)
+    np.testing.assert_allclose(tables[:m * width].reshape(m, width)[symbol],
+                               own[:n * width].reshape(n, width), rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(tables[m * width:][symbol], own[n * width:])  # the row maxima
+    assert np.all(tables[:m * width].reshape(m, width)[:, k:] == 0.0)
     gamma, xi, logprob = np.empty((n, k)), np.empty((k, k)), np.empty(1)
-    kernels.forward_backward(log_emission, np.array([0, n]), startprob, transmat, filled, gamma,
-                             xi, logprob, kernels.SPLIT_MIN_ROWS, True)
+    kernels.forward_backward(np.empty((0, k)), np.array([0, n]), startprob, transmat, tables,
+                             gamma, xi, logprob, split_min_rows, X[:, 0].astype(np.uint32))
     assert logprob[0] == pytest.approx(ref[0][0], rel=1e-14)
     np.testing.assert_allclose(gamma, ref[1], rtol=0, atol=1e-13)
     np.testing.assert_allclose(xi, ref[2], rtol=1e-13)
-    # a symbol whose probabilities span more than exp(708): nothing filled, the pre-pass decides
+    # a symbol whose probabilities span more than exp(708): no tables, the pre-pass decides
     emissionprob[0, 3], emissionprob[1, 3] = 1e-320, 0.5
-    assert not model._scaled_emission(X, emissionprob, np.zeros(size))
+    assert kernels.emission_tables(emissionprob) is None
+    emissionprob[:, 3] = 0.0  # a symbol no state emits: likewise
+    assert kernels.emission_tables(emissionprob) is None
 
 
 @pytest.mark.parametrize("split_min_rows", [SPLIT, SERIAL])
 def test_prescaled_emissions_need_no_log_emissions_when_a_step_underflows(split_min_rows):
-    """CategoricalHMM fills the scaled emissions itself and passes no log-emission rows; a
-    step redone in log space then takes the log of the scaled emissions. Symbol 1's
+    """CategoricalHMM passes per-symbol tables and no log-emission rows; a step redone in
+    log space then takes the log of the table's entries. Symbol 1's
     probabilities are exp(-700) and exp(-702) under the two states the chain can reach at
     t = 1 and 0.9 under the third, so the scaled forward sum underflows there (below TINY)."""
-    from emlab import CategoricalHMM
-
     k = 3
     startprob, transmat = left_right_chain(k)
     emissionprob = np.array([[1.0, np.exp(-700.0)], [1.0, np.exp(-702.0)], [0.1, 0.9]])
@@ -471,13 +473,13 @@ def test_prescaled_emissions_need_no_log_emissions_when_a_step_underflows(split_
     with np.errstate(divide="ignore"):
         log_emission = np.log(emissionprob.T)[X[:, 0].astype(int)]
     n = X.shape[0]
-    scratch = np.zeros(kernels.scratch_size(n, k))
-    assert CategoricalHMM(k)._scaled_emission(X, emissionprob, scratch)  # no ratio below exp(-708)
-    scaled = scratch[:n * 4].reshape(n, 4)
+    tables = kernels.emission_tables(emissionprob)
+    assert tables is not None  # no ratio below exp(-708)
+    scaled = tables[:2 * 4].reshape(2, 4)  # two symbols
     assert startprob @ transmat @ scaled[1, :k] < kernels.TINY  # the step does underflow
     gamma, xi, logprob = np.empty((n, k)), np.empty((k, k)), np.empty(1)
-    kernels.forward_backward(np.empty((0, k)), np.array([0, n]), startprob, transmat, scratch,
-                             gamma, xi, logprob, split_min_rows, True)
+    kernels.forward_backward(np.empty((0, k)), np.array([0, n]), startprob, transmat, tables,
+                             gamma, xi, logprob, split_min_rows, X[:, 0].astype(np.uint32))
     ref_logprob, ref_gamma, ref_xi, _, _ = reference.hmm_enumerate(log_emission, startprob,
                                                                    transmat)
     assert logprob[0] == pytest.approx(ref_logprob, rel=1e-13)

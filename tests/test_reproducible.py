@@ -133,10 +133,26 @@ WARM_CHECK_HMM = textwrap.dedent('''
 ''')
 
 
-def test_hmm_warm_up_compiles_what_a_first_fit_needs(tmp_path):
+WARM_CHECK_CATEGORICAL = textwrap.dedent('''
+    import json
+    import numpy as np
+    from emlab import CategoricalHMM
+    from emlab._kernels.hmm import forward_backward_serial as k
+
+    X = np.random.default_rng(0).integers(0, 5, size=(300, 1))
+    CategoricalHMM(3, random_state=0).fit(X)
+    print(json.dumps({k.py_func.__name__: [sum(k.stats.cache_hits.values()),
+                                           sum(k.stats.cache_misses.values())]}))
+''')
+
+
+@pytest.mark.parametrize("key, check", [("hmm-serial", WARM_CHECK_HMM),
+                                        ("hmm-serial-symbols", WARM_CHECK_CATEGORICAL)])
+def test_hmm_warm_up_compiles_what_a_first_fit_needs(tmp_path, key, check):
     # the HMMs' warm-up compiles the forward-backward a first fit on Iris then finds in the
-    # cache (150 rows, K = 3: small work, the serial twin)
-    counts = _warm_up_then_fit(tmp_path, "hmm-serial", WARM_CHECK_HMM)
+    # cache (150 rows, K = 3: small work, the serial twin); a categorical HMM's fit calls
+    # the specialisation that reads per-symbol tables, which its own warm-up compiles
+    counts = _warm_up_then_fit(tmp_path, key, check)
     assert counts == {"forward_backward_serial": [1, 0]}, counts
 
 

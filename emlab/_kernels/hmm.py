@@ -50,7 +50,8 @@ recursions described here wherever that could lose probability mass.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from .._config import (ACCUMULATOR_BYTES, CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, MAX_BLOCKS,
                        PARALLEL, serial_twin)
@@ -65,22 +66,37 @@ DBL_MIN = 2.2250738585072014e-308  # smallest normal double
 EXP_CAP = 700.0  # exponents are capped here where a ratio could overflow
 
 
+def _row(symbols, t):
+    """The row of ``scaled`` and ``shift`` that holds step t's emissions: t itself where
+    ``symbols`` is None, else (per-symbol tables, a categorical HMM) step t's symbol.
+    Chosen when the kernel is compiled, so that the recursions of other HMMs do not
+    test it at every step (in kernels only)."""
+    raise NotImplementedError("_row is called inside Numba kernels only")
+
+
+@overload(_row)
+def _row_of(symbols, t):
+    if isinstance(symbols, types.NoneType):
+        return lambda symbols, t: t
+    return lambda symbols, t: symbols[t]
+
+
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _shifted_log_emission(log_emission, scaled, shift, t, j):
+def _shifted_log_emission(log_emission, scaled, shift, symbols, t, j):
     """``log_emission[t, j] - shift[t]``, the log of ``scaled[t, j]`` without its rounding.
 
-    With no rows in ``log_emission`` (the caller filled ``scaled`` itself, from
-    ratios that are normal numbers or exact zeros: ``prescaled``), the log of
-    ``scaled[t, j]`` itself, which then loses nothing.
+    With no rows in ``log_emission`` (the caller gave per-symbol tables of
+    ratios that are normal numbers or exact zeros: ``symbols``), the log of
+    step t's entry of ``scaled`` itself, which then loses nothing.
     """
     if log_emission.shape[0] == 0:
-        b = scaled[t, j]
+        b = scaled[_row(symbols, t), j]
         return math.log(b) if b > 0.0 else -np.inf
     return log_emission[t, j] - shift[t]
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _log_forward_step(pred, log_emission, scaled, shift, t, alpha):
+def _log_forward_step(pred, log_emission, scaled, shift, symbols, t, alpha):
     """Forward step t in log space, from the predicted state distribution ``pred``.
 
     Fills ``alpha[t]`` (normalised) and returns ``log c_t`` relative to
@@ -91,7 +107,7 @@ def _log_forward_step(pred, log_emission, scaled, shift, t, alpha):
     for j in range(n_states):
         v = -np.inf
         if pred[j] > 0.0:
-            v = math.log(pred[j]) + _shifted_log_emission(log_emission, scaled, shift, t, j)
+            v = math.log(pred[j]) + _shifted_log_emission(log_emission, scaled, shift, symbols, t, j)
         alpha[t, j] = v
         if v > top:
             top = v
@@ -110,11 +126,12 @@ def _log_forward_step(pred, log_emission, scaled, shift, t, alpha):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, alpha):
+def forward_one(scaled, shift, symbols, log_emission, start, stop, startprob, transmat, alpha):
     """Forward variables of rows [start, stop) into ``alpha``; returns log p(x).
 
-    ``scaled[t, j] = exp(log_emission[t, j] - shift[t])``; ``log_emission`` is
-    read only for steps whose scale underflows. Each ``alpha[t]`` is
+    ``scaled[t, j] = exp(log_emission[t, j] - shift[t])`` (with ``symbols``, the
+    rows of the step's symbol: see :func:`_row`); ``log_emission`` is read only
+    for steps whose scale underflows. Each ``alpha[t]`` is
     proportional to ``p(z_t | x_1..t)`` with a sum in [RESCALE, 1] (it is divided
     by its sum only when that falls below RESCALE, which keeps the division
     off the recursion's critical path).
@@ -123,6 +140,7 @@ def forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, a
     pred = np.empty(n_states)
     loglik = 0.0
     for t in range(start, stop):
+        r = _row(symbols, t)
         if t == start:
             for j in range(n_states):
                 pred[j] = startprob[j]
@@ -135,7 +153,7 @@ def forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, a
                     pred[j] += a * transmat[i, j]
         c = 0.0
         for j in range(n_states):
-            v = pred[j] * scaled[t, j]
+            v = pred[j] * scaled[r, j]
             v = v if v >= DBL_MIN else 0.0
             alpha[t, j] = v
             c += v
@@ -147,11 +165,11 @@ def forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, a
                     alpha[t, j] = v if v >= DBL_MIN else 0.0
                 loglik += math.log(c)
             else:
-                log_c = _log_forward_step(pred, log_emission, scaled, shift, t, alpha)
+                log_c = _log_forward_step(pred, log_emission, scaled, shift, symbols, t, alpha)
                 if log_c == -np.inf:
                     return -np.inf
                 loglik += log_c
-        loglik += shift[t]
+        loglik += shift[r]
     c = 0.0
     for j in range(n_states):
         c += alpha[stop - 1, j]
@@ -159,7 +177,7 @@ def forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, a
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _log_backward_weights(log_emission, scaled, shift, t, beta, alpha, transmat, w):
+def _log_backward_weights(log_emission, scaled, shift, symbols, t, beta, alpha, transmat, w):
     """``w_j`` proportional to ``b_{t+1}(j) beta_j``, computed in log space.
 
     The constant is chosen so that ``sum_j P(z_{t+1} = j | past) w_j`` is 1
@@ -175,7 +193,7 @@ def _log_backward_weights(log_emission, scaled, shift, t, beta, alpha, transmat,
         r = -np.inf
         q = -np.inf
         if pred > 0.0 and beta[j] > 0.0:
-            r = (_shifted_log_emission(log_emission, scaled, shift, t + 1, j)
+            r = (_shifted_log_emission(log_emission, scaled, shift, symbols, t + 1, j)
                  + math.log(beta[j]))
             q = r + math.log(pred)
         w[j] = r if q > -np.inf else -np.inf  # -inf: no contribution
@@ -205,7 +223,7 @@ def _beta_products(transmat, w, alpha, t, tmp, bt):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def backward_one(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum):
+def backward_one(scaled, shift, symbols, log_emission, start, stop, transmat, gamma, xi_sum):
     """Posteriors and expected transition counts of rows [start, stop).
 
     On entry ``gamma[start:stop]`` holds the forward variables (from
@@ -228,11 +246,12 @@ def backward_one(scaled, shift, log_emission, start, stop, transmat, gamma, xi_s
     for i in range(n_states):
         gamma[last, i] *= inv
     for t in range(last - 1, start - 1, -1):
+        r = _row(symbols, t + 1)
         for j in range(n_states):
-            w[j] = scaled[t + 1, j] * beta[j]
+            w[j] = scaled[r, j] * beta[j]
         s = _beta_products(transmat, w, gamma, t, tmp, bt)
         if not s >= TINY:
-            _log_backward_weights(log_emission, scaled, shift, t, beta, gamma, transmat, w)
+            _log_backward_weights(log_emission, scaled, shift, symbols, t, beta, gamma, transmat, w)
             s = _beta_products(transmat, w, gamma, t, tmp, bt)
             if not s > 0.0:  # cannot happen after a finite forward pass; never divide by 0
                 s = 1.0
@@ -324,8 +343,8 @@ def _add16(xi, x):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alpha, prev=None,
-             final=True, xi=None):
+def forward4(scaled, shift, symbols, log_emission, start, stop, startprob, transmat, alpha,
+             prev=None, final=True, xi=None):
     """:func:`forward_one` for K <= 4; ``scaled`` has 4 columns (zero beyond K).
 
     The split path (see "one long sequence") runs it over a part of the sequence:
@@ -354,6 +373,7 @@ def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alph
     loglik = 0.0
     last = stop - 1
     for t in range(start, stop):
+        r = _row(symbols, t)
         if t == start and prev is None:
             p0, p1, p2, p3 = p[0, 0], p[0, 1], p[0, 2], p[0, 3]
         else:
@@ -361,10 +381,10 @@ def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alph
             p1 = (a0 * t01 + a1 * t11) + (a2 * t21 + a3 * t31)
             p2 = (a0 * t02 + a1 * t12) + (a2 * t22 + a3 * t32)
             p3 = (a0 * t03 + a1 * t13) + (a2 * t23 + a3 * t33)
-        v0 = p0 * scaled[t, 0]
-        v1 = p1 * scaled[t, 1]
-        v2 = p2 * scaled[t, 2]
-        v3 = p3 * scaled[t, 3]
+        v0 = p0 * scaled[r, 0]
+        v1 = p1 * scaled[r, 1]
+        v2 = p2 * scaled[r, 2]
+        v3 = p3 * scaled[r, 3]
         v0 = v0 if v0 >= DBL_MIN else 0.0
         v1 = v1 if v1 >= DBL_MIN else 0.0
         v2 = v2 if v2 >= DBL_MIN else 0.0
@@ -386,7 +406,7 @@ def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alph
                     pred[2] = p2
                 if n_states > 3:
                     pred[3] = p3
-                log_c = _log_forward_step(pred, log_emission, scaled, shift, t, alpha)
+                log_c = _log_forward_step(pred, log_emission, scaled, shift, symbols, t, alpha)
                 if log_c == -np.inf:
                     return -np.inf
                 loglik += log_c
@@ -409,7 +429,7 @@ def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alph
         else:
             _store4(alpha, t, n_states, v0, v1, v2, v3)
         a0, a1, a2, a3 = v0, v1, v2, v3
-        loglik += shift[t]
+        loglik += shift[r]
     if xi is not None:
         _add16(xi, x16)
     if final:
@@ -418,7 +438,7 @@ def forward4(scaled, shift, log_emission, start, stop, startprob, transmat, alph
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def backward4(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum):
+def backward4(scaled, shift, symbols, log_emission, start, stop, transmat, gamma, xi_sum):
     """:func:`backward_one` for K <= 4; ``scaled`` has 4 columns (zero beyond K)."""
     n_states = transmat.shape[0]
     A = _pad4(transmat)
@@ -442,10 +462,11 @@ def backward4(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum)
     b2 = 1.0 if n_states > 2 and gamma[last, 2] > 0.0 else 0.0
     b3 = 1.0 if n_states > 3 and gamma[last, 3] > 0.0 else 0.0
     for t in range(last - 1, start - 1, -1):
-        w0 = scaled[t + 1, 0] * b0
-        w1 = scaled[t + 1, 1] * b1
-        w2 = scaled[t + 1, 2] * b2
-        w3 = scaled[t + 1, 3] * b3
+        r = _row(symbols, t + 1)
+        w0 = scaled[r, 0] * b0
+        w1 = scaled[r, 1] * b1
+        w2 = scaled[r, 2] * b2
+        w3 = scaled[r, 3] * b3
         l0 = gamma[t, 0]
         l1 = gamma[t, 1] if n_states > 1 else 0.0
         l2 = gamma[t, 2] if n_states > 2 else 0.0
@@ -470,7 +491,7 @@ def backward4(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum)
                 beta[2] = b2
             if n_states > 3:
                 beta[3] = b3
-            _log_backward_weights(log_emission, scaled, shift, t, beta, gamma, transmat, w)
+            _log_backward_weights(log_emission, scaled, shift, symbols, t, beta, gamma, transmat, w)
             w0 = w[0]
             w1 = w[1] if n_states > 1 else 0.0
             w2 = w[2] if n_states > 2 else 0.0
@@ -550,7 +571,7 @@ SPLIT_MIN_ROWS = 8192  # shorter single sequences: the serial pass (no parallel 
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def backward_split4(scaled, start, stop, transmat, gamma, w_stop, combine, xi):
+def backward_split4(scaled, symbols, start, stop, transmat, gamma, w_stop, combine, xi):
     """The backward half of a split pass over rows [start, stop) (see the section notes).
 
     Without ``combine`` (step 1; ``stop`` is the sequence's end): ``gamma[t] =
@@ -568,7 +589,7 @@ def backward_split4(scaled, start, stop, transmat, gamma, w_stop, combine, xi):
         w0, w1, w2, w3 = w_stop[0], w_stop[1], w_stop[2], w_stop[3]
         first = stop - 1
     else:  # beta = 1 on the last row
-        w0, w1, w2, w3 = _row4(scaled, stop - 1, 4)
+        w0, w1, w2, w3 = _row4(scaled, _row(symbols, stop - 1), 4)
         _store4(gamma, stop - 1, n_states, w0, w1, w2, w3)
         first = stop - 2
     for t in range(first, start - 1, -1):
@@ -596,7 +617,7 @@ def backward_split4(scaled, start, stop, transmat, gamma, w_stop, combine, xi):
             v1 *= inv
             v2 *= inv
             v3 *= inv
-        b0, b1, b2, b3 = _row4(scaled, t, 4)
+        b0, b1, b2, b3 = _row4(scaled, _row(symbols, t), 4)
         w0, w1, w2, w3 = b0 * v0, b1 * v1, b2 * v2, b3 * v3
         lost = (lost | ((w0 < DBL_MIN) & (b0 > 0.0) & (v0 > 0.0))
                 | ((w1 < DBL_MIN) & (b1 > 0.0) & (v1 > 0.0))
@@ -647,17 +668,18 @@ def _scale_tile(log_emission, t0, rows, tile, top, shift, scaled):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _sequences(scaled, shift, log_emission, bounds, first, last, startprob, transmat, gamma,
-               xi_sum, logprob):
+def _sequences(scaled, shift, symbols, log_emission, bounds, first, last, startprob, transmat,
+               gamma, xi_sum, logprob):
     """Forward-backward of sequences [first, last), one after the other."""
     n_states = startprob.shape[0]
     for q in range(first, last):
         start, stop = bounds[q], bounds[q + 1]
         if n_states <= 4:
-            lp = forward4(scaled, shift, log_emission, start, stop, startprob, transmat, gamma,
-                          None, np.bool_(True))  # the split path's first call's types
+            lp = forward4(scaled, shift, symbols, log_emission, start, stop, startprob, transmat,
+                          gamma, None, np.bool_(True))  # the split path's first call's types
         else:
-            lp = forward_one(scaled, shift, log_emission, start, stop, startprob, transmat, gamma)
+            lp = forward_one(scaled, shift, symbols, log_emission, start, stop, startprob, transmat,
+                             gamma)
         logprob[q] = lp
         if lp == -np.inf:
             for t in range(start, stop):
@@ -665,14 +687,41 @@ def _sequences(scaled, shift, log_emission, bounds, first, last, startprob, tran
                     gamma[t, k] = 1.0 / n_states
             continue
         if n_states <= 4:
-            backward4(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum)
+            backward4(scaled, shift, symbols, log_emission, start, stop, transmat, gamma, xi_sum)
         else:
-            backward_one(scaled, shift, log_emission, start, stop, transmat, gamma, xi_sum)
+            backward_one(scaled, shift, symbols, log_emission, start, stop, transmat, gamma,
+                         xi_sum)
 
 
 def scratch_size(n_samples, n_states):
     """Length of the ``scratch`` vector :func:`forward_backward` needs."""
     return n_samples * (max(n_states, 4) + 1)
+
+
+def emission_tables(emissionprob):
+    """The per-symbol tables :func:`forward_backward` reads with ``symbols``, or None.
+
+    ``emissionprob`` (K, M): row k the probabilities of the M symbols under
+    state k. Returns a vector of M (max(K, 4) + 1) entries: for each symbol m
+    the row ``e_km / max_j e_jm`` (zero past K), then the M shifts ``log max_j
+    e_jm``, which is what the pre-pass would compute for a step emitting m,
+    without exponentials. None where some symbol no state emits, or some ratio
+    lies below exp(EXP_UNDERFLOW) without being 0: the pre-pass from the
+    log-emissions then finds what its scaling loses itself.
+    """
+    e = np.asarray(emissionprob, dtype=np.float64).T  # (M, K)
+    n_symbols, n_states = e.shape
+    width = max(n_states, 4)
+    top = e.max(axis=1)
+    if np.any(top <= 0.0):
+        return None
+    ratio = e / top[:, None]
+    if np.any((ratio > 0.0) & (ratio < np.exp(EXP_UNDERFLOW))):
+        return None
+    tables = np.zeros(n_symbols * (width + 1))
+    tables[:n_symbols * width].reshape((n_symbols, width))[:, :n_states] = ratio
+    tables[n_symbols * width:] = np.log(top)
+    return tables
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -684,12 +733,12 @@ def n_seq_blocks(n_seq, n_states):
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, xi_sum, logprob,
-                     split_min_rows=SPLIT_MIN_ROWS, prescaled=False):
+                     split_min_rows=SPLIT_MIN_ROWS, symbols=None):
     """The E-step of Baum-Welch for many sequences.
 
     Parameters
     ----------
-    log_emission : (n, K) float64, ``log p(x_t | z_t = k)``; with ``prescaled``, (0, K): the
+    log_emission : (n, K) float64, ``log p(x_t | z_t = k)``; with ``symbols``, (0, K): the
         steps redone in log space then take the log of the scaled emissions.
     bounds : (n_seq + 1,) int64, sequence q is rows ``bounds[q]:bounds[q + 1]`` (non-empty).
     startprob : (K,) float64.
@@ -697,6 +746,7 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     scratch : (scratch_size(n, K),) float64, zero on the first call (the padding
         columns for K < 4 must stay zero); the caller may reuse it between calls, which
         saves the page faults of a fresh allocation (tens of milliseconds at n = 1e6).
+        With ``symbols``, the per-symbol tables instead (``emission_tables``).
     gamma : (n, K) float64, filled with the state posteriors.
     xi_sum : (K, K) float64, filled with the expected transition counts summed over
         time and sequences.
@@ -704,9 +754,15 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     split_min_rows : int, one sequence of K <= 4 states and at least this many rows
         runs its forward and backward recursions at the same time (see "one long
         sequence" above); tests lower it to reach that path with short sequences.
-    prescaled : bool, the caller has filled scratch's ``scaled`` rows (n, max(K, 4))
-        and ``shift`` (n,) after them as the pre-pass would, with no emission lost
-        (:func:`categorical_scaled_emission`); the pre-pass is skipped.
+    symbols : None, or (n,) uint32: step t emits the symbol ``symbols[t]`` (in
+        [0, M); unsigned, so that indexing by it needs no test for a negative
+        index: a signed type made the backward recursion 15% slower), and
+        ``scratch`` holds the
+        emissions of each symbol as the pre-pass would hold each step's: M rows
+        ``scaled`` (M, max(K, 4)) then ``shift`` (M,), with no emission lost
+        (:func:`emission_tables`). There is no pre-pass then: the recursions
+        read step t's row through its symbol (a categorical HMM's emissions
+        cost a gather, and no (n, K) array of them exists).
 
     Returns 1 where that path met a loss and the sequence was redone by the
     serial recursions, else 0 (for tests and benchmarks; the results are the same).
@@ -714,12 +770,16 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     n, n_states = gamma.shape
     n_seq = bounds.shape[0] - 1
     width = max(n_states, 4)
-    scaled = scratch[:n * width].reshape((n, width))
-    shift = scratch[n * width:n * (width + 1)]
+    if symbols is None:
+        n_rows = n
+    else:
+        n_rows = scratch.shape[0] // (width + 1)
+    scaled = scratch[:n_rows * width].reshape((n_rows, width))
+    shift = scratch[n_rows * width:n_rows * (width + 1)]
     redone = 0
     n_parts = min(MAX_BLOCKS, (n + CHUNK - 1) // CHUNK)
     lost = np.zeros(n_parts, dtype=np.int64)
-    if not prescaled:
+    if symbols is None:
         for b in prange(n_parts):  # one tile per block, not per chunk (allocation is costly)
             tile = np.empty((n_states, CHUNK))
             top = np.empty(CHUNK)
@@ -737,10 +797,10 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
         w_h = np.zeros(4)
         for task in prange(2):  # step 1: the two recursions towards the middle, one per thread
             if task == 0:
-                status[0] = forward4(scaled, shift, log_emission, np.int64(0), h, startprob,
-                                     transmat, gamma, None, np.bool_(False))
+                status[0] = forward4(scaled, shift, symbols, log_emission, np.int64(0), h,
+                                     startprob, transmat, gamma, None, np.bool_(False))
             else:
-                status[1] = 1.0 if backward_split4(scaled, h, n, transmat, gamma, w_h,
+                status[1] = 1.0 if backward_split4(scaled, symbols, h, n, transmat, gamma, w_h,
                                                    np.bool_(False), xi_halves[1]) else 0.0
         if status[0] > -np.inf and status[1] == 1.0:
             loglik = status[0]
@@ -749,11 +809,13 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
             alpha_prev = gamma[h - 1].copy()  # the backward half overwrites row h - 1
             for task in prange(2):  # step 2: on past the middle, gamma and xi as they come
                 if task == 0:
-                    status[0] = forward4(scaled, shift, log_emission, h, n, startprob, transmat,
-                                         gamma, alpha_prev, np.bool_(True), xi_halves[0])
+                    status[0] = forward4(scaled, shift, symbols, log_emission, h, n, startprob,
+                                         transmat, gamma, alpha_prev, np.bool_(True),
+                                         xi_halves[0])
                 else:
-                    status[1] = 1.0 if backward_split4(scaled, np.int64(0), h, transmat, gamma,
-                                                       w_h, np.bool_(True), xi_halves[1]) else 0.0
+                    status[1] = 1.0 if backward_split4(scaled, symbols, np.int64(0), h, transmat,
+                                                       gamma, w_h, np.bool_(True),
+                                                       xi_halves[1]) else 0.0
             if status[0] == -np.inf:
                 loglik = -np.inf
             elif status[0] == status[0] and status[1] == 1.0:  # not NaN: no loss
@@ -775,11 +837,11 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     n_blocks = n_seq_blocks(n_seq, n_states)
     acc = np.zeros((n_blocks, n_states, n_states))
     if n_blocks == 1:  # one sequence: no parallel region, whose idle threads would spin
-        _sequences(scaled, shift, log_emission, bounds, np.int64(0), n_seq, startprob, transmat,
-                   gamma, acc[0], logprob)
+        _sequences(scaled, shift, symbols, log_emission, bounds, np.int64(0), n_seq, startprob,
+                   transmat, gamma, acc[0], logprob)
     else:
         for b in prange(n_blocks):
-            _sequences(scaled, shift, log_emission, bounds, b * n_seq // n_blocks,
+            _sequences(scaled, shift, symbols, log_emission, bounds, b * n_seq // n_blocks,
                        (b + 1) * n_seq // n_blocks, startprob, transmat, gamma, acc[b], logprob)
     sum_blocks(acc, xi_sum)
     return redone
@@ -877,25 +939,6 @@ def categorical_log_emission(X, log_emissionprob_t, chunk_rows, out):
             row = log_emissionprob_t[int(X[i, 0])]
             for k in range(n_states):
                 out[i, k] = row[k]
-
-
-@njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def categorical_scaled_emission(X, scaled_table, shift_table, chunk_rows, scaled, shift):
-    """``scaled[i] = scaled_table[X[i, 0]]`` and ``shift[i] = shift_table[X[i, 0]]``.
-
-    The forward-backward pre-pass for a categorical HMM, from per-symbol tables
-    (``shift_table[m] = max_k log e_km``, ``scaled_table[m, k] = e_km /
-    max_j e_jm``, zero columns up to ``scaled``'s width): a gather, no exponentials.
-    """
-    n = X.shape[0]
-    width = scaled_table.shape[1]
-    n_chunks = (n + chunk_rows - 1) // chunk_rows
-    for c in prange(n_chunks):
-        for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
-            m = int(X[i, 0])
-            shift[i] = shift_table[m]
-            for k in range(width):
-                scaled[i, k] = scaled_table[m, k]
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
