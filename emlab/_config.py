@@ -39,6 +39,12 @@ GOMP_SPINCOUNT
     How long GNU OpenMP's idle threads spin before they sleep (libgomp's
     default: 300,000 spins; see :func:`set_spin_count`). emlab sets 20,000
     unless the user has set ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY``.
+Vector width
+    On x86 CPUs with AVX-512, LLVM's tuning for many models (Intel's client and
+    server cores among them) prefers 256-bit vectors, and the kernels then use
+    half of the width the FMA units have. emlab lets it use 512-bit vectors
+    (:func:`prefer_wide_vectors`) unless ``EMLAB_WIDE_VECTORS=0`` or the user
+    chose Numba's CPU name or features.
 """
 
 import math
@@ -59,6 +65,48 @@ ACCUMULATOR_BYTES = 8 * 2**20
 
 
 GOMP_SPINCOUNT = "20000"
+
+
+def prefer_wide_vectors(environ=os.environ):
+    """Let LLVM vectorise the kernels with 512-bit vectors on CPUs that have them.
+
+    Numba compiles for the host CPU with LLVM's tuning for it, and for many
+    AVX-512 models that tuning (``prefer-256-bit``) keeps auto-vectorised loops
+    at 256 bits, to spare older Intel cores a lower clock under 512-bit code.
+    Measured on this project's 2-core machine (an Intel Xeon with AVX-512, which
+    LLVM names "rocketlake"), one fused EM step with and without the preference:
+    N = 1e6 full d = 2, K = 3: 3.04 -> 2.45 ms; d = 8, K = 8: 23.9 -> 19.7 ms;
+    diagonal d = 8: 13.2 -> 12.9 ms; N = 2e5, d = 32, K = 16: 95.5 -> 78.9 ms.
+
+    Numba reads its CPU features once, when it creates its code generator (at
+    the first compile, or at ``import emlab``, whose overloads create it): this
+    runs before that, and does nothing if it has already happened (another
+    package compiled first), if ``EMLAB_WIDE_VECTORS`` is ``0``, if the user set
+    ``NUMBA_CPU_NAME`` or ``NUMBA_CPU_FEATURES``, or if the CPU has no AVX-512.
+    Processes emlab starts (the compile helper, warm-ups, Dask workers) import
+    emlab and decide the same. Numba's cache keys a kernel by the CPU features,
+    so kernels cached without the preference are compiled again once.
+    Returns whether the preference was turned off.
+    """
+    from numba.core import config, registry
+
+    if (environ.get("EMLAB_WIDE_VECTORS", "1") == "0" or config.CPU_NAME is not None
+            or config.CPU_FEATURES is not None
+            or "_toplevel_target_context" in vars(registry.cpu_target)):
+        return False
+    try:
+        import llvmlite.binding as llvm
+
+        features = llvm.get_host_cpu_features()
+    except Exception:  # no feature list on this platform: LLVM's own choice stands
+        return False
+    if not features.get("avx512f"):
+        return False
+    config.CPU_FEATURES = features.flatten() + ",-prefer-256-bit"
+    return True
+
+
+prefer_wide_vectors()
 
 
 def set_spin_count(environ=os.environ):

@@ -62,3 +62,35 @@ def test_spin_count_is_shortened_unless_the_user_chose_a_wait_policy():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=300, check=True)
     assert out.stdout.split() == ["20000", "False"]
+
+
+VECTOR_WIDTH = ("import llvmlite.binding as llvm\n"
+                "{before}\n"
+                "import emlab\n"
+                "from numba.core import registry\n"
+                "features = registry.cpu_target.target_context.codegen()._tm_features\n"
+                "print(bool(llvm.get_host_cpu_features().get('avx512f')), "
+                "features.endswith(',-prefer-256-bit'))")
+
+
+def features_after_import(before="", **env):
+    """In a new process: whether the CPU has AVX-512, and whether the code generator Numba
+    uses after ``before`` and ``import emlab`` has LLVM's 256-bit preference turned off."""
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("EMLAB_WIDE_VECTORS", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+    out = subprocess.run([sys.executable, "-c", VECTOR_WIDTH.format(before=before)],
+                         env=dict(environ, **env), capture_output=True, text=True, timeout=300,
+                         check=True)
+    return [word == "True" for word in out.stdout.split()]
+
+
+def test_wide_vectors_on_avx512_unless_the_user_chose_otherwise():
+    # import emlab lets LLVM use 512-bit vectors where the CPU has them (and changes nothing
+    # where it has not); the user's opt-out, Numba CPU settings of their own, or a code
+    # generator created before emlab was imported leave LLVM's tuning as it is
+    avx512, wide = features_after_import()
+    assert wide == avx512
+    assert features_after_import(EMLAB_WIDE_VECTORS="0")[1] is False
+    assert features_after_import(NUMBA_CPU_NAME="generic")[1] is False
+    compiled_first = "import numba\nnumba.njit(lambda x: x + 1)(1)"
+    assert features_after_import(compiled_first)[1] is False
