@@ -113,6 +113,24 @@ def load_tile_4x4(X, t0, rows, xt):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def aligned_tile(rows, cols, dtype, zero):
+    """A (rows, cols) array of ``dtype`` (zeros if ``zero``) whose first element lies on a
+    64-byte boundary, as each row's does when ``cols`` times the item size is a multiple of
+    64. Numba allocates arrays 32 bytes past a 64-byte boundary, so that every 512-bit load
+    of a tile's rows would straddle two cache lines."""
+    size = rows * cols
+    itemsize = np.empty(0, dtype).itemsize
+    buf = np.empty(size + 64 // itemsize, dtype)
+    skip = np.int64((np.uint64(64) - buf.ctypes.data % np.uint64(64)) % np.uint64(64))
+    out = buf[skip // itemsize:skip // itemsize + size].reshape((rows, cols))
+    if zero:
+        for i in range(rows):
+            for j in range(cols):
+                out[i, j] = 0
+    return out
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def padded_rows(a, dp, dtype):
     """A copy of (C, d) ``a`` in ``dtype`` with zero columns up to ``dp``."""
     out = np.zeros((a.shape[0], dp), dtype)

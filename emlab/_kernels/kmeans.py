@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL, serial_twin
-from .gaussian import load_tile_4x4, padded4
+from .gaussian import aligned_tile, load_tile_4x4, padded4
 from .mixture import block_rows, sum_blocks
 
 CHUNK = CHUNK_ROWS  # the fixed row partition (see mixture.weighted_scatter)
@@ -42,10 +42,10 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
         for j in range(d):
             cp[k, j] = centers[k, j]
     for b in prange(n_blocks):
-        xt = np.zeros((dp, TILE))
-        dist = np.empty(TILE)
-        best = np.empty(TILE)
-        best_k = np.empty(TILE, dtype=np.int64)
+        xt = aligned_tile(dp, TILE, np.float64, True)
+        dist = aligned_tile(1, TILE, np.float64, False)[0]
+        best = aligned_tile(1, TILE, np.float64, False)[0]
+        best_k = aligned_tile(1, TILE, np.int64, False)[0]
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)

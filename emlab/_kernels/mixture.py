@@ -17,6 +17,7 @@ from .gaussian import (
     _tile_log_gaussian_full,
     _tile_log_gaussian_full8,
     _tile_log_gaussian_full_small,
+    aligned_tile,
     load_tile,
     load_tile_4x4,
     log_det_cholesky,
@@ -624,10 +625,10 @@ def _block_step_tiny(X, start, stop, means, prec_chol_t, bias, sample_weight, ac
     n_components = means.shape[0]
     acc_ss[:] = 0.0
     tile = _tile_rows(X, TILE)
-    xt = np.zeros((2, tile), X.dtype)  # d = 1: a second feature of zeros
-    lp = np.empty((n_components, tile), X.dtype)
-    top = np.empty(tile, X.dtype)
-    s = np.empty(tile, X.dtype)
+    xt = aligned_tile(2, tile, X.dtype, True)  # d = 1: a second feature of zeros
+    lp = aligned_tile(n_components, tile, X.dtype, False)
+    top = aligned_tile(1, tile, X.dtype, False)[0]
+    s = aligned_tile(1, tile, X.dtype, False)[0]
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
@@ -651,9 +652,11 @@ def _step_scratch(d, dp, n_components, X):
     """A block's tiles, in X's precision: X transposed, each component's differences (zero
     pad features), weighted differences, y, log-densities, row maxima and row factors."""
     tile, dtype = _tile_rows(X, TILE), X.dtype
-    return (np.empty((d, tile), dtype), np.zeros((n_components, dp, tile), dtype),
-            np.zeros((dp, tile), dtype), np.empty((4, tile), dtype),
-            np.empty((n_components, tile), dtype), np.empty(tile, dtype), np.empty(tile, dtype))
+    return (aligned_tile(d, tile, dtype, False),
+            aligned_tile(n_components * dp, tile, dtype, True).reshape((n_components, dp, tile)),
+            aligned_tile(dp, tile, dtype, True), aligned_tile(4, tile, dtype, False),
+            aligned_tile(n_components, tile, dtype, False), aligned_tile(1, tile, dtype, False)[0],
+            aligned_tile(1, tile, dtype, False)[0])
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -843,12 +846,12 @@ def _block_step_blocks(X, start, stop, means_p, chol_p, bias, sample_weight, acc
     # a row stride of 64 bytes more than the tile: with 256 float64 rows (2 KiB) the feature
     # rows of xt and rd would fall into few cache sets (measured: 0-10% faster padded)
     stride = tile + 64 // X.itemsize
-    xt = np.zeros((dp, stride), dtype)  # zero pad features
-    rd = np.zeros((dp, stride), dtype)
-    y = np.empty((4, stride), dtype)
-    lp = np.empty((n_components, stride), dtype)
-    top = np.empty(tile, dtype)
-    s = np.empty(tile, dtype)
+    xt = aligned_tile(dp, stride, dtype, True)  # zero pad features
+    rd = aligned_tile(dp, stride, dtype, True)
+    y = aligned_tile(4, stride, dtype, False)
+    lp = aligned_tile(n_components, stride, dtype, False)
+    top = aligned_tile(1, stride, dtype, False)[0]
+    s = aligned_tile(1, stride, dtype, False)[0]
     # 5 <= d <= 8: the sums over eight features, the pad ones zero (their tile rows and means
     # are), added into acc_s's d at the end
     sums8 = np.zeros((n_components, 8))
@@ -981,10 +984,10 @@ def _block_step_diag(X, start, stop, means_p, prec_p, bias, sample_weight, acc_n
     n_components, dp = means_p.shape
     d = acc_s.shape[1]
     tile = _tile_rows(X, TILE_DIAG)
-    xt = np.zeros((dp, tile), X.dtype)
-    lp = np.empty((n_components, tile), X.dtype)
-    top = np.empty(tile, X.dtype)
-    s = np.empty(tile, X.dtype)
+    xt = aligned_tile(dp, tile, X.dtype, True)
+    lp = aligned_tile(n_components, tile, X.dtype, False)
+    top = aligned_tile(1, tile, X.dtype, False)[0]
+    s = aligned_tile(1, tile, X.dtype, False)[0]
     half = like(xt, 0.5)
     total = 0.0
     for t0 in range(start, stop, tile):
