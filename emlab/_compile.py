@@ -173,8 +173,8 @@ def warm_up_hmm(work, symbols=False):
     from ._kernels.hmm import forward_backward, forward_backward_serial
 
     parallel = work >= PARALLEL_MIN_WORK
-    _start_warm_up("hmm-" + ("parallel" if parallel else "serial") + ("-symbols" if symbols else ""),
-                   (forward_backward if parallel else forward_backward_serial,), wait=True)
+    key = "hmm-" + ("parallel" if parallel else "serial") + ("-symbols" if symbols else "")
+    _start_warm_up(key, (forward_backward if parallel else forward_backward_serial,), wait=True)
 
 
 def _start_warm_up(key, kernels, wait=False):

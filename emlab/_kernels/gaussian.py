@@ -113,6 +113,26 @@ def load_tile_4x4(X, t0, rows, xt):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def tile_quadratic_diag(xt, rows, means_p, prec_p, q):
+    """q[r] = sum_j ((xt[j, r] - means_p[j]) prec_p[j])^2, four features a pass (one load
+    and store of q per four squares), for the diagonal kernels.
+
+    ``xt``, ``means_p`` and ``prec_p`` are padded to a multiple of 4 features with
+    zeros: a pad feature adds (0 - 0) * 0 to the quadratic form.
+    """
+    for j in range(0, xt.shape[0], 4):
+        m0, m1, m2, m3 = means_p[j], means_p[j + 1], means_p[j + 2], means_p[j + 3]
+        p0, p1, p2, p3 = prec_p[j], prec_p[j + 1], prec_p[j + 2], prec_p[j + 3]
+        for r in range(rows):
+            y0 = (xt[j, r] - m0) * p0
+            y1 = (xt[j + 1, r] - m1) * p1
+            y2 = (xt[j + 2, r] - m2) * p2
+            y3 = (xt[j + 3, r] - m3) * p3
+            v = y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
+            q[r] = v if j == 0 else q[r] + v
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def aligned_tile(rows, cols, dtype, zero):
     """A (rows, cols) array of ``dtype`` (zeros if ``zero``) whose first element lies on a
     64-byte boundary, as each row's does when ``cols`` times the item size is a multiple of

@@ -47,6 +47,7 @@ from .gaussian import (
     padded4,
     padded_rows,
     padded_squares,
+    tile_quadratic_diag,
 )
 from .mixture import (
     TILE_DIAG,
@@ -118,21 +119,9 @@ def _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, nk):
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _tile_log_gaussian_diag(xt, rows, means_p, prec_p, bias, q):
-    """q[r] = bias - 1/2 sum_j ((xt[j, r] - means_p[j]) prec_p[j])^2, four features a pass.
-
-    ``xt``, ``means_p`` and ``prec_p`` are padded to a multiple of 4 features with
-    zeros: a pad feature adds (0 - 0) * 0 to the quadratic form.
-    """
-    for j in range(0, xt.shape[0], 4):
-        m0, m1, m2, m3 = means_p[j], means_p[j + 1], means_p[j + 2], means_p[j + 3]
-        p0, p1, p2, p3 = prec_p[j], prec_p[j + 1], prec_p[j + 2], prec_p[j + 3]
-        for r in range(rows):
-            y0 = (xt[j, r] - m0) * p0
-            y1 = (xt[j + 1, r] - m1) * p1
-            y2 = (xt[j + 2, r] - m2) * p2
-            y3 = (xt[j + 3, r] - m3) * p3
-            v = y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
-            q[r] = v if j == 0 else q[r] + v
+    """q[r] = bias - 1/2 sum_j ((xt[j, r] - means_p[j]) prec_p[j])^2 (padded features: see
+    :func:`~emlab._kernels.gaussian.tile_quadratic_diag`)."""
+    tile_quadratic_diag(xt, rows, means_p, prec_p, q)
     for r in range(rows):
         q[r] = bias - 0.5 * q[r]
 

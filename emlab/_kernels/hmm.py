@@ -107,7 +107,8 @@ def _log_forward_step(pred, log_emission, scaled, shift, symbols, t, alpha):
     for j in range(n_states):
         v = -np.inf
         if pred[j] > 0.0:
-            v = math.log(pred[j]) + _shifted_log_emission(log_emission, scaled, shift, symbols, t, j)
+            v = math.log(pred[j]) + _shifted_log_emission(log_emission, scaled, shift, symbols,
+                                                          t, j)
         alpha[t, j] = v
         if v > top:
             top = v
@@ -757,12 +758,12 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     symbols : None, or (n,) uint32: step t emits the symbol ``symbols[t]`` (in
         [0, M); unsigned, so that indexing by it needs no test for a negative
         index: a signed type made the backward recursion 15% slower), and
-        ``scratch`` holds the
-        emissions of each symbol as the pre-pass would hold each step's: M rows
-        ``scaled`` (M, max(K, 4)) then ``shift`` (M,), with no emission lost
-        (:func:`emission_tables`). There is no pre-pass then: the recursions
-        read step t's row through its symbol (a categorical HMM's emissions
-        cost a gather, and no (n, K) array of them exists).
+        ``scratch`` holds the emissions of each symbol as the pre-pass would
+        hold each step's: M rows ``scaled`` (M, max(K, 4)) then ``shift`` (M,),
+        with no emission lost (:func:`emission_tables`). There is no pre-pass
+        then: the recursions read step t's row through its symbol (a
+        categorical HMM's emissions cost a gather, and no (n, K) array of them
+        exists).
 
     Returns 1 where that path met a loss and the sequence was redone by the
     serial recursions, else 0 (for tests and benchmarks; the results are the same).

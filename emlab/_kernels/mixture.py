@@ -18,6 +18,7 @@ from .gaussian import (
     _tile_log_gaussian_full8,
     _tile_log_gaussian_full_small,
     aligned_tile,
+    tile_quadratic_diag,
     load_tile,
     load_tile_4x4,
     log_det_cholesky,
@@ -995,17 +996,7 @@ def _block_step_diag(X, start, stop, means_p, prec_p, bias, sample_weight, acc_n
         load_tile_4x4(X, t0, rows, xt)
         for k in range(n_components):
             q = lp[k]
-            # four features per pass: one load and store of q per four squares
-            for j in range(0, dp, 4):
-                m0, m1, m2, m3 = means_p[k, j], means_p[k, j + 1], means_p[k, j + 2], means_p[k, j + 3]
-                p0, p1, p2, p3 = prec_p[k, j], prec_p[k, j + 1], prec_p[k, j + 2], prec_p[k, j + 3]
-                for r in range(rows):
-                    y0 = (xt[j, r] - m0) * p0
-                    y1 = (xt[j + 1, r] - m1) * p1
-                    y2 = (xt[j + 2, r] - m2) * p2
-                    y3 = (xt[j + 3, r] - m3) * p3
-                    v = y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
-                    q[r] = v if j == 0 else q[r] + v
+            tile_quadratic_diag(xt, rows, means_p[k], prec_p[k], q)
             # the log-density, and the row maxima as they come
             bk = bias[k]
             for r in range(rows):
