@@ -343,16 +343,19 @@ def test_em_step_full_matches_the_references(n, d, k, weighted, rng, random_spd)
         assert nk[1] == 0.0
 
 
+@pytest.mark.parametrize("spread", [0.5, 300.0])
 @pytest.mark.parametrize("d", [5, 8, 11])
-def test_em_step_full_scatter_far_from_the_origin(d, rng, random_spd):
-    # the 4 x 4 blocks kernel multiplies the weighted differences by the uncentred rows and
-    # subtracts sums mu^T at the end: exact in arithmetic, with rounding of order
-    # eps |mu| / sigma relative to the scatter, what X's own rounding carries (1e-12 here)
+def test_em_step_full_scatter_far_from_the_origin(d, spread, rng, random_spd):
+    # the 4 x 4 blocks kernel loads its tiles less the means' centre s, multiplies the
+    # weighted differences by them and subtracts sums (mu - s)^T at the end; at d <= 8 the
+    # log-density is L (x - s) - L (mu - s). Exact in arithmetic, with rounding of order
+    # eps |mu - s| / sigma, what X's own rounding carries (1e-12 here); components 300
+    # sigma apart put s far from every row
     from emlab._kernels.mixture import em_step_full
 
     n, k, offset = 3000, 3, 1e4
-    X = rng.standard_normal((n, d)) + offset
-    means = offset + rng.standard_normal((k, d)) * 0.5
+    means = offset + rng.standard_normal((k, d)) * spread
+    X = rng.standard_normal((n, d)) + means[rng.integers(0, k, n)]
     covariances = random_spd(k, d)
     log_weights = np.log(np.full(k, 1.0 / k))
     ll, nk, sums, scatter = np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d))
@@ -360,6 +363,8 @@ def test_em_step_full_scatter_far_from_the_origin(d, rng, random_spd):
                  _config.n_blocks(n, k * (1 + d + d * d)), ll, nk, sums, scatter)
     want = reference_pass(X, log_weights, reference.log_gaussian(X, means, covariances), means,
                           None)
+    assert np.isclose(ll[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(nk, want[1], rtol=1e-10)
     for j in range(k):
         scale = np.max(np.abs(want[3][j]))
         assert np.max(np.abs(scatter[j] - want[3][j])) <= 1e-10 * scale

@@ -13,7 +13,8 @@ the inner loop reads a row of L_k contiguously.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from .._config import CACHE, ERROR_MODEL, FASTMATH, PARALLEL
 from .elementary import like
@@ -44,9 +45,24 @@ TILE = 128  # rows per tile (measured: full-covariance kernels 8-12% faster than
 SMALL_D = 4  # up to this many features, full-covariance tiles use 2 x 2 blocks
 
 
+def shift_of(shift, j, X):
+    """``shift[j]``, or a zero of X's type where ``shift`` is None (in kernels only): the
+    loads below subtract it, and LLVM drops the subtraction of a constant zero."""
+    raise NotImplementedError("shift_of is called inside Numba kernels only")
+
+
+@overload(shift_of)
+def _shift_of(shift, j, X):
+    if isinstance(shift, types.NoneType):
+        element = X.dtype
+        return lambda shift, j, X: element(0.0)
+    return lambda shift, j, X: shift[j]
+
+
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def load_tile(X, t0, rows, xt):
-    """xt[j, r] = X[t0 + r, j]: a tile of rows, transposed so loops over rows vectorise.
+def load_tile(X, t0, rows, xt, shift):
+    """xt[j, r] = X[t0 + r, j] - shift[j]: a tile of rows, transposed so loops over rows
+    vectorise (``shift`` None: no shift).
 
     X's row stride is a run-time value to LLVM, so a loop over rows with a
     loop over features inside does not vectorise. For d <= 3 each feature is
@@ -57,23 +73,26 @@ def load_tile(X, t0, rows, xt):
     """
     d = X.shape[1]
     if d == 1:
+        s0 = shift_of(shift, 0, X)
         for r in range(rows):
-            xt[0, r] = X[t0 + r, 0]
+            xt[0, r] = X[t0 + r, 0] - s0
     elif d == 2:
+        s0, s1 = shift_of(shift, 0, X), shift_of(shift, 1, X)
         for r in range(rows):
-            xt[0, r] = X[t0 + r, 0]
-            xt[1, r] = X[t0 + r, 1]
+            xt[0, r] = X[t0 + r, 0] - s0
+            xt[1, r] = X[t0 + r, 1] - s1
     elif d == 3:
+        s0, s1, s2 = shift_of(shift, 0, X), shift_of(shift, 1, X), shift_of(shift, 2, X)
         for r in range(rows):
-            xt[0, r] = X[t0 + r, 0]
-            xt[1, r] = X[t0 + r, 1]
-            xt[2, r] = X[t0 + r, 2]
+            xt[0, r] = X[t0 + r, 0] - s0
+            xt[1, r] = X[t0 + r, 1] - s1
+            xt[2, r] = X[t0 + r, 2] - s2
     else:
-        load_tile_4x4(X, t0, rows, xt)
+        load_tile_4x4(X, t0, rows, xt, shift)
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def load_tile_4x4(X, t0, rows, xt):
+def load_tile_4x4(X, t0, rows, xt, shift):
     """As ``load_tile``, copied in 4 x 4 blocks through registers.
 
     Four rows are read in order and four feature rows written four at a time.
@@ -89,20 +108,26 @@ def load_tile_4x4(X, t0, rows, xt):
     for r in range(0, r4, 4):
         i = t0 + r
         for j in range(0, d4, 4):
-            a00, a01, a02, a03 = X[i, j], X[i, j + 1], X[i, j + 2], X[i, j + 3]
-            a10, a11, a12, a13 = X[i + 1, j], X[i + 1, j + 1], X[i + 1, j + 2], X[i + 1, j + 3]
-            a20, a21, a22, a23 = X[i + 2, j], X[i + 2, j + 1], X[i + 2, j + 2], X[i + 2, j + 3]
-            a30, a31, a32, a33 = X[i + 3, j], X[i + 3, j + 1], X[i + 3, j + 2], X[i + 3, j + 3]
+            s0, s1 = shift_of(shift, j, X), shift_of(shift, j + 1, X)
+            s2, s3 = shift_of(shift, j + 2, X), shift_of(shift, j + 3, X)
+            a00, a01, a02, a03 = X[i, j] - s0, X[i, j + 1] - s1, X[i, j + 2] - s2, X[i, j + 3] - s3
+            a10, a11 = X[i + 1, j] - s0, X[i + 1, j + 1] - s1
+            a12, a13 = X[i + 1, j + 2] - s2, X[i + 1, j + 3] - s3
+            a20, a21 = X[i + 2, j] - s0, X[i + 2, j + 1] - s1
+            a22, a23 = X[i + 2, j + 2] - s2, X[i + 2, j + 3] - s3
+            a30, a31 = X[i + 3, j] - s0, X[i + 3, j + 1] - s1
+            a32, a33 = X[i + 3, j + 2] - s2, X[i + 3, j + 3] - s3
             xt[j, r], xt[j, r + 1], xt[j, r + 2], xt[j, r + 3] = a00, a10, a20, a30
             xt[j + 1, r], xt[j + 1, r + 1], xt[j + 1, r + 2], xt[j + 1, r + 3] = a01, a11, a21, a31
             xt[j + 2, r], xt[j + 2, r + 1], xt[j + 2, r + 2], xt[j + 2, r + 3] = a02, a12, a22, a32
             xt[j + 3, r], xt[j + 3, r + 1], xt[j + 3, r + 2], xt[j + 3, r + 3] = a03, a13, a23, a33
         for j in range(d4, d):
+            sj = shift_of(shift, j, X)
             for rr in range(4):
-                xt[j, r + rr] = X[i + rr, j]
+                xt[j, r + rr] = X[i + rr, j] - sj
     for r in range(r4, rows):
         for j in range(d):
-            xt[j, r] = X[t0 + r, j]
+            xt[j, r] = X[t0 + r, j] - shift_of(shift, j, X)
 
 
 # Copies are written as loops, not slice assignments (``out[:, :d] = a``): Numba compiles a
@@ -250,7 +275,7 @@ def _tile_log_gaussian_full(xt, rows, mu, chol_p, bias, y, lp_k):
     stores of ``y`` (measured here, one core: 16-23 GFLOP/s; 32-38 with four at d = 32-64).
     The first block of four rows assigns ``y`` and the last (on the diagonal, only its
     lower triangle) squares it into ``lp_k`` without storing it (``_y_block_squares``).
-    Callers take the one-pass ``_tile_log_gaussian_full8`` for an order of 8
+    Callers take ``_tile_log_gaussian_full8`` for an order of 8
     (a branch here, inside this function, lost its gain: measured).
     """
     dp = chol_p.shape[0]
@@ -264,41 +289,117 @@ def _tile_log_gaussian_full(xt, rows, mu, chol_p, bias, y, lp_k):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_log_gaussian_full8(xt, rows, mu, chol_p, bias, lp_k):
-    """``_tile_log_gaussian_full`` for 5 <= d <= 8 (``chol_p`` padded to 8 x 8), in one pass.
+def centre_of(means, dtype):
+    """The mean of the rows of ``means`` in ``dtype``: the shift that tiles of the 8-feature
+    kernels are loaded with (``load_tile``), so that ``L x`` and ``L mu`` are formed about
+    a point inside the data's hull (``_tile_log_gaussian_full8``)."""
+    n_components, d = means.shape
+    out = np.empty(d, dtype)
+    for j in range(d):
+        s = 0.0
+        for c in range(n_components):
+            s += means[c, j]
+        out[j] = s / n_components
+    return out
 
-    The 36 coefficients of L stay in registers, and each row's eight values of
-    y are formed and squared at once: no rows of ``y`` are stored and loaded
-    again between passes over the tile. Measured: the fused full step at N = 1e6,
-    d = 8, K = 8 on 2 threads, 39.9 -> 35.4 ms.
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def lower_times(chol_p, means_p, dtype):
+    """``out[c] = chol_p[c] @ means_p[c]`` (lower triangular), in float64, returned in
+    ``dtype``: the offsets of ``_tile_log_gaussian_full8``."""
+    n_components, dp = means_p.shape
+    out = np.empty((n_components, dp), dtype)
+    for c in range(n_components):
+        for j in range(dp):
+            s = 0.0
+            for m in range(j + 1):
+                s += float(chol_p[c, j, m]) * float(means_p[c, m])
+            out[c, j] = s
+    return out
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def about_centre(means, chol_p, dtype):
+    """The components about their centre (``centre_of``), which tiles are then loaded
+    shifted by: ``(shift, means - shift, the same padded to chol_p's order, L (means -
+    shift))``, in ``dtype``."""
+    n_components, d = means.shape
+    shift = centre_of(means, dtype)
+    means_s = np.empty((n_components, d), dtype)
+    for c in range(n_components):
+        for j in range(d):
+            means_s[c, j] = means[c, j] - shift[j]
+    means_p = padded_rows(means_s, chol_p.shape[1], dtype)
+    return shift, means_s, means_p, lower_times(chol_p, means_p, dtype)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+def _y03(xt, r, la, ba):
+    """Rows 0-3 of ``y = L x - b`` at tile row r, squared and summed (``la`` their 10
+    coefficients, row by row; ``ba`` their offsets)."""
+    l00, l10, l11, l20, l21, l22, l30, l31, l32, l33 = la
+    b0, b1, b2, b3 = ba
+    v0, v1, v2, v3 = xt[0, r], xt[1, r], xt[2, r], xt[3, r]
+    y0 = l00 * v0 - b0
+    y1 = (l10 * v0 - b1) + l11 * v1
+    y2 = (l20 * v0 - b2) + (l21 * v1 + l22 * v2)
+    y3 = ((l30 * v0 - b3) + l31 * v1) + (l32 * v2 + l33 * v3)
+    return (y0 * y0 + y1 * y1) + (y2 * y2 + y3 * y3)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+def _y45(xt, r, la, ba):
+    """As ``_y03`` for rows 4 and 5 (11 coefficients)."""
+    l40, l41, l42, l43, l44, l50, l51, l52, l53, l54, l55 = la
+    b4, b5 = ba
+    v0, v1, v2, v3, v4, v5 = xt[0, r], xt[1, r], xt[2, r], xt[3, r], xt[4, r], xt[5, r]
+    y4 = ((l40 * v0 - b4) + l41 * v1) + ((l42 * v2 + l43 * v3) + l44 * v4)
+    y5 = ((l50 * v0 - b5) + (l51 * v1 + l52 * v2)) + ((l53 * v3 + l54 * v4) + l55 * v5)
+    return y4 * y4 + y5 * y5
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE, inline="always")
+def _y67(xt, r, la, ba):
+    """As ``_y03`` for rows 6 and 7 (15 coefficients)."""
+    l60, l61, l62, l63, l64, l65, l66, l70, l71, l72, l73, l74, l75, l76, l77 = la
+    b6, b7 = ba
+    v0, v1, v2, v3 = xt[0, r], xt[1, r], xt[2, r], xt[3, r]
+    v4, v5, v6, v7 = xt[4, r], xt[5, r], xt[6, r], xt[7, r]
+    y6 = (((l60 * v0 - b6) + l61 * v1) + (l62 * v2 + l63 * v3)) + ((l64 * v4 + l65 * v5)
+                                                                   + l66 * v6)
+    y7 = ((((l70 * v0 - b7) + (l71 * v1 + l72 * v2)) + (l73 * v3 + l74 * v4))
+          + ((l75 * v5 + l76 * v6) + l77 * v7))
+    return y6 * y6 + y7 * y7
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _tile_log_gaussian_full8(xt, rows, lmu, chol_p, bias, lp_k):
+    """``lp_k[r] = bias - 1/2 ||L x_r - L mu||^2`` for 5 <= d <= 8 (``chol_p`` = L padded to
+    8 x 8, ``lmu`` = L mu, ``xt`` the tile, its pad rows zero).
+
+    Three passes over the tile, rows 0-3, 4-5 and 6-7 of ``y = L x - L mu``, each
+    adding its squares into ``lp_k``: a pass's coefficients (at most 17) stay in
+    registers. One pass with all 44 spilled them, and each use reloaded a 64-byte
+    vector from the stack (measured, one core, this Intel machine: the log-density
+    of N = 5e5, K = 8 took 7.7-8.2 ms in one pass, 5.9-6.3 ms in three). ``L x - L
+    mu`` needs no subtraction per component; its rounding is of order ``eps |L|
+    |x|``, the rounding of x itself, and the callers load the tile shifted by the
+    means' centre (``about_centre``) so that ``|x|`` is a distance from inside the
+    data.
     """
     c0, c1, c2, c3 = chol_p[0], chol_p[1], chol_p[2], chol_p[3]
     c4, c5, c6, c7 = chol_p[4], chol_p[5], chol_p[6], chol_p[7]
-    l00 = c0[0]
-    l10, l11 = c1[0], c1[1]
-    l20, l21, l22 = c2[0], c2[1], c2[2]
-    l30, l31, l32, l33 = c3[0], c3[1], c3[2], c3[3]
-    l40, l41, l42, l43, l44 = c4[0], c4[1], c4[2], c4[3], c4[4]
-    l50, l51, l52, l53, l54, l55 = c5[0], c5[1], c5[2], c5[3], c5[4], c5[5]
-    l60, l61, l62, l63, l64, l65, l66 = c6[0], c6[1], c6[2], c6[3], c6[4], c6[5], c6[6]
-    l70, l71, l72, l73, l74, l75, l76, l77 = c7[0], c7[1], c7[2], c7[3], c7[4], c7[5], c7[6], c7[7]
-    m0, m1, m2, m3, m4, m5, m6, m7 = mu[0], mu[1], mu[2], mu[3], mu[4], mu[5], mu[6], mu[7]
+    la = (c0[0], c1[0], c1[1], c2[0], c2[1], c2[2], c3[0], c3[1], c3[2], c3[3])
+    lb = (c4[0], c4[1], c4[2], c4[3], c4[4], c5[0], c5[1], c5[2], c5[3], c5[4], c5[5])
+    lc = (c6[0], c6[1], c6[2], c6[3], c6[4], c6[5], c6[6],
+          c7[0], c7[1], c7[2], c7[3], c7[4], c7[5], c7[6], c7[7])
+    for r in range(rows):
+        lp_k[r] = _y03(xt, r, la, (lmu[0], lmu[1], lmu[2], lmu[3]))
+    for r in range(rows):
+        lp_k[r] += _y45(xt, r, lb, (lmu[4], lmu[5]))
     half = like(lp_k, 0.5)
     for r in range(rows):
-        v0, v1, v2, v3 = xt[0, r] - m0, xt[1, r] - m1, xt[2, r] - m2, xt[3, r] - m3
-        v4, v5, v6, v7 = xt[4, r] - m4, xt[5, r] - m5, xt[6, r] - m6, xt[7, r] - m7
-        y0 = l00 * v0
-        y1 = l10 * v0 + l11 * v1
-        y2 = (l20 * v0 + l21 * v1) + l22 * v2
-        y3 = (l30 * v0 + l31 * v1) + (l32 * v2 + l33 * v3)
-        y4 = ((l40 * v0 + l41 * v1) + (l42 * v2 + l43 * v3)) + l44 * v4
-        y5 = ((l50 * v0 + l51 * v1) + (l52 * v2 + l53 * v3)) + (l54 * v4 + l55 * v5)
-        y6 = ((l60 * v0 + l61 * v1) + (l62 * v2 + l63 * v3)) + ((l64 * v4 + l65 * v5) + l66 * v6)
-        y7 = (((l70 * v0 + l71 * v1) + (l72 * v2 + l73 * v3))
-              + ((l74 * v4 + l75 * v5) + (l76 * v6 + l77 * v7)))
-        q = (((y0 * y0 + y1 * y1) + (y2 * y2 + y3 * y3))
-             + ((y4 * y4 + y5 * y5) + (y6 * y6 + y7 * y7)))
-        lp_k[r] = bias - half * q
+        lp_k[r] = bias - half * (lp_k[r] + _y67(xt, r, lc, (lmu[6], lmu[7])))
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -355,7 +456,7 @@ def log_gaussian_full(X, means, prec_chol_t, chunk_rows, out):
     log_det_cholesky(prec_chol_t, log_det)
     const = -0.5 * d * LOG_2PI
     chol_p = padded_squares(prec_chol_t, dp, np.float64)
-    means_p = padded_rows(means, dp, np.float64)
+    shift, means_s, means_p, lmu = about_centre(means, chol_p, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for c in prange(n_chunks):
         xt = np.zeros((dp, TILE))  # zero pad features
@@ -365,18 +466,17 @@ def log_gaussian_full(X, means, prec_chol_t, chunk_rows, out):
         stop = min(n, (c + 1) * chunk_rows)
         for t0 in range(c * chunk_rows, stop, TILE):
             rows = min(TILE, stop - t0)
-            load_tile(X, t0, rows, xt)
+            load_tile(X, t0, rows, xt, shift)
             for k in range(n_components):
                 if small:
                     for j in range(d):
-                        mu = means[k, j]
+                        mu = means_s[k, j]
                         for r in range(rows):
                             dt[j, r] = xt[j, r] - mu
                     _tile_log_gaussian_full_small(dt, rows, prec_chol_t[k], const + log_det[k],
                                                   y[0], y[1], lp)
                 elif dp == 8:
-                    _tile_log_gaussian_full8(xt, rows, means_p[k], chol_p[k], const + log_det[k],
-                                             lp)
+                    _tile_log_gaussian_full8(xt, rows, lmu[k], chol_p[k], const + log_det[k], lp)
                 else:
                     _tile_log_gaussian_full(xt, rows, means_p[k], chol_p[k], const + log_det[k],
                                             y, lp)

@@ -41,6 +41,7 @@ from .gaussian import (
     _tile_log_gaussian_full,
     _tile_log_gaussian_full8,
     _tile_log_gaussian_full_small,
+    about_centre,
     load_tile,
     load_tile_4x4,
     log_det_cholesky,
@@ -139,11 +140,12 @@ def _biases_diag(prec_chol, log_weights, d):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_components_full(xt, rows, means, means_p, prec_chol_t, chol_p, bias, small, keep, dts,
-                          y, lp):
+def _tile_components_full(xt, rows, means, means_p, lmu, prec_chol_t, chol_p, bias, small, keep,
+                          dts, y, lp):
     """lp[c, :rows] = log w_c + log N(x_r | mu_c, Sigma_c); with ``keep``, ``dts[c]`` keeps
     x_r - mu_c.
 
+    ``xt``, ``means`` and ``means_p`` are taken about the same point (``about_centre``);
     ``xt`` and ``means_p`` are padded with zero features to ``chol_p``'s order. For
     d > SMALL_D the log-density centres in registers (``means_p``), so a centred tile
     is written only when ``keep`` asks for it; ``dts`` is (C, dp, TILE) then, else
@@ -160,7 +162,7 @@ def _tile_components_full(xt, rows, means, means_p, prec_chol_t, chol_p, bias, s
         if small:
             _tile_log_gaussian_full_small(dt, rows, prec_chol_t[c], bias[c], y[0], y[1], lp[c])
         elif chol_p.shape[1] == 8:
-            _tile_log_gaussian_full8(xt, rows, means_p[c], chol_p[c], bias[c], lp[c])
+            _tile_log_gaussian_full8(xt, rows, lmu[c], chol_p[c], bias[c], lp[c])
         else:
             _tile_log_gaussian_full(xt, rows, means_p[c], chol_p[c], bias[c], y, lp[c])
 
@@ -190,7 +192,7 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
     dp = d + d % 2 if small else padded4(d)
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = padded_squares(prec_chol_t, dp, np.float64)
-    means_p = padded_rows(means, dp, np.float64)
+    shift, means_s, means_p, lmu = about_centre(means, chol_p, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for ch in prange(n_chunks):
         xt = np.zeros((dp, TILE))  # zero pad features
@@ -202,9 +204,9 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
         stop = min(n, (ch + 1) * chunk_rows)
         for t0 in range(ch * chunk_rows, stop, TILE):
             rows = min(TILE, stop - t0)
-            load_tile(X, t0, rows, xt)
-            _tile_components_full(xt, rows, means, means_p, prec_chol_t, chol_p, bias, small,
-                                  False, dts, y, lp)
+            load_tile(X, t0, rows, xt, shift)
+            _tile_components_full(xt, rows, means_s, means_p, lmu, prec_chol_t, chol_p, bias,
+                                  small, False, dts, y, lp)
             _tile_state_log_sum(lp, rows, n_mix, top, s, out, t0)
 
 
@@ -230,7 +232,7 @@ def log_emission_diag(X, means, prec_chol, log_weights, chunk_rows, out):
         stop = min(n, (ch + 1) * chunk_rows)
         for t0 in range(ch * chunk_rows, stop, TILE_DIAG):
             rows = min(TILE_DIAG, stop - t0)
-            load_tile_4x4(X, t0, rows, xt)
+            load_tile_4x4(X, t0, rows, xt, None)
             for c in range(n_comp):
                 _tile_log_gaussian_diag(xt, rows, means_p[c], prec_p[c], bias[c], lp[c])
             _tile_state_log_sum(lp, rows, n_mix, top, s, out, t0)
@@ -262,7 +264,7 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
     dp = d + d % 2 if small else padded4(d)
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = padded_squares(prec_chol_t, dp, np.float64)
-    means_p = padded_rows(means, dp, np.float64)
+    shift, means_s, means_p, lmu = about_centre(means, chol_p, np.float64)
     acc_n = np.zeros((n_blocks, n_comp))
     acc_s = np.zeros((n_blocks, n_comp, d))
     acc_ss = np.empty((n_blocks, n_comp, dp, dp))  # zeroed by its block's thread
@@ -278,9 +280,9 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
-            load_tile(X, t0, rows, xt)
-            _tile_components_full(xt, rows, means, means_p, prec_chol_t, chol_p, bias, small,
-                                  True, dts, y, lp)
+            load_tile(X, t0, rows, xt, shift)
+            _tile_components_full(xt, rows, means_s, means_p, lmu, prec_chol_t, chol_p, bias,
+                                  small, True, dts, y, lp)
             _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, acc_n[b])
             for c in range(n_comp):
                 _tile_add_statistics(lp[c], dts[c], rows, small, rd, acc_s[b, c], acc_ss[b, c])
@@ -313,7 +315,7 @@ def emission_statistics_diag(X, gamma, means, prec_chol, log_weights, n_blocks, 
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE_DIAG):
             rows = min(TILE_DIAG, stop - t0)
-            load_tile_4x4(X, t0, rows, xt)
+            load_tile_4x4(X, t0, rows, xt, None)
             for c in range(n_comp):
                 _tile_log_gaussian_diag(xt, rows, means_p[c], prec_p[c], bias[c], lp[c])
             _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, acc_n[b])

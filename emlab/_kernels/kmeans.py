@@ -49,7 +49,7 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
-            load_tile_4x4(X, t0, rows, xt)
+            load_tile_4x4(X, t0, rows, xt, None)
             for r in range(rows):
                 best[r] = np.inf
                 best_k[r] = 0

@@ -17,6 +17,7 @@ from .gaussian import (
     _tile_log_gaussian_full,
     _tile_log_gaussian_full8,
     _tile_log_gaussian_full_small,
+    about_centre,
     aligned_tile,
     tile_quadratic_diag,
     load_tile,
@@ -404,7 +405,7 @@ def _block_scatter_small(X, resp, centers, start, stop, acc_n, acc_s, acc_ss):
     wt = np.empty(TILE)
     for t0 in range(start, stop, TILE):
         rows = min(TILE, stop - t0)
-        load_tile(X, t0, rows, xt)
+        load_tile(X, t0, rows, xt, None)
         for k in range(resp.shape[1]):
             acc_n[k] += _tile_component(xt, rows, resp, centers, t0, k, wt, dt)
             _tile_weighted_rows(wt, dt, rows, rd, acc_s[k])
@@ -421,7 +422,7 @@ def _block_scatter_blocks(X, resp, centers, start, stop, acc_n, acc_s, acc_ss):
     wt = np.empty(TILE)
     for t0 in range(start, stop, TILE):
         rows = min(TILE, stop - t0)
-        load_tile(X, t0, rows, xt)
+        load_tile(X, t0, rows, xt, None)
         for k in range(resp.shape[1]):
             acc_n[k] += _tile_component(xt, rows, resp, centers, t0, k, wt, dt)
             _tile_weighted_rows(wt, dt, rows, rd, acc_s[k])
@@ -633,7 +634,7 @@ def _block_step_tiny(X, start, stop, means, prec_chol_t, bias, sample_weight, ac
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
-        load_tile(X, t0, rows, xt)
+        load_tile(X, t0, rows, xt, None)
         total += _tile_em_full_tiny(xt, rows, X.shape[1], means, prec_chol_t, bias, lp, top, s,
                                     sample_weight, t0, acc_n, acc_s, acc_ss)
     return total
@@ -679,7 +680,7 @@ def _block_step_small(X, start, stop, means, prec_chol_t, bias, sample_weight, a
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
-        load_tile(X, t0, rows, xt)
+        load_tile(X, t0, rows, xt, None)
         for k in range(n_components):  # lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
             _tile_centred(xt, rows, means, k, dts[k])
             _tile_log_gaussian_full_small(dts[k], rows, prec_chol_t[k], bias[k], y[0], y[1], lp[k])
@@ -806,11 +807,12 @@ def _tile_statistics8_c(w, xt, rows, mu, acc_ss):
 def _scatter_about_centres(scatter, sums, centres):
     """In place: ``scatter[k] <- lower(scatter[k]) - sums[k] centres[k]^T``, mirrored.
 
-    The blocks kernel accumulates ``A_k = sum_r w_rk (x_r - c_k) x_r^T`` (the
-    second factor uncentred, so no centred tile is stored), and ``sums[k] =
-    sum_r w_rk (x_r - c_k)``; the scatter about ``c_k`` is ``A_k - sums[k]
-    c_k^T``, exactly, and ``A_k``'s lower triangle is all that is needed.
-    The rounding this adds is of order ``eps |c_k| / sigma`` relative to the
+    The blocks kernel accumulates ``A_k = sum_r w_rk (x_r - c_k) (x_r - s)^T``
+    (the second factor about the shift ``s`` of its tiles, not about ``c_k``, so
+    no centred tile is stored), and ``sums[k] = sum_r w_rk (x_r - c_k)``; with
+    ``centres[k] = c_k - s`` the scatter about ``c_k`` is ``A_k - sums[k]
+    centres[k]^T``, exactly, and ``A_k``'s lower triangle is all that is needed.
+    The rounding this adds is of order ``eps |c_k - s| / sigma`` relative to the
     scatter: what the rows' own rounding in X already carries.
     """
     n_components, d = sums.shape
@@ -824,12 +826,14 @@ def _scatter_about_centres(scatter, sums, centres):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _block_step_blocks(X, start, stop, means_p, chol_p, bias, sample_weight, acc_n, acc_s,
-                       acc_ss):
+def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample_weight, acc_n,
+                       acc_s, acc_ss):
     """The fused step's work on rows [start, stop) for d > SMALL_D (4 x 4 blocks, in the
-    order ``chol_p`` and ``means_p`` are padded to; one pass for the log-density at d <= 8);
-    returns their log-likelihood. ``acc_ss`` gets ``sum_r w_rk (x_r - mu_k) x_r^T``
-    (lower triangle; ``_scatter_about_centres`` makes it the scatter).
+    order ``chol_p`` and ``means_p`` are padded to; ``_tile_log_gaussian_full8`` at d <= 8);
+    returns their log-likelihood. The tiles are X less ``shift`` and ``means_p`` the
+    means less it (``about_centre``, ``lmu`` = L (mu - shift)). ``acc_ss`` gets
+    ``sum_r w_rk (x_r - mu_k) (x_r - shift)^T`` (lower triangle;
+    ``_scatter_about_centres`` makes it the scatter).
 
     No centred tile is stored: the log-density centres in registers, the
     weighted differences are formed once per component (``rd``), and the
@@ -859,10 +863,10 @@ def _block_step_blocks(X, start, stop, means_p, chol_p, bias, sample_weight, acc
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
-        load_tile_4x4(X, t0, rows, xt)
+        load_tile_4x4(X, t0, rows, xt, shift)
         for k in range(n_components):  # lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
             if dp == 8:
-                _tile_log_gaussian_full8(xt, rows, means_p[k], chol_p[k], bias[k], lp[k])
+                _tile_log_gaussian_full8(xt, rows, lmu[k], chol_p[k], bias[k], lp[k])
             else:
                 _tile_log_gaussian_full(xt, rows, means_p[k], chol_p[k], bias[k], y, lp[k])
         _tile_row_max(lp, rows, n_components, top)
@@ -922,14 +926,14 @@ def em_step_full_blocks(X, means, prec_chol_t, log_weights, sample_weight, n_blo
     bias = _full_bias(prec_chol_t, log_weights, d, X.dtype)
     dp = padded4(d)  # tiles, means, factors and accumulators get zero pad features
     chol_p = padded_squares(prec_chol_t, dp, X.dtype)
-    means_p = padded_rows(means, dp, X.dtype)
+    shift, means_s, means_p, lmu = about_centre(means, chol_p, X.dtype)
     acc_ll, acc_n, acc_s, acc_ss = _step_accumulators(n_blocks, n_components, d, dp)
     for b in prange(n_blocks):
         start, stop = block_rows(b, n_blocks, n, CHUNK)
-        acc_ll[b] = _block_step_blocks(X, start, stop, means_p, chol_p, bias, sample_weight,
-                                       acc_n[b], acc_s[b], acc_ss[b])
+        acc_ll[b] = _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias,
+                                       sample_weight, acc_n[b], acc_s[b], acc_ss[b])
     _sum_step(acc_ll, acc_n, acc_s, acc_ss, loglik, nk, sums, scatter)
-    _scatter_about_centres(scatter, sums, means)
+    _scatter_about_centres(scatter, sums, means_s)
 
 
 em_step_full_tiny_serial = serial_twin(em_step_full_tiny)
@@ -993,7 +997,7 @@ def _block_step_diag(X, start, stop, means_p, prec_p, bias, sample_weight, acc_n
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
-        load_tile_4x4(X, t0, rows, xt)
+        load_tile_4x4(X, t0, rows, xt, None)
         for k in range(n_components):
             q = lp[k]
             tile_quadratic_diag(xt, rows, means_p[k], prec_p[k], q)
