@@ -204,55 +204,51 @@ def padded4(d):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _y_block(xt, rows, mu, chol_p, j, m, y, first):
-    """``y[i, r] (+)= sum_c chol_p[j + i, m + c] (xt[m + c, r] - mu[m + c])`` for i, c < 4:
-    one 4 x 4 block of the triangular product, assigned when ``first``, else added."""
+def _y_block(xt, rows, lmu, chol_p, j, m, y, first):
+    """``y[i, r] (+)= sum_c chol_p[j + i, m + c] xt[m + c, r]`` for i, c < 4: one 4 x 4 block
+    of the triangular product; the first block (``first``) assigns it less ``lmu[j + i]``."""
     a0, a1, a2, a3 = chol_p[j, m], chol_p[j, m + 1], chol_p[j, m + 2], chol_p[j, m + 3]
     b0, b1, b2, b3 = chol_p[j + 1, m], chol_p[j + 1, m + 1], chol_p[j + 1, m + 2], chol_p[j + 1, m + 3]
     c0, c1, c2, c3 = chol_p[j + 2, m], chol_p[j + 2, m + 1], chol_p[j + 2, m + 2], chol_p[j + 2, m + 3]
     e0, e1, e2, e3 = chol_p[j + 3, m], chol_p[j + 3, m + 1], chol_p[j + 3, m + 2], chol_p[j + 3, m + 3]
-    m0, m1, m2, m3 = mu[m], mu[m + 1], mu[m + 2], mu[m + 3]
     if first:
+        o0, o1, o2, o3 = lmu[j], lmu[j + 1], lmu[j + 2], lmu[j + 3]
         for r in range(rows):
-            v0, v1 = xt[m, r] - m0, xt[m + 1, r] - m1
-            v2, v3 = xt[m + 2, r] - m2, xt[m + 3, r] - m3
-            y[0, r] = a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
-            y[1, r] = b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
-            y[2, r] = c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
-            y[3, r] = e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
+            v0, v1, v2, v3 = xt[m, r], xt[m + 1, r], xt[m + 2, r], xt[m + 3, r]
+            y[0, r] = ((a0 * v0 - o0) + a1 * v1) + (a2 * v2 + a3 * v3)
+            y[1, r] = ((b0 * v0 - o1) + b1 * v1) + (b2 * v2 + b3 * v3)
+            y[2, r] = ((c0 * v0 - o2) + c1 * v1) + (c2 * v2 + c3 * v3)
+            y[3, r] = ((e0 * v0 - o3) + e1 * v1) + (e2 * v2 + e3 * v3)
     else:
         for r in range(rows):
-            v0, v1 = xt[m, r] - m0, xt[m + 1, r] - m1
-            v2, v3 = xt[m + 2, r] - m2, xt[m + 3, r] - m3
-            y[0, r] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
-            y[1, r] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
-            y[2, r] += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
-            y[3, r] += e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
+            v0, v1, v2, v3 = xt[m, r], xt[m + 1, r], xt[m + 2, r], xt[m + 3, r]
+            y[0, r] += (a0 * v0 + a1 * v1) + (a2 * v2 + a3 * v3)
+            y[1, r] += (b0 * v0 + b1 * v1) + (b2 * v2 + b3 * v3)
+            y[2, r] += (c0 * v0 + c1 * v1) + (c2 * v2 + c3 * v3)
+            y[3, r] += (e0 * v0 + e1 * v1) + (e2 * v2 + e3 * v3)
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _y_block_squares(xt, rows, mu, chol_p, j, y, lp_k, first):
+def _y_block_squares(xt, rows, lmu, chol_p, j, y, lp_k, first):
     """The diagonal block (m = j) of rows j..j+3 of the product, finishing them: their
     squares are added to ``lp_k`` (assigned when ``first``, j = 0, where ``y`` holds nothing
-    yet) and ``y`` is not written."""
+    yet and the block takes ``lmu`` off itself) and ``y`` is not written."""
     a0 = chol_p[j, j]
     b0, b1 = chol_p[j + 1, j], chol_p[j + 1, j + 1]
     c0, c1, c2 = chol_p[j + 2, j], chol_p[j + 2, j + 1], chol_p[j + 2, j + 2]
     e0, e1, e2, e3 = chol_p[j + 3, j], chol_p[j + 3, j + 1], chol_p[j + 3, j + 2], chol_p[j + 3, j + 3]
-    m0, m1, m2, m3 = mu[j], mu[j + 1], mu[j + 2], mu[j + 3]
     if first:
+        o0, o1, o2, o3 = lmu[j], lmu[j + 1], lmu[j + 2], lmu[j + 3]
         for r in range(rows):
-            v0, v1 = xt[j, r] - m0, xt[j + 1, r] - m1
-            v2, v3 = xt[j + 2, r] - m2, xt[j + 3, r] - m3
-            t0 = a0 * v0
-            t1 = b0 * v0 + b1 * v1
-            t2 = c0 * v0 + c1 * v1 + c2 * v2
-            t3 = e0 * v0 + e1 * v1 + e2 * v2 + e3 * v3
+            v0, v1, v2, v3 = xt[j, r], xt[j + 1, r], xt[j + 2, r], xt[j + 3, r]
+            t0 = a0 * v0 - o0
+            t1 = (b0 * v0 - o1) + b1 * v1
+            t2 = (c0 * v0 - o2) + (c1 * v1 + c2 * v2)
+            t3 = ((e0 * v0 - o3) + e1 * v1) + (e2 * v2 + e3 * v3)
             lp_k[r] = (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
     else:
         for r in range(rows):
-            v0, v1 = xt[j, r] - m0, xt[j + 1, r] - m1
-            v2, v3 = xt[j + 2, r] - m2, xt[j + 3, r] - m3
+            v0, v1, v2, v3 = xt[j, r], xt[j + 1, r], xt[j + 2, r], xt[j + 3, r]
             t0 = y[0, r] + a0 * v0
             t1 = y[1, r] + (b0 * v0 + b1 * v1)
             t2 = y[2, r] + (c0 * v0 + c1 * v1 + c2 * v2)
@@ -261,13 +257,15 @@ def _y_block_squares(xt, rows, mu, chol_p, j, y, lp_k, first):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_log_gaussian_full(xt, rows, mu, chol_p, bias, y, lp_k):
-    """lp_k[r] = bias - 1/2 ||L (xt[:, r] - mu)||^2 for the tile (L = chol_p, lower triangular).
+def _tile_log_gaussian_full(xt, rows, lmu, chol_p, bias, y, lp_k):
+    """lp_k[r] = bias - 1/2 ||L xt[:, r] - lmu||^2 for the tile (L = chol_p, lower triangular;
+    ``lmu`` = L mu, ``lower_times``).
 
     ``chol_p`` is padded to an order that is a multiple of 4 with zeros (above the
-    diagonal too), and so are ``mu`` and the pad rows of ``xt``. The differences
-    ``xt - mu`` are formed in registers as the tile is read, never stored: a
-    pass writing each component's centred tile cost 7-8% of the fused step
+    diagonal too), and so are ``lmu`` and the pad rows of ``xt``. Forming ``L x -
+    L mu`` takes no subtraction per component and block (its rounding: as
+    ``_tile_log_gaussian_full8``, whose callers' shift of the tiles serves here
+    too); a pass writing each component's centred tile cost 7-8% of the fused step
     (measured, N = 1e6, d = 8, K = 8 and N = 2e5, d = 32, K = 16). Four rows of L are done at
     a time, each pass over the tile taking four columns of L (``_y_block``): every
     load and store of an output row ``y[i]`` then feeds four multiply-adds and every
@@ -281,8 +279,8 @@ def _tile_log_gaussian_full(xt, rows, mu, chol_p, bias, y, lp_k):
     dp = chol_p.shape[0]
     for j in range(0, dp, 4):
         for m in range(0, j, 4):
-            _y_block(xt, rows, mu, chol_p, j, m, y, m == 0)
-        _y_block_squares(xt, rows, mu, chol_p, j, y, lp_k, j == 0)
+            _y_block(xt, rows, lmu, chol_p, j, m, y, m == 0)
+        _y_block_squares(xt, rows, lmu, chol_p, j, y, lp_k, j == 0)
     half = like(lp_k, 0.5)
     for r in range(rows):
         lp_k[r] = bias - half * lp_k[r]
@@ -478,7 +476,7 @@ def log_gaussian_full(X, means, prec_chol_t, chunk_rows, out):
                 elif dp == 8:
                     _tile_log_gaussian_full8(xt, rows, lmu[k], chol_p[k], const + log_det[k], lp)
                 else:
-                    _tile_log_gaussian_full(xt, rows, means_p[k], chol_p[k], const + log_det[k],
+                    _tile_log_gaussian_full(xt, rows, lmu[k], chol_p[k], const + log_det[k],
                                             y, lp)
                 for r in range(rows):
                     out[t0 + r, k] = lp[r]

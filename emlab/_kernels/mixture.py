@@ -868,7 +868,7 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
             if dp == 8:
                 _tile_log_gaussian_full8(xt, rows, lmu[k], chol_p[k], bias[k], lp[k])
             else:
-                _tile_log_gaussian_full(xt, rows, means_p[k], chol_p[k], bias[k], y, lp[k])
+                _tile_log_gaussian_full(xt, rows, lmu[k], chol_p[k], bias[k], y, lp[k])
         _tile_row_max(lp, rows, n_components, top)
         total += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
         for k in range(n_components):  # the M-step's statistics about the current means
