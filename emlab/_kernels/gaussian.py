@@ -72,21 +72,24 @@ def load_tile(X, t0, rows, xt, shift):
     (``load_tile_4x4``), 0.57 ms (this).
     """
     d = X.shape[1]
+    u0 = np.uint64(t0)  # unsigned rows: no test of each index for a negative value
     if d == 1:
         s0 = shift_of(shift, 0, X)
         for r in range(rows):
-            xt[0, r] = X[t0 + r, 0] - s0
+            xt[0, r] = X[u0 + np.uint64(r), 0] - s0
     elif d == 2:
         s0, s1 = shift_of(shift, 0, X), shift_of(shift, 1, X)
         for r in range(rows):
-            xt[0, r] = X[t0 + r, 0] - s0
-            xt[1, r] = X[t0 + r, 1] - s1
+            i = u0 + np.uint64(r)
+            xt[0, r] = X[i, 0] - s0
+            xt[1, r] = X[i, 1] - s1
     elif d == 3:
         s0, s1, s2 = shift_of(shift, 0, X), shift_of(shift, 1, X), shift_of(shift, 2, X)
         for r in range(rows):
-            xt[0, r] = X[t0 + r, 0] - s0
-            xt[1, r] = X[t0 + r, 1] - s1
-            xt[2, r] = X[t0 + r, 2] - s2
+            i = u0 + np.uint64(r)
+            xt[0, r] = X[i, 0] - s0
+            xt[1, r] = X[i, 1] - s1
+            xt[2, r] = X[i, 2] - s2
     else:
         load_tile_4x4(X, t0, rows, xt, shift)
 

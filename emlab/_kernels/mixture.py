@@ -532,6 +532,10 @@ TILE_DIAG = 256  # rows per tile of the diagonal kernel (measured: 10% faster th
 # 120 ms, 128 102 ms, 256 95 ms, 512 106-170 ms; at N = 1e6, d = 8, K = 8, 256 rows as fast as
 # 128 or faster; float32 at d = 32: 256 rows 65 ms, 512 59 ms.
 TILE_BLOCKS = 256
+# Rows per float64 tile of the d <= 2 kernel. Measured (N = 1e6, d = 2, K = 3, 2 threads, this
+# Intel machine, noisy): 128 rows 2.21-2.43 ms, 256 2.08-2.19, 512 2.13-2.83, 1024 2.08-2.58:
+# a tile's fixed costs (the copy's alias checks, each pass's loop set-up) weigh on short tiles.
+TILE_TINY = 256
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -626,7 +630,7 @@ def _block_step_tiny(X, start, stop, means, prec_chol_t, bias, sample_weight, ac
     """The fused step's work on rows [start, stop) for d <= 2; returns their log-likelihood."""
     n_components = means.shape[0]
     acc_ss[:] = 0.0
-    tile = _tile_rows(X, TILE)
+    tile = _tile_rows(X, TILE_TINY)
     xt = aligned_tile(2, tile, X.dtype, True)  # d = 1: a second feature of zeros
     lp = aligned_tile(n_components, tile, X.dtype, False)
     top = aligned_tile(1, tile, X.dtype, False)[0]
