@@ -711,24 +711,27 @@ def _tile_weighted_centred(w, xt, rows, mu, rd, acc_s):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_statistics8_ab(w, xt, rows, mu, ja, acc_s, acc_ss):
-    """A diagonal block of the statistics for 5 <= d <= 8 (eight features, the pad ones
-    zero): for j, m in ja..ja+3, m <= j,
-    ``acc_ss[j, m] += sum_r a_j[r] xt[m, r]`` and ``acc_s[j] += sum_r a_j[r]``, with
-    ``a_j = w (xt[j] - mu[j])`` formed in registers.
+def _tile_statistics8_03(w, xt, rows, mu, acc_s, acc_ss):
+    """Rows 0-3 of the statistics for 5 <= d <= 8 (eight features, the pad ones zero): for
+    m <= j < 4, ``acc_ss[j, m] += sum_r a_j[r] xt[m, r]`` and ``acc_s[j] += sum_r a_j[r]``,
+    with ``a_j = w (xt[j] - mu[j])`` formed in registers.
 
-    With ``_tile_statistics8_c`` (the block below the diagonal) this is
-    ``_tile_weighted_centred`` and ``_tile_scatter_lower`` at d = 8 with no
-    weighted tile stored and 36 multiply-adds per row instead of 48 (measured,
-    N = 1e6, K = 8, 2 threads: 28.6-31.6 -> 27.2-27.9 ms per step).
+    With ``_tile_statistics8_45`` and ``_tile_statistics8_67`` (rows 4-5 and 6-7, as
+    the log-density's passes) this is ``_tile_weighted_centred`` and
+    ``_tile_scatter_lower`` at d = 8 with no weighted tile stored and 36
+    multiply-adds per row instead of 48 (measured, N = 1e6, K = 8, 2 threads:
+    28.6-31.6 -> 27.2-27.9 ms per step), and each a_j formed once. (Rows 4-7 in
+    two passes split by columns, 0-3 and 4-7, formed a_4..a_7 twice: 68 operations
+    per row and component against 60; one step 16.9-17.9 -> 16.6-17.7 ms, within
+    the noise of this Intel machine.)
     """
-    m0, m1, m2, m3 = mu[ja], mu[ja + 1], mu[ja + 2], mu[ja + 3]
+    m0, m1, m2, m3 = mu[0], mu[1], mu[2], mu[3]
     zero = like(xt, 0.0)
     s0 = s1 = s2 = s3 = zero
     q00 = q10 = q11 = q20 = q21 = q22 = q30 = q31 = q32 = q33 = zero
     for r in range(rows):
         wr = w[r]
-        x0, x1, x2, x3 = xt[ja, r], xt[ja + 1, r], xt[ja + 2, r], xt[ja + 3, r]
+        x0, x1, x2, x3 = xt[0, r], xt[1, r], xt[2, r], xt[3, r]
         a0, a1, a2, a3 = wr * (x0 - m0), wr * (x1 - m1), wr * (x2 - m2), wr * (x3 - m3)
         s0 += a0
         s1 += a1
@@ -744,67 +747,111 @@ def _tile_statistics8_ab(w, xt, rows, mu, ja, acc_s, acc_ss):
         q31 += a3 * x1
         q32 += a3 * x2
         q33 += a3 * x3
-    acc_s[ja] += s0
-    acc_s[ja + 1] += s1
-    acc_s[ja + 2] += s2
-    acc_s[ja + 3] += s3
-    acc_ss[ja, ja] += q00
-    acc_ss[ja + 1, ja] += q10
-    acc_ss[ja + 1, ja + 1] += q11
-    acc_ss[ja + 2, ja] += q20
-    acc_ss[ja + 2, ja + 1] += q21
-    acc_ss[ja + 2, ja + 2] += q22
-    acc_ss[ja + 3, ja] += q30
-    acc_ss[ja + 3, ja + 1] += q31
-    acc_ss[ja + 3, ja + 2] += q32
-    acc_ss[ja + 3, ja + 3] += q33
+    acc_s[0] += s0
+    acc_s[1] += s1
+    acc_s[2] += s2
+    acc_s[3] += s3
+    acc_ss[0, 0] += q00
+    acc_ss[1, 0] += q10
+    acc_ss[1, 1] += q11
+    acc_ss[2, 0] += q20
+    acc_ss[2, 1] += q21
+    acc_ss[2, 2] += q22
+    acc_ss[3, 0] += q30
+    acc_ss[3, 1] += q31
+    acc_ss[3, 2] += q32
+    acc_ss[3, 3] += q33
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_statistics8_c(w, xt, rows, mu, acc_ss):
-    """The block below the diagonal of the 5 <= d <= 8 statistics (``_tile_statistics8_ab``):
-    ``acc_ss[j, m] += sum_r w[r] (xt[j, r] - mu[j]) xt[m, r]`` for j = 4..7, m = 0..3."""
-    m4, m5, m6, m7 = mu[4], mu[5], mu[6], mu[7]
+def _tile_statistics8_45(w, xt, rows, mu, acc_s, acc_ss):
+    """Rows 4 and 5 of the 5 <= d <= 8 statistics (``_tile_statistics8_03`` for rows 0-3):
+    ``acc_ss[j, m] += sum_r a_j[r] xt[m, r]`` for m <= j and ``acc_s[j] += sum_r a_j[r]``,
+    ``a_j = w (xt[j] - mu[j])``, j = 4, 5."""
+    m4, m5 = mu[4], mu[5]
     zero = like(xt, 0.0)
-    q40 = q41 = q42 = q43 = q50 = q51 = q52 = q53 = zero
-    q60 = q61 = q62 = q63 = q70 = q71 = q72 = q73 = zero
+    s4 = s5 = zero
+    q40 = q41 = q42 = q43 = q44 = zero
+    q50 = q51 = q52 = q53 = q54 = q55 = zero
     for r in range(rows):
         wr = w[r]
-        x0, x1, x2, x3 = xt[0, r], xt[1, r], xt[2, r], xt[3, r]
-        a4, a5 = wr * (xt[4, r] - m4), wr * (xt[5, r] - m5)
-        a6, a7 = wr * (xt[6, r] - m6), wr * (xt[7, r] - m7)
+        x0, x1, x2, x3, x4, x5 = xt[0, r], xt[1, r], xt[2, r], xt[3, r], xt[4, r], xt[5, r]
+        a4, a5 = wr * (x4 - m4), wr * (x5 - m5)
+        s4 += a4
+        s5 += a5
         q40 += a4 * x0
         q41 += a4 * x1
         q42 += a4 * x2
         q43 += a4 * x3
+        q44 += a4 * x4
         q50 += a5 * x0
         q51 += a5 * x1
         q52 += a5 * x2
         q53 += a5 * x3
-        q60 += a6 * x0
-        q61 += a6 * x1
-        q62 += a6 * x2
-        q63 += a6 * x3
-        q70 += a7 * x0
-        q71 += a7 * x1
-        q72 += a7 * x2
-        q73 += a7 * x3
+        q54 += a5 * x4
+        q55 += a5 * x5
+    acc_s[4] += s4
+    acc_s[5] += s5
     acc_ss[4, 0] += q40
     acc_ss[4, 1] += q41
     acc_ss[4, 2] += q42
     acc_ss[4, 3] += q43
+    acc_ss[4, 4] += q44
     acc_ss[5, 0] += q50
     acc_ss[5, 1] += q51
     acc_ss[5, 2] += q52
     acc_ss[5, 3] += q53
+    acc_ss[5, 4] += q54
+    acc_ss[5, 5] += q55
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _tile_statistics8_67(w, xt, rows, mu, acc_s, acc_ss):
+    """As ``_tile_statistics8_45`` for rows 6 and 7."""
+    m6, m7 = mu[6], mu[7]
+    zero = like(xt, 0.0)
+    s6 = s7 = zero
+    q60 = q61 = q62 = q63 = q64 = q65 = q66 = zero
+    q70 = q71 = q72 = q73 = q74 = q75 = q76 = q77 = zero
+    for r in range(rows):
+        wr = w[r]
+        x0, x1, x2, x3 = xt[0, r], xt[1, r], xt[2, r], xt[3, r]
+        x4, x5, x6, x7 = xt[4, r], xt[5, r], xt[6, r], xt[7, r]
+        a6, a7 = wr * (x6 - m6), wr * (x7 - m7)
+        s6 += a6
+        s7 += a7
+        q60 += a6 * x0
+        q61 += a6 * x1
+        q62 += a6 * x2
+        q63 += a6 * x3
+        q64 += a6 * x4
+        q65 += a6 * x5
+        q66 += a6 * x6
+        q70 += a7 * x0
+        q71 += a7 * x1
+        q72 += a7 * x2
+        q73 += a7 * x3
+        q74 += a7 * x4
+        q75 += a7 * x5
+        q76 += a7 * x6
+        q77 += a7 * x7
+    acc_s[6] += s6
+    acc_s[7] += s7
     acc_ss[6, 0] += q60
     acc_ss[6, 1] += q61
     acc_ss[6, 2] += q62
     acc_ss[6, 3] += q63
+    acc_ss[6, 4] += q64
+    acc_ss[6, 5] += q65
+    acc_ss[6, 6] += q66
     acc_ss[7, 0] += q70
     acc_ss[7, 1] += q71
     acc_ss[7, 2] += q72
     acc_ss[7, 3] += q73
+    acc_ss[7, 4] += q74
+    acc_ss[7, 5] += q75
+    acc_ss[7, 6] += q76
+    acc_ss[7, 7] += q77
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -877,9 +924,9 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
         total += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
         for k in range(n_components):  # the M-step's statistics about the current means
             if dp == 8:
-                _tile_statistics8_ab(lp[k], xt, rows, means_p[k], 0, sums8[k], acc_ss[k])
-                _tile_statistics8_ab(lp[k], xt, rows, means_p[k], 4, sums8[k], acc_ss[k])
-                _tile_statistics8_c(lp[k], xt, rows, means_p[k], acc_ss[k])
+                _tile_statistics8_03(lp[k], xt, rows, means_p[k], sums8[k], acc_ss[k])
+                _tile_statistics8_45(lp[k], xt, rows, means_p[k], sums8[k], acc_ss[k])
+                _tile_statistics8_67(lp[k], xt, rows, means_p[k], sums8[k], acc_ss[k])
             else:
                 _tile_weighted_centred(lp[k], xt, rows, means_p[k], rd, acc_s[k])
                 _tile_scatter_lower(rd, xt, rows, acc_ss[k])
