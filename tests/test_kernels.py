@@ -393,6 +393,32 @@ def test_em_step_diag_matches_the_references(n, d, k, weighted, rng):
     np.testing.assert_allclose(sq, np.diagonal(want[3], axis1=1, axis2=2), rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("spread", [0.5, 300.0])
+@pytest.mark.parametrize("d", [1, 3, 8])
+def test_em_step_diag_far_from_the_origin(d, spread, rng):
+    # the diagonal kernel loads its tiles less the means' centre s and forms x a - (mu - s) a
+    # (a = 1 / (sqrt(2) sigma)): rounding of order eps |mu - s| / sigma, what X's own
+    # rounding carries (1e-12 here)
+    from emlab._kernels.mixture import em_step_diag
+
+    n, k, offset = 3000, 3, 1e4
+    means = offset + rng.standard_normal((k, d)) * spread
+    X = rng.standard_normal((n, d)) + means[rng.integers(0, k, n)]
+    variances = rng.uniform(0.5, 2.0, (k, d))
+    log_weights = np.log(np.full(k, 1.0 / k))
+    ll, nk, sums, sq = np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d))
+    em_step_diag(X, means, 1 / np.sqrt(variances), log_weights, np.empty(0),
+                 _config.n_blocks(n, k * (1 + 2 * d)), ll, nk, sums, sq)
+    dens = np.column_stack([norm.logpdf(X, means[j], np.sqrt(variances[j])).sum(axis=1)
+                            for j in range(k)])
+    want = reference_pass(X, log_weights, dens, means, None)
+    assert np.isclose(ll[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(nk, want[1], rtol=1e-10)
+    want_sq = np.diagonal(want[3], axis1=1, axis2=2)
+    np.testing.assert_allclose(sq, want_sq, rtol=1e-10, atol=1e-10 * np.max(want_sq))
+    np.testing.assert_allclose(sums, want[2], rtol=1e-9, atol=1e-9 * np.max(np.abs(want[2])))
+
+
 @pytest.mark.parametrize("kind", ["full", "diag"])
 def test_fused_pass_with_many_equal_components(kind, rng):
     # Every row's sum of exponentials is then exactly K, the largest it can be: the

@@ -42,13 +42,14 @@ from .gaussian import (
     _tile_log_gaussian_full8,
     _tile_log_gaussian_full_small,
     about_centre,
+    centre_of,
+    diag_coefficients,
     load_tile,
     load_tile_4x4,
     log_det_cholesky,
     padded4,
-    padded_rows,
     padded_squares,
-    tile_quadratic_diag,
+    tile_log_density_diag,
 )
 from .mixture import (
     TILE_DIAG,
@@ -119,15 +120,6 @@ def _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, nk):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_log_gaussian_diag(xt, rows, means_p, prec_p, bias, q):
-    """q[r] = bias - 1/2 sum_j ((xt[j, r] - means_p[j]) prec_p[j])^2 (padded features: see
-    :func:`~emlab._kernels.gaussian.tile_quadratic_diag`)."""
-    tile_quadratic_diag(xt, rows, means_p, prec_p, q)
-    for r in range(rows):
-        q[r] = bias - 0.5 * q[r]
-
-
-@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _biases_diag(prec_chol, log_weights, d):
     n_comp = prec_chol.shape[0]
     bias = np.empty(n_comp)
@@ -140,16 +132,16 @@ def _biases_diag(prec_chol, log_weights, d):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_components_full(xt, rows, means, means_p, lmu, prec_chol_t, chol_p, bias, small, keep,
-                          dts, y, lp):
+def _tile_components_full(xt, rows, means, lmu, prec_chol_t, chol_p, bias, small, keep, dts, y,
+                          lp):
     """lp[c, :rows] = log w_c + log N(x_r | mu_c, Sigma_c); with ``keep``, ``dts[c]`` keeps
     x_r - mu_c.
 
-    ``xt``, ``means`` and ``means_p`` are taken about the same point (``about_centre``);
-    ``xt`` and ``means_p`` are padded with zero features to ``chol_p``'s order. For
-    d > SMALL_D the log-density centres in registers (``means_p``), so a centred tile
-    is written only when ``keep`` asks for it; ``dts`` is (C, dp, TILE) then, else
-    (1, dp, TILE), scratch for the d <= SMALL_D log-density.
+    ``xt`` and ``means`` are taken about the same point, and ``lmu[c]`` is ``L_c`` times
+    ``means[c]`` (``about_centre``); ``xt`` and ``lmu`` are padded with zero features to
+    ``chol_p``'s order. For d > SMALL_D the log-density needs no centred tile
+    (``L x - L mu``), so one is written only when ``keep`` asks for it; ``dts`` is
+    (C, dp, TILE) then, else (1, dp, TILE), scratch for the d <= SMALL_D log-density.
     """
     d = means.shape[1]
     for c in range(means.shape[0]):
@@ -192,7 +184,7 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
     dp = d + d % 2 if small else padded4(d)
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = padded_squares(prec_chol_t, dp, np.float64)
-    shift, means_s, means_p, lmu = about_centre(means, chol_p, np.float64)
+    shift, means_s, _, lmu = about_centre(means, chol_p, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for ch in prange(n_chunks):
         xt = np.zeros((dp, TILE))  # zero pad features
@@ -205,7 +197,7 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
         for t0 in range(ch * chunk_rows, stop, TILE):
             rows = min(TILE, stop - t0)
             load_tile(X, t0, rows, xt, shift)
-            _tile_components_full(xt, rows, means_s, means_p, lmu, prec_chol_t, chol_p, bias,
+            _tile_components_full(xt, rows, means_s, lmu, prec_chol_t, chol_p, bias,
                                   small, False, dts, y, lp)
             _tile_state_log_sum(lp, rows, n_mix, top, s, out, t0)
 
@@ -221,8 +213,8 @@ def log_emission_diag(X, means, prec_chol, log_weights, chunk_rows, out):
     n_mix = n_comp // out.shape[1]
     dp = padded4(d)
     bias = _biases_diag(prec_chol, log_weights, d)
-    means_p = padded_rows(means, dp, np.float64)
-    prec_p = padded_rows(prec_chol, dp, np.float64)
+    shift = centre_of(means, np.float64)  # the tiles are loaded less it
+    scale, offset = diag_coefficients(means, prec_chol, shift, dp, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for ch in prange(n_chunks):
         xt = np.zeros((dp, TILE_DIAG))
@@ -232,9 +224,9 @@ def log_emission_diag(X, means, prec_chol, log_weights, chunk_rows, out):
         stop = min(n, (ch + 1) * chunk_rows)
         for t0 in range(ch * chunk_rows, stop, TILE_DIAG):
             rows = min(TILE_DIAG, stop - t0)
-            load_tile_4x4(X, t0, rows, xt, None)
+            load_tile_4x4(X, t0, rows, xt, shift)
             for c in range(n_comp):
-                _tile_log_gaussian_diag(xt, rows, means_p[c], prec_p[c], bias[c], lp[c])
+                tile_log_density_diag(xt, rows, scale[c], offset[c], bias[c], lp[c])
             _tile_state_log_sum(lp, rows, n_mix, top, s, out, t0)
 
 
@@ -264,7 +256,7 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
     dp = d + d % 2 if small else padded4(d)
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
     chol_p = padded_squares(prec_chol_t, dp, np.float64)
-    shift, means_s, means_p, lmu = about_centre(means, chol_p, np.float64)
+    shift, means_s, _, lmu = about_centre(means, chol_p, np.float64)
     acc_n = np.zeros((n_blocks, n_comp))
     acc_s = np.zeros((n_blocks, n_comp, d))
     acc_ss = np.empty((n_blocks, n_comp, dp, dp))  # zeroed by its block's thread
@@ -281,7 +273,7 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
             load_tile(X, t0, rows, xt, shift)
-            _tile_components_full(xt, rows, means_s, means_p, lmu, prec_chol_t, chol_p, bias,
+            _tile_components_full(xt, rows, means_s, lmu, prec_chol_t, chol_p, bias,
                                   small, True, dts, y, lp)
             _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, acc_n[b])
             for c in range(n_comp):
@@ -302,8 +294,8 @@ def emission_statistics_diag(X, gamma, means, prec_chol, log_weights, n_blocks, 
     n_mix = n_comp // gamma.shape[1]
     dp = padded4(d)
     bias = _biases_diag(prec_chol, log_weights, d)
-    means_p = padded_rows(means, dp, np.float64)
-    prec_p = padded_rows(prec_chol, dp, np.float64)
+    shift = centre_of(means, np.float64)  # the tiles are loaded less it
+    scale, offset = diag_coefficients(means, prec_chol, shift, dp, np.float64)
     acc_n = np.zeros((n_blocks, n_comp))
     acc_s = np.zeros((n_blocks, n_comp, d))
     acc_ss = np.zeros((n_blocks, n_comp, d))
@@ -315,13 +307,13 @@ def emission_statistics_diag(X, gamma, means, prec_chol, log_weights, n_blocks, 
         start, stop = block_rows(b, n_blocks, n, CHUNK)
         for t0 in range(start, stop, TILE_DIAG):
             rows = min(TILE_DIAG, stop - t0)
-            load_tile_4x4(X, t0, rows, xt, None)
+            load_tile_4x4(X, t0, rows, xt, shift)
             for c in range(n_comp):
-                _tile_log_gaussian_diag(xt, rows, means_p[c], prec_p[c], bias[c], lp[c])
+                tile_log_density_diag(xt, rows, scale[c], offset[c], bias[c], lp[c])
             _tile_state_responsibilities(lp, rows, gamma, t0, n_mix, top, s, acc_n[b])
             for c in range(n_comp):
                 for j in range(d):
-                    mu = means[c, j]
+                    mu = means[c, j] - shift[j]
                     s1 = 0.0
                     s2 = 0.0
                     for r in range(rows):

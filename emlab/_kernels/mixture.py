@@ -19,7 +19,9 @@ from .gaussian import (
     _tile_log_gaussian_full_small,
     about_centre,
     aligned_tile,
-    tile_quadratic_diag,
+    centre_of,
+    diag_coefficients,
+    tile_log_density_diag,
     load_tile,
     load_tile_4x4,
     log_det_cholesky,
@@ -1032,11 +1034,13 @@ def em_step_full(X, means, prec_chol_t, log_weights, sample_weight, n_blocks, lo
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _block_step_diag(X, start, stop, means_p, prec_p, bias, sample_weight, acc_n, acc_s, acc_ss):
-    """``em_step_diag``'s work on rows [start, stop) (features padded to a multiple of 4 in
-    ``means_p`` and ``prec_p``); returns their log-likelihood. A function of its own, as
-    the full kernels' blocks, so that the parallel kernel and its serial twin run the same
-    compiled code (a body inside ``prange`` is compiled differently in each)."""
+def _block_step_diag(X, start, stop, shift, means_p, scale, offset, bias, sample_weight, acc_n,
+                     acc_s, acc_ss):
+    """``em_step_diag``'s work on rows [start, stop); returns their log-likelihood. The tiles
+    are X less ``shift`` and ``means_p`` the means less it, features padded to a multiple
+    of 4 there and in ``scale`` and ``offset`` (``diag_coefficients``). A function of its
+    own, as the full kernels' blocks, so that the parallel kernel and its serial twin run
+    the same compiled code (a body inside ``prange`` is compiled differently in each)."""
     n_components, dp = means_p.shape
     d = acc_s.shape[1]
     tile = _tile_rows(X, TILE_DIAG)
@@ -1044,20 +1048,13 @@ def _block_step_diag(X, start, stop, means_p, prec_p, bias, sample_weight, acc_n
     lp = aligned_tile(n_components, tile, X.dtype, False)
     top = aligned_tile(1, tile, X.dtype, False)[0]
     s = aligned_tile(1, tile, X.dtype, False)[0]
-    half = like(xt, 0.5)
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
-        load_tile_4x4(X, t0, rows, xt, None)
+        load_tile_4x4(X, t0, rows, xt, shift)
         for k in range(n_components):
-            q = lp[k]
-            tile_quadratic_diag(xt, rows, means_p[k], prec_p[k], q)
-            # the log-density, and the row maxima as they come
-            bk = bias[k]
-            for r in range(rows):
-                v = bk - half * q[r]
-                q[r] = v
-                top[r] = v if k == 0 else max(top[r], v)
+            tile_log_density_diag(xt, rows, scale[k], offset[k], bias[k], lp[k])
+        _tile_row_max(lp, rows, n_components, top)
         total += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
         for k in range(n_components):
             for j in range(d):
@@ -1092,17 +1089,20 @@ def em_step_diag(X, means, prec_chol, log_weights, sample_weight, n_blocks, logl
         for j in range(d):
             log_det += math.log(prec_chol[k, j])
         bias[k] = const + log_det + log_weights[k]
-    # zero pad features: (0 - 0) * 0 adds nothing to the quadratic form
-    means_p = padded_rows(means, dp, X.dtype)
-    prec_p = padded_rows(prec_chol, dp, X.dtype)
+    shift = centre_of(means, X.dtype)  # the tiles are loaded less it
+    means_p = np.zeros((n_components, dp), X.dtype)  # zero pad features
+    for k in range(n_components):
+        for j in range(d):
+            means_p[k, j] = means[k, j] - shift[j]
+    scale, offset = diag_coefficients(means, prec_chol, shift, dp, X.dtype)
     acc_ll = np.zeros(n_blocks)
     acc_n = np.zeros((n_blocks, n_components))
     acc_s = np.zeros((n_blocks, n_components, d))
     acc_ss = np.zeros((n_blocks, n_components, d))
     for b in prange(n_blocks):
         start, stop = block_rows(b, n_blocks, n, CHUNK)
-        acc_ll[b] = _block_step_diag(X, start, stop, means_p, prec_p, bias, sample_weight,
-                                     acc_n[b], acc_s[b], acc_ss[b])
+        acc_ll[b] = _block_step_diag(X, start, stop, shift, means_p, scale, offset, bias,
+                                     sample_weight, acc_n[b], acc_s[b], acc_ss[b])
     sum_blocks(acc_ll, loglik)
     sum_blocks(acc_n, nk)
     sum_blocks(acc_s, sums)
