@@ -123,7 +123,7 @@ def _tile_times_transposed(rd, dt, rows, out):
     """
     for j in range(0, out.shape[0], 4):
         for m in range(0, out.shape[1], 4):
-            _add_block_4x4(rd, dt, rows, j, m, out)
+            _add_block_4x4(rd, j, dt, rows, j, m, out)
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)

@@ -243,17 +243,17 @@ def _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, nk
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _add_block_4x4(rd, dt, rows, j, m, out):
-    """``out[j:j+4, m:m+4] += rd[j:j+4, :rows] @ dt[m:m+4, :rows].T``: sixteen running sums,
-    eight loads per row (the block shared by ``_tile_scatter_lower`` and the experts'
-    ``_tile_times_transposed``)."""
+def _add_block_4x4(rd, jr, dt, rows, j, m, out):
+    """``out[j:j+4, m:m+4] += rd[jr:jr+4, :rows] @ dt[m:m+4, :rows].T``: sixteen running sums,
+    eight loads per row (the block shared by ``_tile_scatter_lower``, the blocks kernel's
+    ``_tile_statistics_rows4`` and the experts' ``_tile_times_transposed``)."""
     zero = like(rd, 0.0)  # a tile's sums in its own precision (float32 tiles: 256 terms)
     s00 = s01 = s02 = s03 = zero
     s10 = s11 = s12 = s13 = zero
     s20 = s21 = s22 = s23 = zero
     s30 = s31 = s32 = s33 = zero
     for r in range(rows):
-        a0, a1, a2, a3 = rd[j, r], rd[j + 1, r], rd[j + 2, r], rd[j + 3, r]
+        a0, a1, a2, a3 = rd[jr, r], rd[jr + 1, r], rd[jr + 2, r], rd[jr + 3, r]
         b0, b1, b2, b3 = dt[m, r], dt[m + 1, r], dt[m + 2, r], dt[m + 3, r]
         s00 += a0 * b0
         s01 += a0 * b1
@@ -302,7 +302,7 @@ def _tile_scatter_lower(rd, dt, rows, out):
     dp = out.shape[0]
     for j in range(0, dp, 4):
         for m in range(0, j + 1, 4):
-            _add_block_4x4(rd, dt, rows, j, m, out)
+            _add_block_4x4(rd, j, dt, rows, j, m, out)
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -699,17 +699,25 @@ def _block_step_small(X, start, stop, means, prec_chol_t, bias, sample_weight, a
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def _tile_weighted_centred(w, xt, rows, mu, rd, acc_s):
-    """``rd[j, r] = w[r] (xt[j, r] - mu[j])`` and ``acc_s[j] += sum_r rd[j, r]`` for the
-    d features of ``acc_s`` (the pad rows of ``rd`` stay zero)."""
-    for j in range(acc_s.shape[0]):
-        m = mu[j]
-        sj = like(rd, 0.0)
+def _tile_statistics_rows4(w, xt, rows, mu, j, rd4, acc_s, acc_ss):
+    """Rows j..j+3 of a component's statistics for d > 8: ``rd4[i, r] = w[r] (xt[j + i, r] -
+    mu[j + i])`` (four rows of scratch), ``acc_s[j + i] += sum_r rd4[i, r]`` and, for
+    m <= j in blocks of 4, ``acc_ss[j:j+4, m:m+4] += rd4 @ xt[m:m+4].T``.
+
+    Four weighted rows at a time rather than the whole weighted tile (d rows):
+    at d = 32 the tile is 64 KiB, beyond L1, and it was written out and read
+    back for each component; four rows stay in L1 while the blocks use them.
+    """
+    for i in range(4):
+        m = mu[j + i]
+        si = like(rd4, 0.0)
         for r in range(rows):
-            v = w[r] * (xt[j, r] - m)
-            rd[j, r] = v
-            sj += v
-        acc_s[j] += sj
+            v = w[r] * (xt[j + i, r] - m)
+            rd4[i, r] = v
+            si += v
+        acc_s[j + i] += si
+    for m in range(0, j + 1, 4):
+        _add_block_4x4(rd4, 0, xt, rows, j, m, acc_ss)
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -719,8 +727,8 @@ def _tile_statistics8_03(w, xt, rows, mu, acc_s, acc_ss):
     with ``a_j = w (xt[j] - mu[j])`` formed in registers.
 
     With ``_tile_statistics8_45`` and ``_tile_statistics8_67`` (rows 4-5 and 6-7, as
-    the log-density's passes) this is ``_tile_weighted_centred`` and
-    ``_tile_scatter_lower`` at d = 8 with no weighted tile stored and 36
+    the log-density's passes) this is what ``_tile_statistics_rows4`` does for d > 8,
+    at d = 8 with no weighted rows stored and 36
     multiply-adds per row instead of 48 (measured, N = 1e6, K = 8, 2 threads:
     28.6-31.6 -> 27.2-27.9 ms per step), and each a_j formed once. (Rows 4-7 in
     two passes split by columns, 0-3 and 4-7, formed a_4..a_7 twice: 68 operations
@@ -888,10 +896,13 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
     ``sum_r w_rk (x_r - mu_k) (x_r - shift)^T`` (lower triangle;
     ``_scatter_about_centres`` makes it the scatter).
 
-    No centred tile is stored: the log-density centres in registers, the
-    weighted differences are formed once per component (``rd``), and the
-    scatter multiplies them by the uncentred tile; at 5 <= d <= 8 the weighted
-    differences are not stored either (``_tile_statistics8_*``). Without K
+    No centred tile is stored: the log-density is ``L x - L mu``, the
+    weighted differences are formed four rows at a time (``rd``,
+    ``_tile_statistics_rows4``: one step at N = 2e5, d = 32, K = 16, this Intel
+    machine, 79.6-87.0 -> 75.3-78.4 ms against the whole weighted tile; d = 64,
+    K = 8 76.7-78.1 -> 64.8-68.5), and the scatter multiplies them by the
+    uncentred tile; at 5 <= d <= 8 the weighted differences are not stored
+    either (``_tile_statistics8_*``). Without K
     centred tiles the tile holds 256 rows (``TILE_BLOCKS``). Measured against
     centring each component's tile first (``em_step_full``, 2 threads, N = 1e6,
     d = 8, K = 8 / N = 2e5, d = 32, K = 16): 33.5-35.4 -> 24.0-27.3 ms and
@@ -905,14 +916,14 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
     # rows of xt and rd would fall into few cache sets (measured: 0-10% faster padded)
     stride = tile + 64 // X.itemsize
     xt = aligned_tile(dp, stride, dtype, True)  # zero pad features
-    rd = aligned_tile(dp, stride, dtype, True)
+    rd = aligned_tile(4, stride, dtype, False)  # four weighted rows (d > 8)
     y = aligned_tile(4, stride, dtype, False)
     lp = aligned_tile(n_components, stride, dtype, False)
     top = aligned_tile(1, stride, dtype, False)[0]
     s = aligned_tile(1, stride, dtype, False)[0]
-    # 5 <= d <= 8: the sums over eight features, the pad ones zero (their tile rows and means
-    # are), added into acc_s's d at the end
-    sums8 = np.zeros((n_components, 8))
+    # the sums over the padded features, the pad ones zero (their tile rows and means are),
+    # added into acc_s's d at the end
+    sums_p = np.zeros((n_components, dp))
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
@@ -926,16 +937,16 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
         total += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
         for k in range(n_components):  # the M-step's statistics about the current means
             if dp == 8:
-                _tile_statistics8_03(lp[k], xt, rows, means_p[k], sums8[k], acc_ss[k])
-                _tile_statistics8_45(lp[k], xt, rows, means_p[k], sums8[k], acc_ss[k])
-                _tile_statistics8_67(lp[k], xt, rows, means_p[k], sums8[k], acc_ss[k])
+                _tile_statistics8_03(lp[k], xt, rows, means_p[k], sums_p[k], acc_ss[k])
+                _tile_statistics8_45(lp[k], xt, rows, means_p[k], sums_p[k], acc_ss[k])
+                _tile_statistics8_67(lp[k], xt, rows, means_p[k], sums_p[k], acc_ss[k])
             else:
-                _tile_weighted_centred(lp[k], xt, rows, means_p[k], rd, acc_s[k])
-                _tile_scatter_lower(rd, xt, rows, acc_ss[k])
-    if dp == 8:
-        for k in range(n_components):
-            for j in range(acc_s.shape[1]):
-                acc_s[k, j] += sums8[k, j]
+                for j in range(0, dp, 4):
+                    _tile_statistics_rows4(lp[k], xt, rows, means_p[k], j, rd, sums_p[k],
+                                           acc_ss[k])
+    for k in range(n_components):
+        for j in range(acc_s.shape[1]):
+            acc_s[k, j] += sums_p[k, j]
     return total
 
 
