@@ -569,3 +569,21 @@ def test_aligned_tiles_start_on_a_cache_line(dtype):
         assert zeros.flags.c_contiguous and not zeros.any()
         assert all(zeros[i].ctypes.data % 64 == 0 for i in range(rows))
         assert aligned_tile(rows, cols, dtype, False).ctypes.data % 64 == 0
+
+
+def test_prefetch_tile_issues_prefetches_and_touches_nothing():
+    # the fused kernels prefetch the next tile's rows while working on the current one; a
+    # prefetch of rows past the end (the last tile's successor) must neither fault nor
+    # change anything, and the compiled code must hold the prefetch instruction
+    from numba import njit
+
+    from emlab._kernels.gaussian import prefetch_tile
+
+    X = np.arange(40.0).reshape(10, 4)
+    before = X.copy()
+    for t0, rows in [(0, 10), (8, 2), (10, 0), (10, 5), (9, -3)]:
+        prefetch_tile(X, t0, rows)
+    assert np.array_equal(X, before)
+    twin = njit(prefetch_tile.py_func)  # the cached kernel cannot be inspected
+    twin(X, 0, 10)
+    assert "prefetch" in twin.inspect_asm(twin.signatures[0])

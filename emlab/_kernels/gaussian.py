@@ -13,8 +13,10 @@ the inner loop reads a row of L_k contiguously.
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from .._config import CACHE, ERROR_MODEL, FASTMATH, PARALLEL
 from .elementary import like
@@ -57,6 +59,43 @@ def _shift_of(shift, j, X):
         element = X.dtype
         return lambda shift, j, X: element(0.0)
     return lambda shift, j, X: shift[j]
+
+
+@intrinsic
+def _prefetch_bytes(typingctx, X, i, offset):
+    """Ask the CPU to bring the cache line ``offset`` bytes past ``X[i, 0]`` into its L2
+    cache (LLVM's ``prefetch``: no fault, whatever the address)."""
+    sig = types.void(X, i, offset)
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        row = cgutils.get_item_pointer(context, builder, array_type, array, [args[1], zero],
+                                       wraparound=False)
+        i8 = ir.IntType(8)
+        ptr = builder.gep(builder.bitcast(row, i8.as_pointer()), [args[2]])
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        # read, locality 2 (prefetcht1: L2 and beyond), data cache
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def prefetch_tile(X, t0, rows):
+    """Prefetch rows [t0, t0 + rows) of C-contiguous X into L2, a cache line at a time:
+    called with the next tile's rows before the current tile's work, so that its copy
+    (``load_tile``) does not wait for memory."""
+    if rows <= 0:
+        return
+    nbytes = rows * X.shape[1] * X.itemsize
+    for offset in range(0, nbytes, 64):
+        _prefetch_bytes(X, t0, offset)
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)

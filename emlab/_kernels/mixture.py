@@ -28,6 +28,7 @@ from .gaussian import (
     padded4,
     padded_rows,
     padded_squares,
+    prefetch_tile,
 )
 
 CHUNK = CHUNK_ROWS  # read once here; see TILE below about numba's cache
@@ -641,6 +642,7 @@ def _block_step_tiny(X, start, stop, means, prec_chol_t, bias, sample_weight, ac
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
         load_tile(X, t0, rows, xt, None)
+        prefetch_tile(X, t0 + rows, min(tile, stop - t0 - rows))
         total += _tile_em_full_tiny(xt, rows, X.shape[1], means, prec_chol_t, bias, lp, top, s,
                                     sample_weight, t0, acc_n, acc_s, acc_ss)
     return total
@@ -687,6 +689,7 @@ def _block_step_small(X, start, stop, means, prec_chol_t, bias, sample_weight, a
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
         load_tile(X, t0, rows, xt, None)
+        prefetch_tile(X, t0 + rows, min(tile, stop - t0 - rows))
         for k in range(n_components):  # lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
             _tile_centred(xt, rows, means, k, dts[k])
             _tile_log_gaussian_full_small(dts[k], rows, prec_chol_t[k], bias[k], y[0], y[1], lp[k])
@@ -928,6 +931,7 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
         load_tile_4x4(X, t0, rows, xt, shift)
+        prefetch_tile(X, t0 + rows, min(tile, stop - t0 - rows))
         for k in range(n_components):  # lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
             if dp == 8:
                 _tile_log_gaussian_full8(xt, rows, lmu[k], chol_p[k], bias[k], lp[k])
@@ -1063,6 +1067,7 @@ def _block_step_diag(X, start, stop, shift, means_p, scale, offset, bias, sample
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
         load_tile_4x4(X, t0, rows, xt, shift)
+        prefetch_tile(X, t0 + rows, min(tile, stop - t0 - rows))
         for k in range(n_components):
             tile_log_density_diag(xt, rows, scale[k], offset[k], bias[k], lp[k])
         _tile_row_max(lp, rows, n_components, top)
