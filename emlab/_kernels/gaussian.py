@@ -353,9 +353,9 @@ def _tile_log_gaussian_full(xt, rows, lmu, chol_p, bias, y, lp_k):
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def centre_of(means, dtype):
-    """The mean of the rows of ``means`` in ``dtype``: the shift that tiles of the 8-feature
-    kernels are loaded with (``load_tile``), so that ``L x`` and ``L mu`` are formed about
-    a point inside the data's hull (``_tile_log_gaussian_full8``)."""
+    """The mean of the rows of ``means`` in ``dtype``: the shift that the full and diagonal
+    kernels load their tiles with (``load_tile``), so that ``L x - L mu`` (and the diagonal
+    ``x a - b``) are formed about a point inside the data's hull, not about the origin."""
     n_components, d = means.shape
     out = np.empty(d, dtype)
     for j in range(d):

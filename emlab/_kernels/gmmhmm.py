@@ -46,7 +46,6 @@ from .gaussian import (
     diag_coefficients,
     load_tile,
     load_tile_4x4,
-    log_det_cholesky,
     padded4,
     padded_squares,
     tile_log_density_diag,

@@ -26,7 +26,6 @@ from .gaussian import (
     load_tile_4x4,
     log_det_cholesky,
     padded4,
-    padded_rows,
     padded_squares,
     prefetch_tile,
 )
