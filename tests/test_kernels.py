@@ -21,6 +21,7 @@ SHAPES = [  # (n, d, K): one sample, one feature, one component, several chunks 
     (3 * _config.CHUNK_ROWS + 17, 5, 3),
     (130, 8, 2),  # the 4 x 4 blocks with no pad feature, partial tiles
     (200, 11, 3),  # ... and with a pad feature
+    (150, 33, 2),  # several bands of the register-blocked log-density, a partial group of rows
 ]
 
 
@@ -301,7 +302,7 @@ def test_reciprocal_and_log_product_match_numpy():
             assert abs(_log_product(s, rows) - ref) <= 1e-14 * max(1.0, abs(ref)), (rows, top)
 
 
-FUSED_SHAPES = [(1, 1, 1), (300, 1, 3), (5, 3, 2), (63, 2, 3), (400, 2, 4), (65, 5, 4), (70, 8, 2), (130, 9, 3), (257, 6, 2),
+FUSED_SHAPES = [(1, 1, 1), (300, 1, 3), (5, 3, 2), (63, 2, 3), (400, 2, 4), (65, 5, 4), (70, 8, 2), (130, 9, 3), (257, 6, 2), (90, 21, 3),
                 (3 * _config.CHUNK_ROWS + 29, 7, 3)]
 
 
@@ -587,3 +588,55 @@ def test_prefetch_tile_issues_prefetches_and_touches_nothing():
     twin = njit(prefetch_tile.py_func)  # the cached kernel cannot be inspected
     twin(X, 0, 10)
     assert "prefetch" in twin.inspect_asm(twin.signatures[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simd_vectors_match_numpy(dtype, rng):
+    # the explicit vectors of emlab._kernels.simd (register-blocked kernels) against NumPy:
+    # loads and stores of a row's lanes, multiply-adds with a broadcast scalar or a vector,
+    # and the lane-wise arithmetic, in either precision
+    from numba import njit
+
+    from emlab._kernels import simd
+
+    @njit
+    def combine(a, b, out, out1, scale):
+        w = simd.lanes(a)
+        x, y = simd.vload(a, 1, w), simd.vload(b, 0, 0)
+        simd.vstore(out, 0, 0, simd.vfma(simd.vsplat(a, 0.5), scale, x))  # 0.5 + s x
+        simd.vstore(out, 0, w, simd.vfma(x, x, y))  # x + x y
+        simd.vstore(out, 1, 0, simd.vsub(simd.vadd(x, y), simd.vmul(x, 2.0)))  # y - x
+        simd.vstore(out, 1, w, simd.vzero(a))
+        simd.vadd_into(out, 1, w, y)
+        simd.vadd_into(out, 1, w, y)  # 2 y
+        simd.vstore1(out1, 1, simd.vmul(3.0, simd.vload1(b[0], 0)))
+        return w
+
+    lanes = simd.WIDTH_BYTES // np.dtype(dtype).itemsize
+    a = rng.standard_normal((2, 2 * lanes)).astype(dtype)
+    b = rng.standard_normal((1, lanes)).astype(dtype)
+    out = np.full((2, 2 * lanes), np.nan, dtype)
+    out1 = np.full(lanes + 2, np.nan, dtype)
+    assert combine(a, b, out, out1, dtype(1.5)) == lanes
+    x, y = a[1, lanes:].astype(np.float64), b[0].astype(np.float64)
+    rtol = 1e-15 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(out[0, :lanes], 0.5 + 1.5 * x, rtol=rtol)
+    np.testing.assert_allclose(out[0, lanes:], x + x * y, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(out[1, :lanes], y - x, rtol=rtol, atol=4 * rtol)
+    np.testing.assert_allclose(out[1, lanes:], 2 * y, rtol=rtol)
+    np.testing.assert_allclose(out1[1:lanes + 1], 3 * y, rtol=rtol)
+    assert np.isnan(out1[0]) and np.isnan(out1[-1])  # nothing written outside the lanes
+
+
+@pytest.mark.parametrize("features, width", [
+    ("+avx512f,+avx2,+avx,+fma,-prefer-256-bit", 64),
+    ("-avx512f,+avx2,+avx,+fma", 32),
+    ("-avx512f,-avx2,-avx,+sse2", 16),
+])
+def test_simd_width_follows_the_cpu_features_numba_compiles_for(features, width, monkeypatch):
+    from numba.core import config
+
+    from emlab._kernels import simd
+
+    monkeypatch.setattr(config, "CPU_FEATURES", features)
+    assert simd._width_bytes() == width

@@ -155,7 +155,7 @@ def _tile_components_full(xt, rows, means, lmu, prec_chol_t, chol_p, bias, small
         elif chol_p.shape[1] == 8:
             _tile_log_gaussian_full8(xt, rows, lmu[c], chol_p[c], bias[c], lp[c])
         else:
-            _tile_log_gaussian_full(xt, rows, lmu[c], chol_p[c], bias[c], y, lp[c])
+            _tile_log_gaussian_full(xt, rows, lmu[c], chol_p[c], bias[c], lp[c])
 
 
 # ----------------------------------------------------------------------------- log-emissions

@@ -919,7 +919,6 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
     stride = tile + 64 // X.itemsize
     xt = aligned_tile(dp, stride, dtype, True)  # zero pad features
     rd = aligned_tile(4, stride, dtype, False)  # four weighted rows (d > 8)
-    y = aligned_tile(4, stride, dtype, False)
     lp = aligned_tile(n_components, stride, dtype, False)
     top = aligned_tile(1, stride, dtype, False)[0]
     s = aligned_tile(1, stride, dtype, False)[0]
@@ -935,7 +934,7 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
             if dp == 8:
                 _tile_log_gaussian_full8(xt, rows, lmu[k], chol_p[k], bias[k], lp[k])
             else:
-                _tile_log_gaussian_full(xt, rows, lmu[k], chol_p[k], bias[k], y, lp[k])
+                _tile_log_gaussian_full(xt, rows, lmu[k], chol_p[k], bias[k], lp[k])
         _tile_row_max(lp, rows, n_components, top)
         total += _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
         for k in range(n_components):  # the M-step's statistics about the current means
