@@ -640,3 +640,24 @@ def test_simd_width_follows_the_cpu_features_numba_compiles_for(features, width,
 
     monkeypatch.setattr(config, "CPU_FEATURES", features)
     assert simd._width_bytes() == width
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [4, 8, 11, 16, 21, 40])
+def test_tiles_are_loaded_transposed_and_shifted(d, dtype, rng):
+    # load_tile_4x4 (register-transposed blocks of lanes x lanes, 4 x 4 blocks and single
+    # elements for what is left) against NumPy, with and without a shift, for a partial
+    # tile at an offset, a C-contiguous X and a strided view (no vector blocks)
+    from emlab._kernels.gaussian import load_tile_4x4
+
+    n, t0 = 90, 13
+    base = (rng.standard_normal((n, 2 * d)) * 10).astype(dtype)
+    shift = rng.standard_normal(d).astype(dtype)
+    for X in (np.ascontiguousarray(base[:, :d]), base[:, ::2]):
+        for rows in (64, 77, 3):
+            for s in (None, shift):
+                xt = np.full((d, 80), np.nan, dtype)
+                load_tile_4x4(X, t0, rows, xt, s)
+                want = X[t0:t0 + rows] - (0 if s is None else s)
+                assert np.array_equal(xt[:, :rows], want.T)
+                assert np.isnan(xt[:, rows:]).all()  # nothing past the tile's rows
