@@ -320,6 +320,32 @@ def reference_pass(X, log_weights, log_dens, centers, sample_weight=None):
     return log_norm.sum(), nk, sums, scatter
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [7, 10, 17])
+def test_em_step_full_with_several_tiles_in_one_block(d, dtype, rng, random_spd):
+    # one block of 2,300 rows: several whole tiles (256 rows for d <= 8, 512 above, twice as
+    # many in float32) and a partial one, each tile's log-density in whole groups of rows
+    from emlab._kernels.mixture import em_step_full
+
+    n, k = 2300, 3
+    X = rng.standard_normal((n, d)) * 2 + 5.0
+    means = rng.standard_normal((k, d)) + 5.0
+    covariances = random_spd(k, d)
+    log_weights = np.log(rng.dirichlet(np.ones(k)))
+    ll, nk, sums, scatter = np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d))
+    Xc = X.astype(dtype)
+    em_step_full(Xc, means.astype(dtype), prec_chol_t(covariances).astype(dtype), log_weights,
+                 np.empty(0), 1, ll, nk, sums, scatter)
+    X64 = Xc.astype(np.float64)
+    m64 = means.astype(dtype).astype(np.float64)
+    want = reference_pass(X64, log_weights, reference.log_gaussian(X64, m64, covariances), m64)
+    tol = 1e-11 if dtype == np.float64 else 2e-4
+    assert np.isclose(ll[0], want[0], rtol=tol)
+    np.testing.assert_allclose(nk, want[1], rtol=tol, atol=tol * n)
+    np.testing.assert_allclose(sums, want[2], rtol=tol, atol=tol * n)
+    np.testing.assert_allclose(scatter, want[3], rtol=tol, atol=tol * n)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n, d, k", FUSED_SHAPES)
 def test_em_step_full_matches_the_references(n, d, k, weighted, rng, random_spd):

@@ -532,8 +532,12 @@ TILE_DIAG = 256  # rows per tile of the diagonal kernel (measured: 10% faster th
 # Rows per float64 tile of the full kernel for d > SMALL_D, which stores no centred tiles
 # (float32: twice as many, as TILE). Measured (N = 2e5, d = 32, K = 16, 2 threads): 64 rows
 # 120 ms, 128 102 ms, 256 95 ms, 512 106-170 ms; at N = 1e6, d = 8, K = 8, 256 rows as fast as
-# 128 or faster; float32 at d = 32: 256 rows 65 ms, 512 59 ms.
-TILE_BLOCKS = 256
+# 128 or faster; float32 at d = 32: 256 rows 65 ms, 512 59 ms. With the register-blocked
+# log-density (this Intel machine, four alternated runs of 25 steps, best): d = 32 61.5 -> 59.3
+# ms and N = 1e5, d = 64, K = 16 109 -> 102 ms with 512 rows (1024: d = 32 62.7 ms); d = 8 no
+# faster (16.3-17.6 -> 17.0-17.5 ms), so 5 <= d <= 8 keep TILE_EIGHT.
+TILE_BLOCKS = 512
+TILE_EIGHT = 256
 # Rows per float64 tile of the d <= 2 kernel. Measured (N = 1e6, d = 2, K = 3, 2 threads, this
 # Intel machine, noisy): 128 rows 2.21-2.43 ms, 256 2.08-2.19, 512 2.13-2.83, 1024 2.08-2.58:
 # a tile's fixed costs (the copy's alias checks, each pass's loop set-up) weigh on short tiles.
@@ -905,7 +909,7 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
     K = 8 76.7-78.1 -> 64.8-68.5), and the scatter multiplies them by the
     uncentred tile; at 5 <= d <= 8 the weighted differences are not stored
     either (``_tile_statistics8_*``). Without K
-    centred tiles the tile holds 256 rows (``TILE_BLOCKS``). Measured against
+    centred tiles the tile holds 512 rows (``TILE_BLOCKS``; 256 at d <= 8). Measured against
     centring each component's tile first (``em_step_full``, 2 threads, N = 1e6,
     d = 8, K = 8 / N = 2e5, d = 32, K = 16): 33.5-35.4 -> 24.0-27.3 ms and
     109-114 -> 94-98 ms.
@@ -913,7 +917,7 @@ def _block_step_blocks(X, start, stop, shift, means_p, lmu, chol_p, bias, sample
     n_components = means_p.shape[0]
     dp = chol_p.shape[1]
     acc_ss[:] = 0.0
-    tile, dtype = _tile_rows(X, TILE_BLOCKS), X.dtype
+    tile, dtype = _tile_rows(X, TILE_EIGHT if dp == 8 else TILE_BLOCKS), X.dtype
     # a row stride of 64 bytes more than the tile: with 256 float64 rows (2 KiB) the feature
     # rows of xt and rd would fall into few cache sets (measured: 0-10% faster padded)
     stride = tile + 64 // X.itemsize
