@@ -1,5 +1,9 @@
 """Each kernel against its slow reference in tests/reference.py."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -687,3 +691,61 @@ def test_tiles_are_loaded_transposed_and_shifted(d, dtype, rng):
                 want = X[t0:t0 + rows] - (0 if s is None else s)
                 assert np.array_equal(xt[:, :rows], want.T)
                 assert np.isnan(xt[:, rows:]).all()  # nothing past the tile's rows
+
+
+HASWELL_FEATURES = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,"
+                    "+movbe,+popcnt,+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
+
+def _fused_steps(cases, names):
+    """``{name_ll, name_nk, name_sums, name_second}`` of one fused step for each case (3 blocks)."""
+    from emlab._kernels.mixture import em_step_diag, em_step_full
+
+    out = {}
+    for name in names:
+        X, means, factors, lw = (cases[name + key] for key in ("_X", "_means", "_factors", "_lw"))
+        k, d = means.shape
+        step = em_step_diag if name.startswith("diag") else em_step_full
+        second = np.empty((k, d)) if name.startswith("diag") else np.empty((k, d, d))
+        ll, nk, sums = np.empty(1), np.empty(k), np.empty((k, d))
+        step(X, means, factors, lw, np.empty(0), 3, ll, nk, sums, second)
+        out.update({name + "_ll": ll, name + "_nk": nk, name + "_sums": sums,
+                    name + "_second": second})
+    return out
+
+
+_NARROW_CHECK = """
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from emlab._kernels import gaussian, simd
+from test_kernels import _fused_steps
+assert simd.WIDTH_BYTES == 32 and gaussian.ROW_VECTORS == 2, (simd.WIDTH_BYTES, gaussian.ROW_VECTORS)
+np.savez({result!r}, **_fused_steps(np.load({path!r}), {names!r}))
+"""
+
+
+def test_kernels_compiled_for_a_cpu_with_16_vector_registers(tmp_path, rng, random_spd):
+    # The register-blocked kernels take two vectors of rows where the CPU has 16 vector
+    # registers (AVX2) and four with AVX-512; this machine may have either. A subprocess
+    # compiles them for an AVX2 CPU (Haswell's features, 4 float64 lanes, the 2-vector
+    # kernels, 4 x 4 transposed blocks) and its steps must match this process's.
+    cases = {}
+    names = ("full13", "full33", "diag9")
+    for name, d, diag in zip(names, (13, 33, 9), (False, False, True)):
+        n, k = 700, 3
+        X = rng.standard_normal((n, d)) * 2 + 3.0
+        means = rng.standard_normal((k, d)) + 3.0
+        factors = (rng.uniform(0.5, 2.0, (k, d)) if diag
+                   else prec_chol_t(random_spd(k, d)))
+        cases.update({name + "_X": X, name + "_means": means, name + "_factors": factors,
+                      name + "_lw": np.log(rng.dirichlet(np.ones(k)))})
+    path, result = str(tmp_path / "cases.npz"), str(tmp_path / "result.npz")
+    np.savez(path, **cases)
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=HASWELL_FEATURES,
+               NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    script = _NARROW_CHECK.format(tests=os.path.dirname(__file__), path=path, result=result,
+                                  names=names)
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=600)
+    theirs = np.load(result)
+    for key, ours in _fused_steps(cases, names).items():
+        np.testing.assert_allclose(theirs[key], ours, rtol=1e-11, atol=1e-10)

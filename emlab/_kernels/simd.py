@@ -15,7 +15,8 @@ load, store and combine such vectors. A kernel holds its accumulators in
 ordinary local variables of that type; LLVM keeps them in registers.
 
 ``WIDTH_BYTES`` is the widest vector the CPU's FMA units take (64 with
-AVX-512, 32 with AVX, else 16), read from the features Numba compiles for,
+AVX-512, 32 with AVX, else 16), read from the features Numba compiles for
+(16 when ``NUMBA_CPU_NAME`` is set without ``NUMBA_CPU_FEATURES``),
 so ``lanes(a)`` (``WIDTH_BYTES`` over ``a``'s item size) is 8 float64 or 16
 float32 lanes on an AVX-512 machine. Numba's cache keys kernels by the CPU
 features too, so a cached kernel never meets another width.
@@ -37,6 +38,8 @@ def _width_bytes():
     from numba.core import config
 
     features = config.CPU_FEATURES
+    if features is None and config.CPU_NAME is not None:
+        return 16  # a CPU named without features (e.g. "generic", for a portable cache)
     if features is None:
         try:
             import llvmlite.binding as llvm
