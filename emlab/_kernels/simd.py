@@ -22,8 +22,9 @@ float32 lanes on an AVX-512 machine. Numba's cache keys kernels by the CPU
 features too, so a cached kernel never meets another width.
 
 Every load and store here reads or writes ``lanes`` consecutive elements of
-a C-contiguous 2-D array starting at ``[i, j]``: the caller guarantees that
-they lie inside the array (no bounds check; tiles are padded for it).
+a C-contiguous array, from ``[i, j]`` (2-D) or ``[i]`` (1-D): the caller
+guarantees that they lie inside the array (no bounds check; tiles are padded
+for it).
 """
 
 import numpy as np
