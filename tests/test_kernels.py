@@ -749,3 +749,26 @@ def test_kernels_compiled_for_a_cpu_with_16_vector_registers(tmp_path, rng, rand
     theirs = np.load(result)
     for key, ours in _fused_steps(cases, names).items():
         np.testing.assert_allclose(theirs[key], ours, rtol=1e-11, atol=1e-10)
+
+
+@pytest.mark.parametrize("d", [8, 11, 33])
+def test_full_kernels_read_only_the_lower_triangle_of_the_factor(d, rng, random_spd):
+    # the register-blocked log-density multiplies whole 4 x 4 blocks on the diagonal: what a
+    # caller's factor holds above its diagonal must not count (the kernels zero it)
+    from emlab._kernels.mixture import em_step_full
+
+    n, k = 300, 3
+    X = rng.standard_normal((n, d))
+    means = rng.standard_normal((k, d))
+    lower = prec_chol_t(random_spd(k, d))
+    noisy = lower + np.triu(rng.standard_normal((k, d, d)), 1)
+    log_weights = np.log(np.full(k, 1.0 / k))
+    results = []
+    for factor in (lower, noisy):
+        dens = np.empty((n, k))
+        log_gaussian_full(X, means, factor, _config.CHUNK_ROWS, dens)
+        out = np.empty(1), np.empty(k), np.empty((k, d)), np.empty((k, d, d))
+        em_step_full(X, means, factor, log_weights, np.empty(0), 2, *out)
+        results.append((dens,) + out)
+    for clean, dirty in zip(*results):
+        np.testing.assert_array_equal(clean, dirty)

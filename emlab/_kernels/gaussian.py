@@ -328,13 +328,16 @@ def padded_rows(a, dp, dtype):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def padded_squares(a, dp, dtype):
-    """A copy of (C, d, d) ``a`` in ``dtype`` with zero rows and columns up to ``dp``."""
+def padded_lower(a, dp, dtype):
+    """The lower triangles of (C, d, d) ``a`` in ``dtype``, zero above the diagonal and in
+    the pad rows and columns up to ``dp``: the register-blocked log-density multiplies
+    whole 4 x 4 blocks on the diagonal, so what lies above it must be zero whatever the
+    caller's factor holds there."""
     d = a.shape[1]
     out = np.zeros((a.shape[0], dp, dp), dtype)
     for c in range(a.shape[0]):
         for i in range(d):
-            for j in range(d):
+            for j in range(i + 1):
                 out[c, i, j] = a[c, i, j]
     return out
 
@@ -607,7 +610,7 @@ def log_gaussian_full(X, means, prec_chol_t, chunk_rows, out):
     log_det = np.empty(n_components)
     log_det_cholesky(prec_chol_t, log_det)
     const = -0.5 * d * LOG_2PI
-    chol_p = padded_squares(prec_chol_t, dp, np.float64)
+    chol_p = padded_lower(prec_chol_t, dp, np.float64)
     shift, means_s, means_p, lmu = about_centre(means, chol_p, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for c in prange(n_chunks):

@@ -47,7 +47,7 @@ from .gaussian import (
     load_tile,
     load_tile_4x4,
     padded4,
-    padded_squares,
+    padded_lower,
     tile_log_density_diag,
 )
 from .mixture import (
@@ -182,7 +182,7 @@ def log_emission_full(X, means, prec_chol_t, log_weights, chunk_rows, out):
     small = d <= SMALL_D
     dp = d + d % 2 if small else padded4(d)
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
-    chol_p = padded_squares(prec_chol_t, dp, np.float64)
+    chol_p = padded_lower(prec_chol_t, dp, np.float64)
     shift, means_s, _, lmu = about_centre(means, chol_p, np.float64)
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     for ch in prange(n_chunks):
@@ -254,7 +254,7 @@ def emission_statistics_full(X, gamma, means, prec_chol_t, log_weights, n_blocks
     small = d <= SMALL_D
     dp = d + d % 2 if small else padded4(d)
     bias = _full_bias(prec_chol_t, log_weights, d, np.float64)
-    chol_p = padded_squares(prec_chol_t, dp, np.float64)
+    chol_p = padded_lower(prec_chol_t, dp, np.float64)
     shift, means_s, _, lmu = about_centre(means, chol_p, np.float64)
     acc_n = np.zeros((n_blocks, n_comp))
     acc_s = np.zeros((n_blocks, n_comp, d))

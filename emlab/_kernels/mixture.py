@@ -26,7 +26,7 @@ from .gaussian import (
     load_tile_4x4,
     log_det_cholesky,
     padded4,
-    padded_squares,
+    padded_lower,
     prefetch_tile,
 )
 
@@ -995,7 +995,7 @@ def em_step_full_blocks(X, means, prec_chol_t, log_weights, sample_weight, n_blo
     n_components = means.shape[0]
     bias = _full_bias(prec_chol_t, log_weights, d, X.dtype)
     dp = padded4(d)  # tiles, means, factors and accumulators get zero pad features
-    chol_p = padded_squares(prec_chol_t, dp, X.dtype)
+    chol_p = padded_lower(prec_chol_t, dp, X.dtype)
     shift, means_s, means_p, lmu = about_centre(means, chol_p, X.dtype)
     acc_ll, acc_n, acc_s, acc_ss = _step_accumulators(n_blocks, n_components, d, dp)
     for b in prange(n_blocks):
