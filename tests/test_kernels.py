@@ -624,38 +624,34 @@ def test_prefetch_tile_issues_prefetches_and_touches_nothing():
 def test_simd_vectors_match_numpy(dtype, rng):
     # the explicit vectors of emlab._kernels.simd (register-blocked kernels) against NumPy:
     # loads and stores of a row's lanes, multiply-adds with a broadcast scalar or a vector,
-    # and the lane-wise arithmetic, in either precision
+    # and subtraction with either side broadcast, in either precision
     from numba import njit
 
     from emlab._kernels import simd
 
     @njit
-    def combine(a, b, out, out1, scale):
+    def combine(a, b, out, scale):
         w = simd.lanes(a)
         x, y = simd.vload(a, 1, w), simd.vload(b, 0, 0)
-        simd.vstore(out, 0, 0, simd.vfma(simd.vsplat(a, 0.5), scale, x))  # 0.5 + s x
-        simd.vstore(out, 0, w, simd.vfma(x, x, y))  # x + x y
-        simd.vstore(out, 1, 0, simd.vsub(simd.vadd(x, y), simd.vmul(x, 2.0)))  # y - x
-        simd.vstore(out, 1, w, simd.vzero(a))
-        simd.vadd_into(out, 1, w, y)
-        simd.vadd_into(out, 1, w, y)  # 2 y
-        simd.vstore1(out1, 1, simd.vmul(3.0, simd.vload1(b[0], 0)))
+        simd.vstore1(out, 1, simd.vfma(simd.vsplat(a, 0.5), scale, x))  # 0.5 + s x
+        simd.vstore1(out, 1 + w, simd.vfma(x, x, y))  # x + x y
+        simd.vstore1(out, 1 + 2 * w, simd.vsub(y, x))  # y - x
+        simd.vstore1(out, 1 + 3 * w, simd.vsub(2.0, simd.vfma(simd.vzero(a), y, 1.0)))  # 2 - y
         return w
 
     lanes = simd.WIDTH_BYTES // np.dtype(dtype).itemsize
     a = rng.standard_normal((2, 2 * lanes)).astype(dtype)
     b = rng.standard_normal((1, lanes)).astype(dtype)
-    out = np.full((2, 2 * lanes), np.nan, dtype)
-    out1 = np.full(lanes + 2, np.nan, dtype)
-    assert combine(a, b, out, out1, dtype(1.5)) == lanes
+    out = np.full(4 * lanes + 2, np.nan, dtype)
+    assert combine(a, b, out, dtype(1.5)) == lanes
     x, y = a[1, lanes:].astype(np.float64), b[0].astype(np.float64)
     rtol = 1e-15 if dtype == np.float64 else 1e-6
-    np.testing.assert_allclose(out[0, :lanes], 0.5 + 1.5 * x, rtol=rtol)
-    np.testing.assert_allclose(out[0, lanes:], x + x * y, rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(out[1, :lanes], y - x, rtol=rtol, atol=4 * rtol)
-    np.testing.assert_allclose(out[1, lanes:], 2 * y, rtol=rtol)
-    np.testing.assert_allclose(out1[1:lanes + 1], 3 * y, rtol=rtol)
-    assert np.isnan(out1[0]) and np.isnan(out1[-1])  # nothing written outside the lanes
+    got = out[1:-1].reshape(4, lanes)
+    np.testing.assert_allclose(got[0], 0.5 + 1.5 * x, rtol=rtol)
+    np.testing.assert_allclose(got[1], x + x * y, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(got[2], y - x, rtol=rtol, atol=4 * rtol)
+    np.testing.assert_allclose(got[3], 2.0 - y, rtol=rtol, atol=4 * rtol)
+    assert np.isnan(out[0]) and np.isnan(out[-1])  # nothing written outside the lanes
 
 
 @pytest.mark.parametrize("features, width", [

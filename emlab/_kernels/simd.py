@@ -138,21 +138,6 @@ def _load_codegen(context, builder, signature, args):
     return builder.load(ptr, align=_align(signature.args[0]))
 
 
-def _store_codegen(add):
-    """The code of a store of the call's last argument (a vector) at the array's indices,
-    added to what is there when ``add``."""
-    def codegen(context, builder, signature, args):
-        ptr = _pointer(context, builder, signature, args, signature.args[-1])
-        align = _align(signature.args[0])
-        value = args[-1]
-        if add:
-            value = builder.fadd(builder.load(ptr, align=align), value)
-        builder.store(value, ptr, align=align)
-        return context.get_dummy_value()
-
-    return codegen
-
-
 @intrinsic
 def vload(typingctx, a, i, j):
     """``a[i, j:j + lanes]`` as a vector (``a`` 2-D and C-contiguous)."""
@@ -162,35 +147,16 @@ def vload(typingctx, a, i, j):
 
 
 @intrinsic
-def vload1(typingctx, a, i):
-    """``a[i:i + lanes]`` as a vector (``a`` 1-D and contiguous)."""
-    if not _is_c_array(a, 1):
-        return None
-    return _vector_of(a)(a, i), _load_codegen
-
-
-@intrinsic
-def vstore(typingctx, a, i, j, v):
-    """``a[i, j:j + lanes] = v``."""
-    if not _is_c_array(a, 2) or v != _vector_of(a):
-        return None
-    return types.void(a, i, j, v), _store_codegen(False)
-
-
-@intrinsic
 def vstore1(typingctx, a, i, v):
     """``a[i:i + lanes] = v`` for a 1-D contiguous ``a``."""
     if not _is_c_array(a, 1) or v != _vector_of(a):
         return None
-    return types.void(a, i, v), _store_codegen(False)
+    def codegen(context, builder, signature, args):
+        ptr = _pointer(context, builder, signature, args, signature.args[2])
+        builder.store(args[2], ptr, align=_align(signature.args[0]))
+        return context.get_dummy_value()
 
-
-@intrinsic
-def vadd_into(typingctx, a, i, j, v):
-    """``a[i, j:j + lanes] += v``."""
-    if not _is_c_array(a, 2) or v != _vector_of(a):
-        return None
-    return types.void(a, i, j, v), _store_codegen(True)
+    return types.void(a, i, v), codegen
 
 
 def _fmuladd(builder, x, y, z):
@@ -232,32 +198,22 @@ def vfma(typingctx, acc, x, y):
     return acc(acc, x, y), codegen
 
 
-def _binary(op):
-    @intrinsic
-    def fn(typingctx, x, y):
-        vector = x if isinstance(x, Vector) else y
-        if not isinstance(vector, Vector):
+@intrinsic
+def vsub(typingctx, x, y):
+    """``x - y`` lane by lane (either may be a scalar, broadcast)."""
+    vector = x if isinstance(x, Vector) else y
+    if not isinstance(vector, Vector):
+        return None
+    for operand in (x, y):
+        if not (operand == vector or isinstance(operand, types.Float)):
             return None
-        for operand in (x, y):
-            if not (operand == vector or isinstance(operand, types.Float)):
-                return None
 
-        def codegen(context, builder, signature, args):
-            xv = _as_vector(context, builder, args[0], signature.args[0], vector)
-            yv = _as_vector(context, builder, args[1], signature.args[1], vector)
-            return getattr(builder, op)(xv, yv)
+    def codegen(context, builder, signature, args):
+        xv = _as_vector(context, builder, args[0], signature.args[0], vector)
+        yv = _as_vector(context, builder, args[1], signature.args[1], vector)
+        return builder.fsub(xv, yv)
 
-        return vector(x, y), codegen
-
-    return fn
-
-
-vadd = _binary("fadd")
-vadd.__doc__ = "``x + y`` lane by lane (either may be a scalar, broadcast)."
-vsub = _binary("fsub")
-vsub.__doc__ = "``x - y`` lane by lane (either may be a scalar, broadcast)."
-vmul = _binary("fmul")
-vmul.__doc__ = "``x * y`` lane by lane (either may be a scalar, broadcast)."
+    return vector(x, y), codegen
 
 
 @intrinsic
