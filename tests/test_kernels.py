@@ -375,13 +375,14 @@ def test_em_step_full_matches_the_references(n, d, k, weighted, rng, random_spd)
 
 
 @pytest.mark.parametrize("spread", [0.5, 300.0])
-@pytest.mark.parametrize("d", [5, 8, 11])
+@pytest.mark.parametrize("d", [1, 2, 5, 8, 11])
 def test_em_step_full_scatter_far_from_the_origin(d, spread, rng, random_spd):
     # the 4 x 4 blocks kernel loads its tiles less the means' centre s, multiplies the
     # weighted differences by them and subtracts sums (mu - s)^T at the end; at d <= 8 the
-    # log-density is L (x - s) - L (mu - s). Exact in arithmetic, with rounding of order
-    # eps |mu - s| / sigma, what X's own rounding carries (1e-12 here); components 300
-    # sigma apart put s far from every row
+    # log-density is L (x - s) - L (mu - s), as in the d <= 2 kernel (whose statistics
+    # are about the means: differences of the shifted tile and mu - s). Exact in
+    # arithmetic, with rounding of order eps |mu - s| / sigma, what X's own rounding
+    # carries (1e-12 here); components 300 sigma apart put s far from every row
     from emlab._kernels.mixture import em_step_full
 
     n, k, offset = 3000, 3, 1e4
