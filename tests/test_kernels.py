@@ -603,22 +603,31 @@ def test_aligned_tiles_start_on_a_cache_line(dtype):
         assert aligned_tile(rows, cols, dtype, False).ctypes.data % 64 == 0
 
 
-def test_prefetch_tile_issues_prefetches_and_touches_nothing():
-    # the fused kernels prefetch the next tile's rows while working on the current one; a
-    # prefetch of rows past the end (the last tile's successor) must neither fault nor
-    # change anything, and the compiled code must hold the prefetch instruction
+def test_prefetch_tile_part_issues_prefetches_and_touches_nothing():
+    # the fused kernels prefetch the next tile's rows in shares while working on the
+    # current one; a prefetch of rows past the end (the last tile's successor) must neither
+    # fault nor change anything, the compiled code must hold the prefetch instruction, and
+    # the shares must cover every cache line of the tile once
     from numba import njit
 
-    from emlab._kernels.gaussian import prefetch_tile
+    from emlab._kernels.gaussian import prefetch_tile_part, share_of
 
     X = np.arange(40.0).reshape(10, 4)
     before = X.copy()
     for t0, rows in [(0, 10), (8, 2), (10, 0), (10, 5), (9, -3)]:
-        prefetch_tile(X, t0, rows)
+        for part in range(3):
+            prefetch_tile_part(X, t0, rows, part, 3)
     assert np.array_equal(X, before)
-    twin = njit(prefetch_tile.py_func)  # the cached kernel cannot be inspected
-    twin(X, 0, 10)
+    twin = njit(prefetch_tile_part.py_func)  # the cached kernel cannot be inspected
+    twin(X, 0, 10, 0, 1)
     assert "prefetch" in twin.inspect_asm(twin.signatures[0])
+    for count in [0, 1, 5, 64, 257, 2048]:
+        for parts in [1, 2, 3, 6, 16, 300]:
+            shares = [share_of(count, part, parts) for part in range(parts)]
+            covered = [i for first, last in shares for i in range(first, last)]
+            assert covered == list(range(count))
+            sizes = [last - first for first, last in shares]
+            assert max(sizes) - min(sizes) <= 1
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

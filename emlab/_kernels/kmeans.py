@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL, serial_twin
-from .gaussian import aligned_tile, load_tile_4x4, padded4, prefetch_tile
+from .gaussian import aligned_tile, load_tile_4x4, padded4, prefetch_tile_part
 from .mixture import block_rows, sum_blocks
 
 CHUNK = CHUNK_ROWS  # the fixed row partition (see mixture.weighted_scatter)
@@ -50,11 +50,12 @@ def assign_accumulate(X, centers, n_blocks, labels, min_dist, counts, sums, n_ch
         for t0 in range(start, stop, TILE):
             rows = min(TILE, stop - t0)
             load_tile_4x4(X, t0, rows, xt, None)
-            prefetch_tile(X, t0 + rows, min(TILE, stop - t0 - rows))
+            next_rows = min(TILE, stop - t0 - rows)
             for r in range(rows):
                 best[r] = np.inf
                 best_k[r] = 0
             for k in range(n_clusters):
+                prefetch_tile_part(X, t0 + rows, next_rows, k, n_clusters)
                 # four features per pass: one load and store of dist per four squares
                 for j in range(0, dp, 4):
                     c0, c1, c2, c3 = cp[k, j], cp[k, j + 1], cp[k, j + 2], cp[k, j + 3]
