@@ -397,3 +397,46 @@ def test_the_precision_benchmark_compares_the_same_fit_in_both_precisions():
     # the memory worker, a process of its own, holds X in the precision asked for
     mem = precision.memory("gmm-diag-N3000-d8-K2", "float32", max_iter=2)
     assert mem["data_bytes"] == 3000 * 8 * 4 and mem["growth_bytes"] >= 0
+
+
+def test_the_intel_figures_the_readmes_quote_are_the_committed_results():
+    # README and benchmarks/README quote the latest Intel runs (results/xeon.json, the whole
+    # grid, and results/peers-xeon.json, the oneDAL and CategoricalHMM cases) in prose; the
+    # book's chapter 11 checks only the AMD files, so the quoted figures are checked here
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    results = root / "benchmarks" / "results"
+    readme = " ".join((root / "README.md").read_text().split())
+    bench_readme = " ".join((root / "benchmarks" / "README.md").read_text().split())
+    order = ["gmm-full-N1e6-d2-K3", "gmm-full-N1e6-d8-K8", "gmm-diag-N1e6-d8-K8",
+             "gmm-full-N2e5-d32-K16"]
+
+    def figures(name):
+        run = json.loads((results / name).read_text())
+        cases = {case["name"]: case for case in run["cases"]}
+        ratios = [f"{cases[c]['speedups']['onedal']:.2f}x" for c in order]
+        emlab = [f"{cases[c]['libraries']['emlab']['seconds_per_iter'] * 1e3:#.3g}"
+                 for c in order]
+        shares = [f"{round(cases[c]['limit_fraction'] * 100)}%" for c in order]
+        hmm = cases["hmm-categorical-T1e6-M10-K4"]["speedups"]["hmmlearn-scaling"]
+        return run, ratios, emlab, shares, f"{hmm:.3g}x"
+
+    run, ratios, emlab, shares, hmm = figures("xeon.json")
+    assert run["machine"]["emlab_git"]["commit"].startswith("9bb0152")
+    assert f"GEMM {run['limit_rates']['gflops']:.1f} GFLOP/s" in readme
+    assert f"passes {run['summary']['PASS']} of {sum(run['summary'].values())} targets" in readme
+    assert (f"all four oneDAL ratios: {ratios[0]}, {ratios[1]}, {ratios[2]} (diag) and "
+            f"{ratios[3]} (emlab {emlab[0]}, {emlab[1]}, {emlab[2]} and {emlab[3]} ms") in readme
+    assert f"{shares[0]}, {shares[1]}, {shares[2]} and {shares[3]} of the limit" in readme
+    assert f"CategoricalHMM {hmm} hmmlearn" in readme and f"CategoricalHMM at {hmm}" in bench_readme
+    assert (f"emlab {emlab[0]}, {emlab[1]}, {emlab[2]} and {emlab[3]} ms: {ratios[0]}, "
+            f"{ratios[1]}, {ratios[2]} and {ratios[3]}") in bench_readme
+
+    run, ratios, emlab, shares, hmm = figures("peers-xeon.json")
+    assert run["machine"]["emlab_git"]["commit"].startswith("b9c6d1a")
+    assert f"gave {', '.join(ratios)} and CategoricalHMM {hmm})" in readme
+    assert (f"oneDAL / emlab {ratios[0]}, {ratios[1]}, {ratios[2]} and {ratios[3]} (emlab "
+            f"{emlab[0]}, {emlab[1]}, {emlab[2]} and {emlab[3]} ms") in bench_readme
+    assert f"{shares[0]}, {shares[1]}, {shares[2]} and {shares[3]} of the limit" in bench_readme
+    assert f"CategoricalHMM {hmm} hmmlearn" in bench_readme
