@@ -307,7 +307,7 @@ def sequence_batches(bounds, batch_rows=SEQUENCE_BATCH_ROWS):
 
 
 def posteriors(log_emission, bounds, startprob, transmat, workspace=None, symbols=None,
-               tables=None):
+               tables=None, counts=None):
     """Forward-backward over all sequences.
 
     Returns ``(logprob, gamma, xi_sum)``: the log-likelihood of each sequence
@@ -316,24 +316,31 @@ def posteriors(log_emission, bounds, startprob, transmat, workspace=None, symbol
     is its array, overwritten by the next call. ``symbols`` (n,) uint32 and
     ``tables`` (``emission_tables``): a categorical HMM's emissions, read
     through each step's symbol, and ``log_emission`` may then have no rows (see
-    ``forward_backward``).
+    ``forward_backward``); ``counts`` (K, M), if given with them, is filled with the
+    posterior mass of each state on each symbol (counted by the same call).
     """
     n, k = int(bounds[-1]), log_emission.shape[1]
     workspace = workspace or Workspace()
     gamma = workspace.posterior_array(n, k)
     if tables is None:
-        scratch, symbols = workspace.scratch_array(n, k), None
+        scratch, symbols, counts = workspace.scratch_array(n, k), None, None
     else:
         scratch = tables
     xi_sum = np.empty((k, k))
     logprob = np.empty(bounds.shape[0] - 1)
     work = n * k * k
     kernel = _config.parallel_or_serial(forward_backward, forward_backward_serial, work)
+    if symbols is None:
+        extra = ()
+    else:  # always an array (no rows: nothing counted), so a fit compiles one specialisation
+        m = scratch.shape[0] // (max(k, 4) + 1)
+        extra = (np.empty((0, m)) if counts is None else counts,
+                 _config.n_blocks(n, k * m))
     with _config.threads_for(work):
         kernel(np.ascontiguousarray(log_emission), bounds,
                np.ascontiguousarray(startprob, dtype=np.float64),
                np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi_sum, logprob,
-               SPLIT_MIN_ROWS, symbols)
+               SPLIT_MIN_ROWS, symbols, *extra)
     return logprob, gamma, xi_sum
 
 
@@ -629,8 +636,10 @@ class _BaumWelch:
         # the rare step redone in log space takes the log of the table's entries
         k = params.startprob.shape[0]
         tables = None if labels is not None else self.hmm._emission_tables(params.emission)
+        counts = None
         if tables is not None:
             log_emission = np.empty((0, k))
+            counts = self.hmm._emission_counts(params.emission)
         else:
             log_emission = self.hmm._log_emission(X, params.emission)
             if labels is not None:  # a known state rules the others out at its step
@@ -638,15 +647,18 @@ class _BaumWelch:
         logprob, gamma, xi_sum = posteriors(log_emission, bounds, params.startprob,
                                             params.transmat, workspace,
                                             None if tables is None else workspace.symbols(X),
-                                            tables)
+                                            tables, counts)
         del log_emission
+        if counts is None:
+            emission = self.hmm._emission_statistics(X, gamma, params.emission)
+        else:  # counted by the forward-backward
+            emission = self.hmm._emission_statistics_from_counts(X, counts)
         bad = np.flatnonzero(~np.isfinite(logprob))
         zero = (np.array([-1 if chunk is None else int(chunk), int(first_sequence) + int(bad[0])])
                 if bad.size else np.array([-1, -1]))
         return HMMStatistics(float(logprob.sum()), X.shape[0],
                              start=gamma[bounds[:-1]].sum(axis=0), xi_sum=xi_sum,
-                             emission=self.hmm._emission_statistics(X, gamma, params.emission),
-                             zero=zero)
+                             emission=emission, zero=zero)
 
     def statistics(self, X, params, lengths=None, chunk=None, first_sequence=0):
         """The :class:`HMMStatistics` of a chunk X of whole sequences (the statistics protocol).
@@ -835,6 +847,12 @@ class BaseHMM(ParamsMixin):
     def _emission_tables(self, emission):
         """Per-symbol tables the forward-backward reads each step's emissions from
         (``emission_tables``), where the emission model has them (categorical); else None."""
+        return None
+
+    def _emission_counts(self, emission):
+        """With tables: a (K, M) array the forward-backward fills with the posterior mass
+        of each state on each symbol, turned into the emission statistics by
+        ``_emission_statistics_from_counts``; None leaves them to ``_emission_statistics``."""
         return None
 
     def _check_startprob(self):
@@ -1969,6 +1987,15 @@ class CategoricalHMM(BaseHMM):
             categorical_emission_counts(X, np.ascontiguousarray(gamma),
                                         _config.n_blocks(X.shape[0], k * m), _config.CHUNK_ROWS,
                                         counts)
+        return self._emission_statistics_from_counts(X, counts)
+
+    def _emission_counts(self, emission):
+        """The forward-backward counts the symbols in the region after its recursions,
+        while the threads are awake (see ``forward_backward``); nothing to count
+        where the emissions are not learnt."""
+        return np.empty(emission.shape) if "e" in self.params else None
+
+    def _emission_statistics_from_counts(self, X, counts):
         return SufficientStatistics(0.0, X.shape[0], counts=counts)
 
     def _emission_from_statistics(self, stats, emission):

@@ -485,3 +485,83 @@ def test_prescaled_emissions_need_no_log_emissions_when_a_step_underflows(split_
     assert logprob[0] == pytest.approx(ref_logprob, rel=1e-13)
     np.testing.assert_allclose(gamma, ref_gamma, rtol=0, atol=1e-12)
     np.testing.assert_allclose(xi, ref_xi, rtol=0, atol=1e-12)
+    # the same call asked for the emission counts: the split path met the loss and the
+    # sequence was redone, so they come from the region after the recursions
+    counts = np.full((k, 2), np.nan)
+    redone = kernels.forward_backward(np.empty((0, k)), np.array([0, n]), startprob, transmat,
+                                      tables, gamma, xi, logprob, split_min_rows,
+                                      X[:, 0].astype(np.uint32), counts, 1)
+    assert redone == (1 if split_min_rows == SPLIT else 0)
+    expected = np.stack([ref_gamma[X[:, 0] == m].sum(axis=0) for m in range(2)], axis=1)
+    np.testing.assert_allclose(counts, expected, rtol=0, atol=1e-12)
+
+
+def symbol_counts_call(symbols, lengths, startprob, transmat, emissionprob, split_min_rows,
+                       counts_rows=None, count_blocks=3):
+    """forward_backward through per-symbol tables, asked for the emission counts:
+    (counts, gamma, xi, logprob, redone)."""
+    k, m = emissionprob.shape
+    n = symbols.shape[0]
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    gamma, xi, logprob = np.empty((n, k)), np.empty((k, k)), np.empty(len(lengths))
+    counts = np.full((k if counts_rows is None else counts_rows, m), np.nan)
+    redone = kernels.forward_backward(np.empty((0, k)), bounds, startprob, transmat,
+                                      kernels.emission_tables(emissionprob), gamma, xi, logprob,
+                                      split_min_rows, symbols.astype(np.uint32), counts,
+                                      count_blocks)
+    return counts, gamma, xi, logprob, redone
+
+
+@pytest.mark.parametrize("k, lengths, split_min_rows", [
+    (4, [20_003], SPLIT),  # the split path: counted as gamma is made, both halves
+    (3, [20_003], SPLIT),  # ... with fewer than four states (no four-lane rows)
+    (4, [7], SPLIT),  # halves shorter than one block of TALLY_ROWS rows
+    (4, [20_003], SERIAL),  # one sequence, serial recursions: the region after them
+    (2, [300, 1, 4000, 257], SPLIT),  # many sequences: likewise
+    (6, [5000], SPLIT),  # more than four states: never split
+])
+def test_forward_backward_counts_the_symbols_it_reads(k, lengths, split_min_rows, rng):
+    """With ``counts``, forward_backward adds up gamma per state and symbol (what
+    categorical_emission_counts does after it) in the same call: against a loop over
+    its gamma, which the other tests check against enumeration and the pre-pass; and
+    gamma, xi and the log-likelihood are those of the call that counts nothing."""
+    m = 7
+    symbols = rng.integers(0, m, size=sum(lengths))
+    symbols[::11] = 2  # more of one symbol, as real data have
+    startprob, transmat = random_hmm(rng, k)
+    emissionprob = rng.dirichlet(np.ones(m), size=k)
+    counts, gamma, xi, logprob, redone = symbol_counts_call(
+        symbols, lengths, startprob, transmat, emissionprob, split_min_rows)
+    assert redone == 0
+    loops = np.zeros((k, m))
+    for t, s in enumerate(symbols):
+        loops[:, s] += gamma[t]
+    np.testing.assert_allclose(counts, loops, rtol=1e-13, atol=0)
+    assert counts.sum() == pytest.approx(len(symbols), rel=1e-13)
+    quiet, gamma0, xi0, logprob0, _ = symbol_counts_call(
+        symbols, lengths, startprob, transmat, emissionprob, split_min_rows, counts_rows=0)
+    assert quiet.shape == (0, m)  # no rows: nothing counted
+    np.testing.assert_array_equal(gamma, gamma0)
+    np.testing.assert_array_equal(xi, xi0)
+    np.testing.assert_array_equal(logprob, logprob0)
+
+
+@pytest.mark.parametrize("lengths", [[200_001], [3000] * 60])
+def test_forward_backward_counts_do_not_depend_on_the_thread_count(lengths, rng):
+    """The counts of the split path (two halves added in a fixed order) and of the
+    region after the serial recursions (fixed blocks) are the same bits on 1 and N threads."""
+    k, m = 4, 10
+    symbols = rng.integers(0, m, size=sum(lengths))
+    startprob, transmat = random_hmm(rng, k)
+    emissionprob = rng.dirichlet(np.ones(m), size=k)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            results.append(symbol_counts_call(symbols, lengths, startprob, transmat,
+                                              emissionprob, kernels.SPLIT_MIN_ROWS,
+                                              count_blocks=16)[0])
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])

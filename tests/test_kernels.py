@@ -664,6 +664,26 @@ def test_simd_vectors_match_numpy(dtype, rng):
     assert np.isnan(out[0]) and np.isnan(out[-1])  # nothing written outside the lanes
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simd_four_lane_row_add(dtype, rng):
+    # vadd_row4 (the split path's emission counts): a[i, :4] += b[j, :4] and nothing else,
+    # with an unsigned row index (a symbol) as the kernels pass it
+    from numba import njit
+
+    from emlab._kernels import simd
+
+    @njit
+    def add(a, i, b, j):
+        simd.vadd_row4(a, i, b, j)
+
+    a = rng.standard_normal((3, 6)).astype(dtype)
+    b = rng.standard_normal((4, 5)).astype(dtype)
+    expected = a.copy()
+    expected[2, :4] += b[3, :4]
+    add(a, np.uint32(2), b, 3)
+    np.testing.assert_array_equal(a, expected)
+
+
 @pytest.mark.parametrize("features, width", [
     ("+avx512f,+avx2,+avx,+fma,-prefer-256-bit", 64),
     ("-avx512f,+avx2,+avx,+fma", 32),

@@ -57,6 +57,7 @@ from .._config import (ACCUMULATOR_BYTES, CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMA
                        PARALLEL, serial_twin)
 from .elementary import EXP_UNDERFLOW, exp_nonpos
 from .mixture import block_rows, sum_blocks
+from .simd import vadd_row4
 
 CHUNK = CHUNK_ROWS
 TINY = 1e-280  # a scale below this is redone in log space
@@ -311,6 +312,26 @@ def _store4(a, t, n_states, v0, v1, v2, v3):
         a[t, 3] = v3
 
 
+def _tally_rows(tally, symbols, gamma, start, stop):
+    """:func:`_count_symbols` of rows [start, stop) into ``tally`` (M, K), a categorical
+    HMM's emission counts as the split path produces gamma; nothing where ``symbols``
+    or ``tally`` is None, chosen when the kernel is compiled (in kernels only)."""
+    raise NotImplementedError("_tally_rows is called inside Numba kernels only")
+
+
+@overload(_tally_rows)
+def _tally_rows_of(tally, symbols, gamma, start, stop):
+    if isinstance(symbols, types.NoneType) or isinstance(tally, types.NoneType):
+        return lambda tally, symbols, gamma, start, stop: None
+    def tally_rows(tally, symbols, gamma, start, stop):
+        if gamma.shape[1] == 4:  # one four-lane add a row (scalar: 3x the time, in L1)
+            for t in range(start, stop):
+                vadd_row4(tally, symbols[t], gamma, t)
+        else:
+            _count_symbols(symbols, gamma, start, stop, tally)
+    return tally_rows
+
+
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _products4(T, w0, w1, w2, w3):
     """``m[4 i + j] = A_ij w_j`` from ``T``, the 16 entries of A by rows."""
@@ -345,7 +366,7 @@ def _add16(xi, x):
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def forward4(scaled, shift, symbols, log_emission, start, stop, startprob, transmat, alpha,
-             prev=None, final=True, xi=None):
+             prev=None, final=True, xi=None, tally=None):
     """:func:`forward_one` for K <= 4; ``scaled`` has 4 columns (zero beyond K).
 
     The split path (see "one long sequence") runs it over a part of the sequence:
@@ -357,6 +378,8 @@ def forward4(scaled, shift, symbols, log_emission, start, stop, startprob, trans
       ``gamma_t`` instead of ``alpha_t`` as soon as ``alpha_t`` is known (row
       ``stop - 1`` is the sequence's last); the expected transitions are added
       to ``xi``. Returns NaN if some ``Z_t`` is below TINY.
+    * ``tally`` (M, K), with ``xi`` and ``symbols``: ``gamma_t`` is also added to
+      the row of step t's symbol (:func:`_tally_rows`, every TALLY_ROWS rows).
     """
     n_states = startprob.shape[0]
     A = _pad4(transmat)
@@ -373,64 +396,62 @@ def forward4(scaled, shift, symbols, log_emission, start, stop, startprob, trans
         a0, a1, a2, a3 = _row4(prev.reshape((1, n_states)), 0, n_states)
     loglik = 0.0
     last = stop - 1
-    for t in range(start, stop):
-        r = _row(symbols, t)
-        if t == start and prev is None:
-            p0, p1, p2, p3 = p[0, 0], p[0, 1], p[0, 2], p[0, 3]
-        else:
-            p0 = (a0 * t00 + a1 * t10) + (a2 * t20 + a3 * t30)
-            p1 = (a0 * t01 + a1 * t11) + (a2 * t21 + a3 * t31)
-            p2 = (a0 * t02 + a1 * t12) + (a2 * t22 + a3 * t32)
-            p3 = (a0 * t03 + a1 * t13) + (a2 * t23 + a3 * t33)
-        v0 = p0 * scaled[r, 0]
-        v1 = p1 * scaled[r, 1]
-        v2 = p2 * scaled[r, 2]
-        v3 = p3 * scaled[r, 3]
-        v0 = v0 if v0 >= DBL_MIN else 0.0
-        v1 = v1 if v1 >= DBL_MIN else 0.0
-        v2 = v2 if v2 >= DBL_MIN else 0.0
-        v3 = v3 if v3 >= DBL_MIN else 0.0
-        c = (v0 + v1) + (v2 + v3)
-        if c < RESCALE:
-            if c >= TINY:
-                inv = 1.0 / c
-                v0 *= inv
-                v1 *= inv
-                v2 *= inv
-                v3 *= inv
-                loglik += math.log(c)
+    for t0 in range(start, stop, TALLY_ROWS):  # blocks: see TALLY_ROWS
+        t1 = min(stop, t0 + TALLY_ROWS)
+        for t in range(t0, t1):
+            r = _row(symbols, t)
+            if t == start and prev is None:
+                p0, p1, p2, p3 = p[0, 0], p[0, 1], p[0, 2], p[0, 3]
             else:
-                pred[0] = p0
-                if n_states > 1:
-                    pred[1] = p1
-                if n_states > 2:
-                    pred[2] = p2
-                if n_states > 3:
-                    pred[3] = p3
-                log_c = _log_forward_step(pred, log_emission, scaled, shift, symbols, t, alpha)
-                if log_c == -np.inf:
-                    return -np.inf
-                loglik += log_c
-                v0, v1, v2, v3 = _row4(alpha, t, n_states)
+                p0 = (a0 * t00 + a1 * t10) + (a2 * t20 + a3 * t30)
+                p1 = (a0 * t01 + a1 * t11) + (a2 * t21 + a3 * t31)
+                p2 = (a0 * t02 + a1 * t12) + (a2 * t22 + a3 * t32)
+                p3 = (a0 * t03 + a1 * t13) + (a2 * t23 + a3 * t33)
+            v0 = p0 * scaled[r, 0]
+            v1 = p1 * scaled[r, 1]
+            v2 = p2 * scaled[r, 2]
+            v3 = p3 * scaled[r, 3]
+            v0 = v0 if v0 >= DBL_MIN else 0.0
+            v1 = v1 if v1 >= DBL_MIN else 0.0
+            v2 = v2 if v2 >= DBL_MIN else 0.0
+            v3 = v3 if v3 >= DBL_MIN else 0.0
+            c = (v0 + v1) + (v2 + v3)
+            if c < RESCALE:
+                if c >= TINY:
+                    inv = 1.0 / c
+                    v0 *= inv
+                    v1 *= inv
+                    v2 *= inv
+                    v3 *= inv
+                    loglik += math.log(c)
+                else:
+                    _store4(pred.reshape((1, n_states)), 0, n_states, p0, p1, p2, p3)
+                    log_c = _log_forward_step(pred, log_emission, scaled, shift, symbols, t, alpha)
+                    if log_c == -np.inf:
+                        return -np.inf
+                    loglik += log_c
+                    v0, v1, v2, v3 = _row4(alpha, t, n_states)
+            if xi is not None:
+                if t < last:  # gamma_t and xi_t from alpha_t and w_{t+1}
+                    w0, w1, w2, w3 = _row4(alpha, t + 1, n_states)
+                    m16 = _products4(T16, w0, w1, w2, w3)
+                    c0, c1, c2, c3 = _row_sums4(m16)
+                    g0, g1, g2, g3 = v0 * c0, v1 * c1, v2 * c2, v3 * c3
+                else:  # the last row: beta = 1
+                    g0, g1, g2, g3 = v0, v1, v2, v3
+                z = (g0 + g1) + (g2 + g3)
+                if not z >= TINY:
+                    return np.nan
+                inv = 1.0 / z
+                _store4(alpha, t, n_states, g0 * inv, g1 * inv, g2 * inv, g3 * inv)
+                if t < last:
+                    x16 = _add_xi4(x16, m16, v0 * inv, v1 * inv, v2 * inv, v3 * inv)
+            else:
+                _store4(alpha, t, n_states, v0, v1, v2, v3)
+            a0, a1, a2, a3 = v0, v1, v2, v3
+            loglik += shift[r]
         if xi is not None:
-            if t < last:  # gamma_t and xi_t from alpha_t and w_{t+1}
-                w0, w1, w2, w3 = _row4(alpha, t + 1, n_states)
-                m16 = _products4(T16, w0, w1, w2, w3)
-                c0, c1, c2, c3 = _row_sums4(m16)
-                g0, g1, g2, g3 = v0 * c0, v1 * c1, v2 * c2, v3 * c3
-            else:  # the last row: beta = 1
-                g0, g1, g2, g3 = v0, v1, v2, v3
-            z = (g0 + g1) + (g2 + g3)
-            if not z >= TINY:
-                return np.nan
-            inv = 1.0 / z
-            _store4(alpha, t, n_states, g0 * inv, g1 * inv, g2 * inv, g3 * inv)
-            if t < last:
-                x16 = _add_xi4(x16, m16, v0 * inv, v1 * inv, v2 * inv, v3 * inv)
-        else:
-            _store4(alpha, t, n_states, v0, v1, v2, v3)
-        a0, a1, a2, a3 = v0, v1, v2, v3
-        loglik += shift[r]
+            _tally_rows(tally, symbols, alpha, t0, t1)
     if xi is not None:
         _add16(xi, x16)
     if final:
@@ -485,13 +506,7 @@ def backward4(scaled, shift, symbols, log_emission, start, stop, transmat, gamma
             if s >= TINY or attempt == 1:
                 break
             # the linear form underflowed: the same step from the log-emissions
-            beta[0] = b0
-            if n_states > 1:
-                beta[1] = b1
-            if n_states > 2:
-                beta[2] = b2
-            if n_states > 3:
-                beta[3] = b3
+            _store4(beta.reshape((1, n_states)), 0, n_states, b0, b1, b2, b3)
             _log_backward_weights(log_emission, scaled, shift, symbols, t, beta, gamma, transmat, w)
             w0 = w[0]
             w1 = w[1] if n_states > 1 else 0.0
@@ -569,17 +584,27 @@ def backward4(scaled, shift, symbols, log_emission, start, stop, transmat, gamma
 # two halves' transition counts are added in a fixed order.
 
 SPLIT_MIN_ROWS = 8192  # shorter single sequences: the serial pass (no parallel region)
+#: The split path's recursions run in blocks of this many rows, and with symbols (a
+#: categorical HMM) each block's gamma is added into the emission counts right after
+#: it is made, while in L1 (:func:`_tally_rows`). Measured (T = 1e6, K = 4, M = 10,
+#: one step of forward-backward and counts, old and new alternated in one process):
+#: 14-20% less time than counting afterwards with 256 rows (1024 about the same), 2-11%
+#: with 64; the same blocks added as scalars, 4-12%; one row at a time inside the
+#: recursion, as four scalars, about as much time as the pass afterwards.
+TALLY_ROWS = 256
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
-def backward_split4(scaled, symbols, start, stop, transmat, gamma, w_stop, combine, xi):
+def backward_split4(scaled, symbols, start, stop, transmat, gamma, w_stop, combine, xi,
+                    tally=None):
     """The backward half of a split pass over rows [start, stop) (see the section notes).
 
     Without ``combine`` (step 1; ``stop`` is the sequence's end): ``gamma[t] =
     w_t`` for t in [start, stop). With ``combine`` (step 2): starts from
     ``w_stop`` (4,), reads ``alpha_t`` from ``gamma[t]`` and overwrites it with
-    ``gamma_t``; ``xi`` (4, 4) gets the expected transitions added. Returns False,
-    stopping at once, on a loss.
+    ``gamma_t``; ``xi`` (4, 4) gets the expected transitions added, and ``tally``
+    (M, K), with ``symbols``, ``gamma_t`` in the row of step t's symbol. Returns
+    False, stopping at once, on a loss.
     """
     n_states = transmat.shape[0]
     A = _pad4(transmat)
@@ -593,41 +618,45 @@ def backward_split4(scaled, symbols, start, stop, transmat, gamma, w_stop, combi
         w0, w1, w2, w3 = _row4(scaled, _row(symbols, stop - 1), 4)
         _store4(gamma, stop - 1, n_states, w0, w1, w2, w3)
         first = stop - 2
-    for t in range(first, start - 1, -1):
-        m16 = _products4(T16, w0, w1, w2, w3)
-        v0, v1, v2, v3 = _row_sums4(m16)  # beta_t, before rescaling
+    for t1 in range(first + 1, start, -TALLY_ROWS):  # blocks: see TALLY_ROWS
+        t0 = max(start, t1 - TALLY_ROWS)
+        for t in range(t1 - 1, t0 - 1, -1):
+            m16 = _products4(T16, w0, w1, w2, w3)
+            v0, v1, v2, v3 = _row_sums4(m16)  # beta_t, before rescaling
+            if combine:
+                a0, a1, a2, a3 = _row4(gamma, t, n_states)
+                g0, g1, g2, g3 = a0 * v0, a1 * v1, a2 * v2, a3 * v3
+                z = (g0 + g1) + (g2 + g3)
+                if not z >= TINY:
+                    return False
+                inv = 1.0 / z
+                _store4(gamma, t, n_states, g0 * inv, g1 * inv, g2 * inv, g3 * inv)
+                x16 = _add_xi4(x16, m16, a0 * inv, a1 * inv, a2 * inv, a3 * inv)
+                if t == start:
+                    break
+            lost = (((v0 > 0.0) & (v0 < DBL_MIN)) | ((v1 > 0.0) & (v1 < DBL_MIN))
+                    | ((v2 > 0.0) & (v2 < DBL_MIN)) | ((v3 > 0.0) & (v3 < DBL_MIN)))
+            c = (v0 + v1) + (v2 + v3)
+            if c < RESCALE:
+                if c < TINY:
+                    return False
+                inv = 1.0 / c
+                v0 *= inv
+                v1 *= inv
+                v2 *= inv
+                v3 *= inv
+            b0, b1, b2, b3 = _row4(scaled, _row(symbols, t), 4)
+            w0, w1, w2, w3 = b0 * v0, b1 * v1, b2 * v2, b3 * v3
+            lost = (lost | ((w0 < DBL_MIN) & (b0 > 0.0) & (v0 > 0.0))
+                    | ((w1 < DBL_MIN) & (b1 > 0.0) & (v1 > 0.0))
+                    | ((w2 < DBL_MIN) & (b2 > 0.0) & (v2 > 0.0))
+                    | ((w3 < DBL_MIN) & (b3 > 0.0) & (v3 > 0.0)))
+            if lost:
+                return False
+            if not combine:
+                _store4(gamma, t, n_states, w0, w1, w2, w3)
         if combine:
-            a0, a1, a2, a3 = _row4(gamma, t, n_states)
-            g0, g1, g2, g3 = a0 * v0, a1 * v1, a2 * v2, a3 * v3
-            z = (g0 + g1) + (g2 + g3)
-            if not z >= TINY:
-                return False
-            inv = 1.0 / z
-            _store4(gamma, t, n_states, g0 * inv, g1 * inv, g2 * inv, g3 * inv)
-            x16 = _add_xi4(x16, m16, a0 * inv, a1 * inv, a2 * inv, a3 * inv)
-            if t == start:
-                break
-        lost = (((v0 > 0.0) & (v0 < DBL_MIN)) | ((v1 > 0.0) & (v1 < DBL_MIN))
-                | ((v2 > 0.0) & (v2 < DBL_MIN)) | ((v3 > 0.0) & (v3 < DBL_MIN)))
-        c = (v0 + v1) + (v2 + v3)
-        if c < RESCALE:
-            if c < TINY:
-                return False
-            inv = 1.0 / c
-            v0 *= inv
-            v1 *= inv
-            v2 *= inv
-            v3 *= inv
-        b0, b1, b2, b3 = _row4(scaled, _row(symbols, t), 4)
-        w0, w1, w2, w3 = b0 * v0, b1 * v1, b2 * v2, b3 * v3
-        lost = (lost | ((w0 < DBL_MIN) & (b0 > 0.0) & (v0 > 0.0))
-                | ((w1 < DBL_MIN) & (b1 > 0.0) & (v1 > 0.0))
-                | ((w2 < DBL_MIN) & (b2 > 0.0) & (v2 > 0.0))
-                | ((w3 < DBL_MIN) & (b3 > 0.0) & (v3 > 0.0)))
-        if lost:
-            return False
-        if not combine:
-            _store4(gamma, t, n_states, w0, w1, w2, w3)
+            _tally_rows(tally, symbols, gamma, t0, t1)
     if combine:
         _add16(xi, x16)
     return True
@@ -726,6 +755,29 @@ def emission_tables(emissionprob):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _count_symbols(symbols, gamma, start, stop, tally):
+    """``tally[m, k] += gamma[t, k]`` for the steps t in [start, stop) emitting m =
+    ``symbols[t]`` (any numeric type holding whole numbers in [0, M))."""
+    n_states = gamma.shape[1]
+    for t in range(start, stop):
+        m = int(symbols[t])
+        for k in range(n_states):
+            tally[m, k] += gamma[t, k]
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _sum_tallies(tally, counts):
+    """``counts[k, m] = tally[0, m, k] + tally[1, m, k] + ...``, in block order."""
+    n_blocks, n_symbols, n_states = tally.shape
+    for m in range(n_symbols):
+        for k in range(n_states):
+            s = 0.0
+            for b in range(n_blocks):
+                s += tally[b, m, k]
+            counts[k, m] = s
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def n_seq_blocks(n_seq, n_states):
     """The fixed number of blocks the sequences are split into (depends on the shapes only)."""
     by_memory = max(1, ACCUMULATOR_BYTES // (8 * n_states * n_states))
@@ -734,7 +786,7 @@ def n_seq_blocks(n_seq, n_states):
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, xi_sum, logprob,
-                     split_min_rows=SPLIT_MIN_ROWS, symbols=None):
+                     split_min_rows=SPLIT_MIN_ROWS, symbols=None, counts=None, count_blocks=1):
     """The E-step of Baum-Welch for many sequences.
 
     Parameters
@@ -764,6 +816,20 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
         then: the recursions read step t's row through its symbol (a
         categorical HMM's emissions cost a gather, and no (n, K) array of them
         exists).
+    counts : None, or with ``symbols``, (K, M) float64 filled with the posterior mass of
+        each state on each symbol, ``sum_t gamma[t, k] [symbols[t] = m]`` (what
+        :func:`categorical_emission_counts` computes from gamma afterwards). The split
+        path adds each block of TALLY_ROWS rows of gamma as soon as it is made, while
+        the rows are in L1, and adds the two halves' sums in a fixed order; the
+        other paths count in a last parallel region of this call, in
+        ``count_blocks`` fixed blocks of CHUNK rows (bit for bit what
+        categorical_emission_counts gives), while the threads are awake. Either way
+        the counts do not depend on the number of threads. Measured at T = 1e6,
+        K = 4, M = 10 (one sequence): the counting pass after the call took 2.0-2.6 ms
+        of a 15-18 ms iteration, reading gamma back from memory; counted here, the
+        iteration is about 17% shorter. No rows (0, M): nothing counted.
+    count_blocks : int, the number of blocks of the last region (a function of the
+        shapes only).
 
     Returns 1 where that path met a loss and the sequence was redone by the
     serial recursions, else 0 (for tests and benchmarks; the results are the same).
@@ -773,11 +839,15 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     width = max(n_states, 4)
     if symbols is None:
         n_rows = n
+        n_symbols = 0
     else:
         n_rows = scratch.shape[0] // (width + 1)
+        n_symbols = n_rows
     scaled = scratch[:n_rows * width].reshape((n_rows, width))
     shift = scratch[n_rows * width:n_rows * (width + 1)]
     redone = 0
+    done = False  # the split path gave gamma, xi_sum and logprob
+    counted = False  # ... and, with symbols, the counts
     n_parts = min(MAX_BLOCKS, (n + CHUNK - 1) // CHUNK)
     lost = np.zeros(n_parts, dtype=np.int64)
     if symbols is None:
@@ -794,6 +864,7 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
     elif split:
         h = n // 2
         xi_halves = np.zeros((2, 4, 4))
+        tallies = np.zeros((2, n_symbols, n_states))  # the counts of rows [h, n), then [0, h)
         status = np.empty(2)
         w_h = np.zeros(4)
         for task in prange(2):  # step 1: the two recursions towards the middle, one per thread
@@ -802,7 +873,8 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
                                      startprob, transmat, gamma, None, np.bool_(False))
             else:
                 status[1] = 1.0 if backward_split4(scaled, symbols, h, n, transmat, gamma, w_h,
-                                                   np.bool_(False), xi_halves[1]) else 0.0
+                                                   np.bool_(False), xi_halves[1],
+                                                   tallies[1]) else 0.0
         if status[0] > -np.inf and status[1] == 1.0:
             loglik = status[0]
             for j in range(n_states):  # a loop: see gaussian.padded_rows
@@ -812,11 +884,11 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
                 if task == 0:
                     status[0] = forward4(scaled, shift, symbols, log_emission, h, n, startprob,
                                          transmat, gamma, alpha_prev, np.bool_(True),
-                                         xi_halves[0])
+                                         xi_halves[0], tallies[0])
                 else:
                     status[1] = 1.0 if backward_split4(scaled, symbols, np.int64(0), h, transmat,
                                                        gamma, w_h, np.bool_(True),
-                                                       xi_halves[1]) else 0.0
+                                                       xi_halves[1], tallies[1]) else 0.0
             if status[0] == -np.inf:
                 loglik = -np.inf
             elif status[0] == status[0] and status[1] == 1.0:  # not NaN: no loss
@@ -824,27 +896,44 @@ def forward_backward(log_emission, bounds, startprob, transmat, scratch, gamma, 
                 for i in range(n_states):  # rows [0, h), then [h, n); loops, as in sum_blocks
                     for j in range(n_states):
                         xi_sum[i, j] = xi_halves[1, i, j] + xi_halves[0, i, j]
-                return 0
+                if symbols is not None and counts is not None:
+                    for k in range(counts.shape[0]):  # none for no rows; rows [0, h) first
+                        for m in range(n_symbols):
+                            counts[k, m] = tallies[1, m, k] + tallies[0, m, k]
+                    counted = True
+                done = True
         else:
             loglik = status[0]
-        if loglik == -np.inf:  # no path produces the sequence
+        if done:
+            pass
+        elif loglik == -np.inf:  # no path produces the sequence
             logprob[0] = -np.inf
             xi_sum[:] = 0.0
             for t in range(n):
                 for k in range(n_states):
                     gamma[t, k] = 1.0 / n_states
-            return 0
-        redone = 1  # a loss: the serial recursions below, from the start
-    n_blocks = n_seq_blocks(n_seq, n_states)
-    acc = np.zeros((n_blocks, n_states, n_states))
-    if n_blocks == 1:  # one sequence: no parallel region, whose idle threads would spin
-        _sequences(scaled, shift, symbols, log_emission, bounds, np.int64(0), n_seq, startprob,
-                   transmat, gamma, acc[0], logprob)
-    else:
-        for b in prange(n_blocks):
-            _sequences(scaled, shift, symbols, log_emission, bounds, b * n_seq // n_blocks,
-                       (b + 1) * n_seq // n_blocks, startprob, transmat, gamma, acc[b], logprob)
-    sum_blocks(acc, xi_sum)
+            done = True
+        else:
+            redone = 1  # a loss: the serial recursions below, from the start
+    if not done:
+        n_blocks = n_seq_blocks(n_seq, n_states)
+        acc = np.zeros((n_blocks, n_states, n_states))
+        if n_blocks == 1:  # one sequence: no parallel region, whose idle threads would spin
+            _sequences(scaled, shift, symbols, log_emission, bounds, np.int64(0), n_seq,
+                       startprob, transmat, gamma, acc[0], logprob)
+        else:
+            for b in prange(n_blocks):
+                _sequences(scaled, shift, symbols, log_emission, bounds, b * n_seq // n_blocks,
+                           (b + 1) * n_seq // n_blocks, startprob, transmat, gamma, acc[b],
+                           logprob)
+        sum_blocks(acc, xi_sum)
+    if symbols is not None and counts is not None:
+        if counts.shape[0] > 0 and not counted:
+            tally = np.zeros((count_blocks, counts.shape[1], n_states))
+            for b in prange(count_blocks):
+                start, stop = block_rows(b, count_blocks, n, CHUNK)
+                _count_symbols(symbols, gamma, start, stop, tally[b])
+            _sum_tallies(tally, counts)
     return redone
 
 
@@ -946,21 +1035,15 @@ def categorical_log_emission(X, log_emissionprob_t, chunk_rows, out):
 def categorical_emission_counts(X, gamma, n_blocks, chunk_rows, counts):
     """``counts[k, m] = sum_i gamma[i, k] [X[i, 0] = m]``, in a fixed block order.
 
-    Each block of rows adds into its own (K, M) slot and the slots are summed in
-    block order, so the counts do not depend on the number of threads.
+    Each block of rows adds into its own (M, K) slot and the slots are summed in
+    block order, so the counts do not depend on the number of threads. (A fit
+    that reads the emissions through the symbols has :func:`forward_backward`
+    count them, the same way.)
     """
     n = X.shape[0]
     n_states, n_symbols = counts.shape
-    acc = np.zeros((n_blocks, n_symbols, n_states))
+    tally = np.zeros((n_blocks, n_symbols, n_states))
     for b in prange(n_blocks):
         start, stop = block_rows(b, n_blocks, n, chunk_rows)
-        for i in range(start, stop):
-            m = int(X[i, 0])
-            for k in range(n_states):
-                acc[b, m, k] += gamma[i, k]
-    for m in range(n_symbols):
-        for k in range(n_states):
-            s = 0.0
-            for b in range(n_blocks):
-                s += acc[b, m, k]
-            counts[k, m] = s
+        _count_symbols(X[:, 0], gamma, start, stop, tally[b])
+    _sum_tallies(tally, counts)

@@ -217,6 +217,31 @@ def vsub(typingctx, x, y):
 
 
 @intrinsic
+def vadd_row4(typingctx, a, i, b, j):
+    """``a[i, :4] += b[j, :4]`` as one four-lane load, add and store, whatever the CPU's
+    vector width (``a`` and ``b`` 2-D, C-contiguous, of one float type, with at least
+    four columns). Written as scalars, LLVM kept four loads, adds and stores: a row
+    added into a table row chosen by a symbol took 1.9 ns against 0.63 ns (one
+    core, the rows in L1)."""
+    if not (_is_c_array(a, 2) and _is_c_array(b, 2) and a.dtype == b.dtype):
+        return None
+    quad = Vector(a.dtype, 4)
+
+    def codegen(context, builder, signature, args):
+        zero = context.get_constant(types.intp, 0)
+        target = _pointer(context, builder, types.void(a, i, types.intp), [args[0], args[1], zero],
+                          quad)
+        source = _pointer(context, builder, types.void(b, j, types.intp), [args[2], args[3], zero],
+                          quad)
+        total = builder.fadd(builder.load(target, align=_align(a)),
+                             builder.load(source, align=_align(b)))
+        builder.store(total, target, align=_align(a))
+        return context.get_dummy_value()
+
+    return types.void(a, i, b, j), codegen
+
+
+@intrinsic
 def vtranspose_block(typingctx, X, i0, j0, xt, r0, shift):
     """``xt[j0 + c, r0 + w] = X[i0 + w, j0 + c] - shift[j0 + c]`` for ``w, c < lanes``: one
     square block of a tile copied transposed through registers (``shift`` None: no
