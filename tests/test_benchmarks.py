@@ -434,7 +434,7 @@ def test_the_intel_figures_the_readmes_quote_are_the_committed_results():
             f"{ratios[1]}, {ratios[2]} and {ratios[3]}") in bench_readme
 
     run, ratios, emlab, shares, hmm = figures("peers-xeon.json")
-    assert run["machine"]["emlab_git"]["commit"].startswith("b9c6d1a")
+    assert run["machine"]["emlab_git"]["commit"].startswith("408dead")
     assert f"gave {', '.join(ratios)} and CategoricalHMM {hmm})" in readme
     assert (f"oneDAL / emlab {ratios[0]}, {ratios[1]}, {ratios[2]} and {ratios[3]} (emlab "
             f"{emlab[0]}, {emlab[1]}, {emlab[2]} and {emlab[3]} ms") in bench_readme
