@@ -16,9 +16,11 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
+from datetime import datetime, timezone
 
 import numpy as np
 
+from .machine import machine_info
 from .report import write_json
 
 TARGET_RATIO = 2.5
@@ -58,15 +60,16 @@ def _cases(quick):
 
     # each timed fit starts from the parameters of a short fit, so its cost is its EM
     # iterations: an initialisation (k-means) beside a busy machine varies by seconds
-    start = emlab.GaussianMixture(k, init_params="random", random_state=0, max_iter=2,
-                                  tol=0).fit(gm_x)
+    with warnings.catch_warnings():  # two iterations on purpose: not converged
+        warnings.simplefilter("ignore")
+        start = emlab.GaussianMixture(k, init_params="random", random_state=0, max_iter=2,
+                                      tol=0).fit(gm_x)
+        hmm_start = emlab.GaussianHMM(4, "full", random_state=0, n_iter=2, tol=0).fit(hmm_x)
 
     def gmm(m):
         return emlab.GaussianMixture(k, weights_init=start.weights_, means_init=start.means_,
                                      precisions_init=start.precisions_, max_iter=m,
                                      tol=0).fit(gm_x)
-
-    hmm_start = emlab.GaussianHMM(4, "full", random_state=0, n_iter=2, tol=0).fit(hmm_x)
 
     def hmm(m):
         model = emlab.GaussianHMM(4, "full", init_params="", n_iter=m, tol=0)
@@ -112,6 +115,8 @@ def run(quick=False, load_threads=2, repeats=5):
               f"processes {busy * 1e3:8.2f} ms/it   ratio {ratio:5.2f}   "
               f"(target <= {TARGET_RATIO}) {results['cases'][name]['verdict']}", flush=True)
     results["load_average_end"] = os.getloadavg()[0]
+    results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["machine"] = machine_info()  # after the kernels ran (Numba's threading layer)
     return results
 
 
