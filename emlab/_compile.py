@@ -32,9 +32,22 @@ If the helper cannot start or fails (no writable cache, a typing error in
 the call), the kernel is compiled in process as Numba would do, so a wrong
 argument still gets Numba's own error. ``EMLAB_COMPILE_IN_PROCESS=1``
 switches the helper off.
+
+**One stamp for all the kernels' sources.** Numba keeps a cached kernel while
+the file that defines it is unchanged (its "source stamp", a hash of that
+file), but a kernel also holds, compiled in, the functions, intrinsics and
+constants of other files: ``simd.py``'s vectors, ``elementary.py``'s
+exponential, ``gaussian.py``'s tiles, ``_config.py``'s block sizes. After an
+edit or a ``git pull`` that changed only one of those (the Makefile installs
+emlab editable, so the cache lives in the working tree) every cached kernel
+would go on running the old code. So every emlab kernel's cache is stamped
+with a hash of all of them together (:func:`sources_stamp`): any change to
+any of them makes the next call recompile, once.
 """
 
 import atexit
+import functools
+import hashlib
 import importlib
 import os
 import pickle
@@ -42,11 +55,58 @@ import struct
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from numba.core import sigutils
-from numba.core.caching import NullCache
+from numba.core.caching import CacheImpl, NullCache, _SourceFileBackedLocatorMixin
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
+
+_KERNELS_DIR = Path(__file__).resolve().parent / "_kernels"
+_CONFIG_FILE = Path(__file__).resolve().parent / "_config.py"
+
+
+@functools.lru_cache(maxsize=None)
+def sources_stamp():
+    """A hash of every file whose code or constants the kernels compile in: the
+    kernel modules and ``_config.py`` (computed once per process)."""
+    digest = hashlib.sha256()
+    for path in sorted(_KERNELS_DIR.glob("*.py")) + [_CONFIG_FILE]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
+def _stamped(locator):
+    """``locator`` (a Numba cache locator of a source file) for emlab's kernels only, with
+    :func:`sources_stamp` as its stamp."""
+
+    class Stamped(locator):
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if Path(py_file).resolve().parent != _KERNELS_DIR:
+                return None  # not an emlab kernel: Numba's own locators decide
+            return super().from_function(py_func, py_file)
+
+        def get_source_stamp(self):
+            return sources_stamp()
+
+    Stamped.__name__ = Stamped.__qualname__ = f"Emlab{locator.__name__}"
+    return Stamped
+
+
+def _stamp_kernel_caches():
+    """Put :func:`_stamped` copies of Numba's source-file locators first in its list, so
+    that every kernel defined after this (the ``_kernels`` modules) takes them."""
+    if any(getattr(c, "_emlab", False) for c in CacheImpl._locator_classes):
+        return
+    mine = [_stamped(c) for c in CacheImpl._locator_classes
+            if issubclass(c, _SourceFileBackedLocatorMixin)]
+    for c in mine:
+        c._emlab = True
+    CacheImpl._locator_classes = mine + list(CacheImpl._locator_classes)
+
+
+_stamp_kernel_caches()
 
 _SERVER_ENV = "EMLAB_COMPILE_SERVER"
 _IDLE_SECONDS = 120

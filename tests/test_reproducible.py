@@ -203,3 +203,51 @@ def test_read_only_and_writable_x_share_one_specialisation():
     assert X.flags.writeable  # the caller's flags are the caller's
     assert set(em_step_full.overloads) == before  # the frozen X needed no new specialisation
     assert any(not sig[0].mutable for sig in before)  # the fit of X used the read-only one
+
+
+def test_every_kernel_cache_is_stamped_with_all_the_kernel_sources():
+    # Numba keeps a cached kernel while its own file is unchanged; emlab's kernels are
+    # stamped with a hash of every kernel module and _config.py (emlab._compile)
+    stamped = {name: (type(kernel._cache._impl.locator).__name__.startswith("Emlab")
+                      and kernel._cache._cache_file._source_stamp == _compile.sources_stamp())
+               for name, kernel in kernels() if type(kernel._cache).__name__ != "NullCache"}
+    assert len(stamped) > 100 and all(stamped.values()), [n for n, s in stamped.items() if not s]
+
+
+STAMP_CHECK = textwrap.dedent('''
+    import json
+    from numba import types
+    from emlab import _compile
+    from emlab._kernels import hmm
+
+    sig = (types.int64, types.int64)
+    cached = _compile._in_cache(hmm.n_seq_blocks, sig)
+    hmm.n_seq_blocks(10, 4)
+    print(json.dumps([cached, _compile._in_cache(hmm.n_seq_blocks, sig)]))
+''')
+
+
+def test_a_change_to_another_kernel_file_invalidates_a_cached_kernel(tmp_path):
+    # a copy of the package with its cache in its own tree (as an editable install has it):
+    # after an edit to simd.py alone, hmm.py's kernel is no longer taken from the cache
+    import shutil
+    from pathlib import Path
+
+    package = Path(_compile.__file__).resolve().parent
+    shutil.copytree(package, tmp_path / "emlab",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env.pop("NUMBA_CACHE_DIR", None)
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", STAMP_CHECK], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert run() == [False, True]  # empty cache: compiled, then cached
+    assert run() == [True, True]
+    simd = tmp_path / "emlab" / "_kernels" / "simd.py"
+    simd.write_text(simd.read_text() + "\n# an edit in a file the kernel does not live in\n")
+    assert run() == [False, True]  # stale: compiled again
+    assert run() == [True, True]
