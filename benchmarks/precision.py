@@ -31,9 +31,11 @@ import subprocess
 import sys
 import time
 import warnings
+from datetime import datetime, timezone
 
 import numpy as np
 
+from .machine import machine_info
 from .report import write_json
 
 TARGET_SPEEDUP = 1.6  # float32 over float64 at d >= 8
@@ -180,6 +182,8 @@ def run(quick=False, repeats=3, iterations=20):
               f"{err['means_rel']:.1e}  labels {err['labels_differ']:.1e}  {entry['verdict']}",
               flush=True)
     results["load_average_end"] = os.getloadavg()[0]
+    results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["machine"] = machine_info()  # after the kernels ran (Numba's threading layer)
     return results
 
 
