@@ -699,11 +699,12 @@ def test_simd_width_follows_the_cpu_features_numba_compiles_for(features, width,
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("d", [4, 8, 11, 16, 21, 40])
+@pytest.mark.parametrize("d", [4, 6, 8, 11, 16, 21, 40])
 def test_tiles_are_loaded_transposed_and_shifted(d, dtype, rng):
-    # load_tile_4x4 (register-transposed blocks of lanes x lanes, 4 x 4 blocks and single
-    # elements for what is left) against NumPy, with and without a shift, for a partial
-    # tile at an offset, a C-contiguous X and a strided view (no vector blocks)
+    # load_tile_4x4 (register-transposed blocks of lanes x lanes, or of lanes / 2 where d is
+    # under lanes, as float32 at d = 8 with AVX-512; 4 x 4 blocks and single elements for what
+    # is left) against NumPy, with and without a shift, for a partial tile at an offset, a
+    # C-contiguous X and a strided view (no vector blocks)
     from emlab._kernels.gaussian import load_tile_4x4
 
     n, t0 = 90, 13

@@ -253,13 +253,25 @@ def vtranspose_block(typingctx, X, i0, j0, xt, r0, shift):
     of the tile: with AVX-512 and float64, 8 loads, 24 shuffles and 8 stores for 64
     elements. X and ``xt`` are C-contiguous, of one float type.
     """
+    return _transpose_block(X, i0, j0, xt, r0, shift, False)
+
+
+@intrinsic
+def vtranspose_half_block(typingctx, X, i0, j0, xt, r0, shift):
+    """:func:`vtranspose_block` for a block of ``lanes / 2`` rows and features, in vectors
+    of half the width: for tiles with fewer features than lanes (float32 at d = 8 with
+    AVX-512 has 16 lanes), which would otherwise be copied as scalars."""
+    return _transpose_block(X, i0, j0, xt, r0, shift, True)
+
+
+def _transpose_block(X, i0, j0, xt, r0, shift, half):
     if not (_is_c_array(X, 2) and _is_c_array(xt, 2) and X.dtype == xt.dtype):
         return None
     shifted = not isinstance(shift, types.NoneType)
     if shifted and not (_is_c_array(shift, 1) and shift.dtype == X.dtype):
         return None
-    vector = _vector_of(X)
-    width = vector.width
+    width = _vector_of(X).width // (2 if half else 1)
+    vector = Vector(X.dtype, width)
 
     def codegen(context, builder, signature, args):
         x_type, _, _, t_type, _, s_type = signature.args
