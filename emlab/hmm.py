@@ -1990,9 +1990,8 @@ class CategoricalHMM(BaseHMM):
         return self._emission_statistics_from_counts(X, counts)
 
     def _emission_counts(self, emission):
-        """The forward-backward counts the symbols in the region after its recursions,
-        while the threads are awake (see ``forward_backward``); nothing to count
-        where the emissions are not learnt."""
+        """The forward-backward counts the symbols itself, as it makes gamma (see its
+        ``counts``); nothing to count where the emissions are not learnt."""
         return np.empty(emission.shape) if "e" in self.params else None
 
     def _emission_statistics_from_counts(self, X, counts):

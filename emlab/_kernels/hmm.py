@@ -1038,7 +1038,7 @@ def categorical_emission_counts(X, gamma, n_blocks, chunk_rows, counts):
     Each block of rows adds into its own (M, K) slot and the slots are summed in
     block order, so the counts do not depend on the number of threads. (A fit
     that reads the emissions through the symbols has :func:`forward_backward`
-    count them, the same way.)
+    count them instead, as it makes gamma; see its ``counts``.)
     """
     n = X.shape[0]
     n_states, n_symbols = counts.shape
