@@ -17,6 +17,8 @@ Second-moment statistics are always centred: accumulated about the current
 means and corrected about the new ones (see ``weighted_scatter``).
 """
 
+import math
+
 import numpy as np
 from scipy.special import gammaln, multigammaln
 
@@ -44,9 +46,12 @@ def ridge_deficit(counts, eigenvalues, reg_covar):
     if reg_covar == 0.0 or len(counts) == 0:
         return 0.0
     lam = np.asarray(eigenvalues, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(lam > 0, np.log1p(reg_covar / np.where(lam > 0, lam, 1.0))
-                         - reg_covar / (lam + reg_covar), np.inf)
+    if lam.size and lam.min() > 0:  # the usual case, once an iteration: without np.where's masks
+        terms = np.log1p(reg_covar / lam) - reg_covar / (lam + reg_covar)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(lam > 0, np.log1p(reg_covar / np.where(lam > 0, lam, 1.0))
+                             - reg_covar / (lam + reg_covar), np.inf)
     return float(np.sum(0.5 * np.asarray(counts) * terms.sum(axis=1)))
 
 
@@ -57,7 +62,7 @@ def _lower_cholesky(covs):
         lower = np.linalg.cholesky(covs)
     except np.linalg.LinAlgError:
         return None
-    if not np.all(np.isfinite(lower)) or np.any(np.diagonal(lower, axis1=-2, axis2=-1) <= 0):
+    if not np.isfinite(lower).all() or (np.diagonal(lower, axis1=-2, axis2=-1) <= 0).any():
         return None
     return lower
 
@@ -93,6 +98,9 @@ def _cholesky_precision(cov, label):
 
 
 def _check_positive_variances(variances, label_of):
+    variances = np.asarray(variances)
+    if variances.size == 0 or variances.min() > 0:  # every variance positive (NaN fails the test and is found below)
+        return
     bad = np.flatnonzero(~(np.asarray(variances) > 0).all(axis=-1).reshape(-1))
     if bad.size:
         raise DegenerateCovarianceError(
@@ -117,12 +125,18 @@ def _fused(kernel, X, means, factors, log_weights, sample_weight, second_shape):
     nk = np.empty(k)
     sums = np.empty((k, d))
     second = np.empty(second_shape)
-    floats = k * (1 + d + int(np.prod(second_shape[1:])))
+    per_component = math.prod(second_shape[1:])
+    floats = k * (1 + d + per_component)
     centres = np.ascontiguousarray(means, dtype=X.dtype)
-    with _config.threads_for(n * k * max(d, int(np.prod(second_shape[1:])))):
-        kernel(X, centres, np.ascontiguousarray(factors, dtype=X.dtype), log_weights,
-               NO_WEIGHTS if sample_weight is None else sample_weight,
-               _config.n_blocks(n, floats), loglik, nk, sums, second)
+    args = (X, centres, np.ascontiguousarray(factors, dtype=X.dtype), log_weights,
+            NO_WEIGHTS if sample_weight is None else sample_weight, _config.n_blocks(n, floats),
+            loglik, nk, sums, second)
+    work = n * k * max(d, per_component)
+    if work < _config.PARALLEL_MIN_WORK:
+        kernel(*args)  # the serial twin (full_step_kernel, diag_step_kernel): no threads to set
+    else:
+        with _config.threads_for(work):
+            kernel(*args)
     if X.dtype != np.float64:
         e = centres - means
         if second.ndim == 3:
@@ -216,11 +230,15 @@ class Full:
     def covariances(self, nk, second, reg, live, previous):
         """Maximising covariances plus ``reg``; returns (covariances, ridge deficit)."""
         d = second.shape[-1]
+        ridge = reg * np.eye(d)
+        if live.size == nk.shape[0]:  # every component live (the usual case): no index copies
+            exact = second / nk[:, None, None]
+            return exact + ridge, ridge_deficit(nk, np.linalg.eigvalsh(exact), reg)
         cov = np.array(previous, dtype=np.float64, copy=True) if previous is not None \
             else np.zeros_like(second)
         exact = second[live] / nk[live, None, None]
         deficit = ridge_deficit(nk[live], np.linalg.eigvalsh(exact), reg) if live.size else 0.0
-        cov[live] = exact + reg * np.eye(d)
+        cov[live] = exact + ridge
         return cov, deficit
 
     def smallest_variance(self, cov, reg):
@@ -351,6 +369,9 @@ class Diag:
         return float(np.sum(terms[live]))
 
     def covariances(self, nk, second, reg, live, previous):
+        if live.size == nk.shape[0]:  # every component live: no index copies
+            exact = second / nk[:, None]
+            return exact + reg, ridge_deficit(nk, exact, reg)
         cov = np.array(previous, dtype=np.float64, copy=True) if previous is not None \
             else np.zeros_like(second)
         exact = second[live] / nk[live, None]

@@ -43,6 +43,9 @@ INIT_SAMPLE_ROWS = 1000
 #: ... and at least this many.
 INIT_SAMPLE_MIN = 10_000
 MISSING = ("error", "marginalize")
+EPS = float(np.finfo(np.float64).eps)
+NONE_EMPTY = np.empty(0, dtype=np.intp)  # no empty component (read only, never written)
+NONE_EMPTY.flags.writeable = False
 COVARIANCE_TYPES = tuple(MODELS)
 
 
@@ -78,7 +81,8 @@ class MixtureParams:
         set_(self, "means", np.ascontiguousarray(self.means, dtype=np.float64))
         set_(self, "covariances", np.asarray(self.covariances, dtype=np.float64))
         k = self.means.shape[0]
-        if self.weights.shape != (k,) or not np.all(np.isfinite(self.weights)) or np.any(self.weights < 0):
+        if (self.weights.shape != (k,) or not np.isfinite(self.weights).all()
+                or (self.weights < 0).any()):
             raise ValueError(f"weights must be {k} finite non-negative numbers; got {self.weights}.")
         shape = self.model.shape(*self.means.shape)
         if self.covariances.shape != shape:
@@ -116,6 +120,8 @@ def as_params(params):
 
 
 def _log_weights(weights):
+    if weights.size and weights.min() > 0:  # no zero weight: no need to silence log(0) (an errstate costs 1-2 us)
+        return np.log(weights)
     with np.errstate(divide="ignore"):
         return np.log(weights)
 
@@ -228,8 +234,11 @@ def sufficient_statistics(X, resp, centers, covariance_type="full"):
 
 
 def _centred(model, nk, sums, second, centers):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = np.where(nk[:, None] > 0, sums / nk[:, None], 0.0)
+    if nk.size and nk.min() > 0:
+        shift = sums / nk[:, None]
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(nk[:, None] > 0, sums / nk[:, None], 0.0)
     return nk, centers + shift, model.centre(nk, shift, second)
 
 
@@ -361,8 +370,8 @@ def params_from_statistics(nk, means, second, reg_covar, covariance_type, previo
     """
     model = MODELS[covariance_type]
     k = nk.shape[0]
-    is_empty = nk <= 10 * np.finfo(np.float64).eps * max(nk.sum(), 1.0)
-    empty = np.flatnonzero(is_empty)
+    is_empty = nk <= 10 * EPS * max(nk.sum(), 1.0)
+    empty = np.flatnonzero(is_empty) if is_empty.any() else NONE_EMPTY
     if empty.size and previous is None and prior is None:
         raise ValueError(
             f"the initialisation left component(s) {empty.tolist()} without data; "
@@ -370,7 +379,7 @@ def params_from_statistics(nk, means, second, reg_covar, covariance_type, previo
         )
     # With a prior every component has a MAP update (an empty one goes to the prior's
     # mode), so none is frozen and the penalised Q is maximised over all of them.
-    live = np.arange(k) if prior is not None else np.flatnonzero(~is_empty)
+    live = np.arange(k) if prior is not None or not empty.size else np.flatnonzero(~is_empty)
     prev_cov = None if previous is None else previous.covariances
     counts = nk
     means = np.array(means, copy=True)

@@ -172,6 +172,20 @@ def test_ridge_deficit_is_the_q_lost_to_reg_covar(rng):
         assert np.isclose(ridged.ridge_deficit, lost, rtol=1e-8), reg
 
 
+def test_ridge_deficit_by_its_formula_and_infinite_for_a_singular_maximiser():
+    import math
+
+    from emlab._covariance import ridge_deficit
+
+    counts, lam, eps = [3.0, 5.0], [[0.5, 2.0], [1e-3, 4.0]], 1e-2
+    by_hand = sum(0.5 * c * sum(math.log1p(eps / v) - eps / (v + eps) for v in row)
+                  for c, row in zip(counts, lam))
+    assert math.isclose(ridge_deficit(counts, lam, eps), by_hand, rel_tol=1e-13)
+    assert ridge_deficit(counts, lam, 0.0) == 0.0
+    for bad in (0.0, -1e-9, np.nan):  # Q is unbounded above, or the maximiser is undefined
+        assert ridge_deficit(counts, [[0.5, 2.0], [bad, 4.0]], eps) == np.inf
+
+
 def test_same_seed_same_result_whatever_the_thread_count(rng):
     X, _, _ = three_blobs(rng, n=3000)
     before = numba.get_num_threads()
@@ -195,6 +209,38 @@ def test_a_component_that_loses_its_data_is_frozen_with_weight_zero(rng):
     np.testing.assert_array_equal(gm.means_[2], [1e4, 1e4])
     assert np.all(np.isfinite(gm.covariances_)) and np.all(np.isfinite(gm.predict_proba(X)))
     assert np.all(gm.predict(X) != 2)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_steps_with_an_empty_component_match_the_textbook_on_the_live_ones(covariance_type, rng,
+                                                                           random_spd):
+    """A component far from every row gets no responsibility at step 1 and weight 0 after it:
+    steps 2 and 3 then run with a zero weight (log 0 = -inf), a zero N_k and a live subset,
+    the paths the usual iteration skips. The live components must follow the textbook steps
+    of a two-component mixture, and the empty one keep its mean and covariance."""
+    X, _, means = three_blobs(rng, n=240, d=3)
+    means = np.vstack([means[:2], [[1e4] * 3]])
+    weights = np.array([0.3, 0.3, 0.4])
+    start, covariances = starting_values(covariance_type, weights, means, random_spd(3, 3))
+    gm = GaussianMixture(3, covariance_type=covariance_type, max_iter=3, tol=0, **start)
+    with pytest.warns(EmptyComponentWarning, match=r"component\(s\) \[2\]"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(X)
+    lower_bounds = []
+    w, m, c = weights[:2], means[:2], covariances[:2]
+    for _ in range(3):  # the third component's density is 0 at every row (1e4 away): left out
+        ll, w, m, c = reference.em_step(X, w, m, c, reg_covar=1e-6, covariance_type=covariance_type)
+        lower_bounds.append(ll)
+    np.testing.assert_allclose(gm.lower_bounds_, lower_bounds, rtol=1e-12)
+    assert gm.weights_[2] == 0.0
+    np.testing.assert_allclose(gm.weights_[:2], w, rtol=1e-12)
+    np.testing.assert_allclose(gm.means_[:2], m, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(gm.means_[2], means[2])
+    full = MixtureParams.from_model(gm).full_covariances()
+    np.testing.assert_allclose(full[:2], c, rtol=1e-10, atol=1e-14)
+    if covariance_type != "tied":  # the tied covariance is shared: nothing of its own to keep
+        np.testing.assert_allclose(full[2], covariances[2], rtol=1e-12, atol=1e-14)
 
 
 def test_collapse_onto_one_point_is_named_without_regularisation(rng):
