@@ -16,7 +16,7 @@ help:
 	@echo "make test   - set up $(VENV) and run the tests, book chapters included"
 	@echo "make book-check - make book, then open every page in headless Chromium and fail on content cut off at the right edge"
 	@echo "make lab    - set up $(VENV) with JupyterLab and jupytext, and open the chapters"
-	@echo "make bench  - emlab against scikit-learn, hmmlearn, Dask in-process and Spark, side by side (about 25 min; benchmarks/README.md)"
+	@echo "make bench  - emlab against scikit-learn, hmmlearn, Dask in-process and Spark, side by side (about 25 min; writes benchmarks/results/local/, see benchmarks/README.md)"
 	@echo "make demo   - k-means versus EM on the two classic samples (writes two_samples.png)"
 	@echo "make clean  - remove the built book, caches and Numba's compiled kernels"
 

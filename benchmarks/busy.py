@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from . import paths
 from .machine import machine_info
 from .report import write_json
 
@@ -120,17 +121,26 @@ def run(quick=False, load_threads=2, repeats=5):
     return results
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument("--load-threads", type=int, default=2,
                         help="busy processes beside emlab (default 2: a 2-thread load)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None,
-                        help="JSON file (default benchmarks/results/busy.json, quick: none)")
-    args = parser.parse_args(argv)
+                        help="JSON file (default benchmarks/results/local/busy.json, quick: none)")
+    return parser
+
+
+def output_path(args):
+    """``--out``, else ``benchmarks/results/local/busy.json`` (None for ``--quick``)."""
+    return args.out or (None if args.quick else paths.local_result("busy.json"))
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     results = run(args.quick, args.load_threads, args.repeats)
-    out = args.out or (None if args.quick else "benchmarks/results/busy.json")
+    out = output_path(args)
     if out:
         write_json(results, out)
         print(f"wrote {out}")

@@ -4,11 +4,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import paths
 from .cases import NAME_FORMS, default_cases, quick_cases, select_cases
 from .report import format_report, write_json
 from .runner import Settings, log, run
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 #: Sizes of the reference measurements and repeat counts: full run, then --quick.
 FULL = {"repeats": 5, "iterations": (2, 8), "gemm_size": 3000, "bandwidth_mib": 256,
@@ -35,7 +34,8 @@ def build_parser():
     )
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes for a smoke test (a few minutes); writes "
-                             "results/quick.json and quick.png unless --out/--plot are given")
+                             "results/local/quick.json and quick.png unless --out/--plot are "
+                             "given")
     parser.add_argument("--cases", nargs="+", metavar="NAME",
                         help="run only these cases (default: the whole grid)")
     parser.add_argument("--repeats", type=int, help="timed repeats per case (median reported)")
@@ -44,8 +44,12 @@ def build_parser():
     parser.add_argument("--threads", type=int, default=2,
                         help="threads for Numba, BLAS and OpenMP (default 2)")
     parser.add_argument("--gemm-size", type=int, help="order of the GEMM reference matrices")
-    parser.add_argument("--out", type=Path, help="JSON file to write")
-    parser.add_argument("--plot", type=Path, help="PNG file to write")
+    parser.add_argument("--out", type=Path,
+                        help="JSON file to write (default benchmarks/results/local/latest.json; "
+                             "the committed runs beside it are written only when named here)")
+    parser.add_argument("--plot", type=Path,
+                        help="PNG file to write (default the JSON's name with .png, in "
+                             "benchmarks/results/local/ unless --out is given)")
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory workers")
     parser.add_argument("--no-peer", action="store_true", help="run emlab alone")
     parser.add_argument("--no-cold-start", action="store_true", help="skip cold-start runs")
@@ -92,9 +96,7 @@ def main(argv=None):
         settings = settings_from_args(args, argv)
     except ValueError as exc:
         parser.error(str(exc))
-    stem = "quick" if args.quick else "latest"
-    out = args.out or RESULTS / f"{stem}.json"
-    plot_path = args.plot or RESULTS / f"{stem}.png"
+    out, plot_path = default_outputs(args)
     results = run(settings)
     write_json(results, out)
     log(f"wrote {out}")
@@ -110,6 +112,17 @@ def main(argv=None):
     return _scale(args, out) if run_scale else 0
 
 
+def default_outputs(args):
+    """The JSON and PNG paths of a run: ``--out`` / ``--plot``, else ``latest`` (``quick``) in
+    ``benchmarks/results/local/`` (see :mod:`benchmarks.paths`); with ``--out`` alone, the
+    figure goes beside the JSON."""
+    stem = "quick" if args.quick else "latest"
+    out = args.out or paths.local_result(f"{stem}.json")
+    plot = args.plot or (args.out.with_suffix(".png") if args.out else
+                         paths.local_result(f"{stem}.png"))
+    return out, plot
+
+
 def _scale(args, grid_out):
     """The scale-out benchmark after the grid: 0, or 1 if its run broke (the grid is saved)."""
     from . import scale
@@ -122,7 +135,7 @@ def _scale(args, grid_out):
     if args.out:
         out = grid_out.with_name(f"{grid_out.stem}-scale.json")
     else:
-        out = RESULTS / ("quick-scale.json" if args.quick else "scale.json")
+        out = paths.local_result("quick-scale.json" if args.quick else "scale.json")
     log("scale-out benchmark (benchmarks.scale)")
     print(flush=True)
     try:

@@ -78,7 +78,7 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "experts.json"
+from . import paths
 
 
 def make_problem(n, d, n_classes, n_experts, seed=0):
@@ -312,7 +312,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=(2, 1),
                         help="thread counts to run, in turn (default: 2, then 1)")
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", default=None,
+                        help="JSON file (default benchmarks/results/local/experts.json)")
     args = parser.parse_args(argv)
     runs = []
     for threads in args.threads:
@@ -321,7 +322,7 @@ def main(argv=None):
         if result is None:
             return
         runs.append(result)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else paths.local_result("experts.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"runs": runs}, indent=2, default=str) + "\n")
     print(f"wrote {out}")

@@ -17,7 +17,8 @@ start and with ``tol`` set so no fit stops early:
 
 Seconds per iteration come from differencing fits of two iteration counts
 (``benchmarks/timing.py`` explains why), medians over the repeats, libraries
-interleaved. Results go to ``benchmarks/results/families.json``.
+interleaved. Results go to ``benchmarks/results/local/families.json`` unless ``--out`` says
+otherwise (the committed run is ``benchmarks/results/families.json``).
 """
 
 import argparse
@@ -35,7 +36,7 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-RESULTS = Path(__file__).resolve().parent / "results" / "families.json"
+from . import paths  # noqa: E402
 
 
 def _quiet(fn):
@@ -289,7 +290,8 @@ def _pom_fit(pom, name, X, k, params):  # pragma: no cover - needs pomegranate
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer repeats")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default benchmarks/results/local/families.json)")
     args = parser.parse_args(argv)
     iterations, repeats = ((2, 5), 3) if args.quick else ((3, 8), 5)
     report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -306,9 +308,10 @@ def main(argv=None):
         report["cases"].append({"name": name, "seconds_per_iteration": timing, "note": note})
         _print(name, timing, note)
     report["machine"]["load_average_end"] = list(os.getloadavg())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    out = args.out or paths.local_result("families.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out}")
 
 
 def _print(name, timing, note=None):

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from . import paths
 from .machine import machine_info
 from .report import write_json
 
@@ -187,23 +188,33 @@ def run(quick=False, repeats=3, iterations=20):
     return results
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=20,
                         help="EM iterations of the fits compared for the error")
     parser.add_argument("--out", default=None,
-                        help="JSON file (default benchmarks/results/precision.json, quick: none)")
+                        help="JSON file (default benchmarks/results/local/precision.json, quick: "
+                             "none)")
     parser.add_argument("--memory-worker", nargs=3, metavar=("CASE", "DTYPE", "MAX_ITER"),
                         help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def output_path(args):
+    """``--out``, else ``benchmarks/results/local/precision.json`` (None for ``--quick``)."""
+    return args.out or (None if args.quick else paths.local_result("precision.json"))
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     if args.memory_worker:
         name, dtype, max_iter = args.memory_worker
         memory_worker(name, dtype, int(max_iter))
         return 0
     results = run(args.quick, args.repeats, args.iterations)
-    out = args.out or (None if args.quick else "benchmarks/results/precision.json")
+    out = output_path(args)
     if out:
         write_json(results, out)
         print(f"wrote {out}")

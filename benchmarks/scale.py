@@ -48,12 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import paths
 from .cases import TRAJECTORY_RTOL, Case, Target, format_count
 from .data import Start, _random_covariance_factor
 from .timing import trajectory_rel_diff
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 
 #: The case: 1.6e7 rows of 8 features (1 GiB of float64), 8 components, full covariances.
 N_SAMPLES = 16_000_000
@@ -1210,7 +1210,7 @@ def build_parser():
     parser.add_argument("--spark-timeout", type=float, default=3600.0,
                         help="seconds the Spark run may take, start-up included (default 3600)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="JSON file to write (default benchmarks/results/scale.json)")
+                        help="JSON file to write (default benchmarks/results/local/scale.json)")
     parser.add_argument("--spark-child", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     return parser
 
@@ -1255,6 +1255,11 @@ def run_and_report(settings, out):
     return results
 
 
+def output_path(args):
+    """``--out``, else ``scale.json`` (``quick-scale.json``) in ``benchmarks/results/local/``."""
+    return args.out or paths.local_result("quick-scale.json" if args.quick else "scale.json")
+
+
 def main(argv=None):
     """``python -m benchmarks.scale``: returns 0 (targets may fail; the run did not)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -1267,8 +1272,7 @@ def main(argv=None):
         settings = settings_from_args(args, argv)
     except ValueError as exc:
         parser.error(str(exc))
-    out = args.out or RESULTS / ("quick-scale.json" if args.quick else "scale.json")
-    run_and_report(settings, out)
+    run_and_report(settings, output_path(args))
     return 0
 
 

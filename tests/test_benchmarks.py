@@ -440,3 +440,57 @@ def test_the_intel_figures_the_readmes_quote_are_the_committed_results():
             f"{emlab[0]}, {emlab[1]}, {emlab[2]} and {emlab[3]} ms") in bench_readme
     assert f"{shares[0]}, {shares[1]}, {shares[2]} and {shares[3]} of the limit" in bench_readme
     assert f"CategoricalHMM {hmm} hmmlearn" in bench_readme
+
+
+# --------------------------------------------------------------------------- where runs write
+
+
+def test_a_run_writes_the_committed_results_only_when_told_to(tmp_path, monkeypatch, capsys):
+    """``make bench`` on any machine leaves the committed runs, which the book checks figure by
+    figure, as they are: every entry point writes to benchmarks/results/local/ (git-ignored)
+    unless ``--out`` names a file."""
+    import subprocess
+    from pathlib import Path
+
+    from benchmarks import busy, cli, experts, families, paths, precision, scale
+
+    repo = Path(__file__).resolve().parent.parent
+    if subprocess.run(["git", "rev-parse"], cwd=repo, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    assert paths.RESULTS == repo / "benchmarks" / "results"
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(paths.LOCAL / "latest.json")],
+                             cwd=repo)
+    assert ignored.returncode == 0, "benchmarks/results/local/ must be git-ignored"
+    tracked = set(subprocess.run(["git", "ls-files", "benchmarks/results"], cwd=repo,
+                                 capture_output=True, text=True, check=True).stdout.split())
+    read_by_the_book = {"latest.json", "busy.json", "precision.json", "scale.json"}
+    assert {f"benchmarks/results/{name}" for name in read_by_the_book} <= tracked
+
+    committed = {p: p.read_bytes() for p in paths.RESULTS.glob("*.json")}
+    monkeypatch.setattr(paths, "LOCAL", tmp_path / "local")
+    # a real grid run of one tiny case, without --out, as make bench runs it
+    assert cli.main(["--cases", "gmm-full-N3000-d3-K2", "--repeats", "1", "--iterations", "2",
+                     "3", "--gemm-size", "200", "--no-memory", "--no-cold-start", "--no-peer",
+                     "--no-install"]) == 0
+    assert json.loads((tmp_path / "local" / "latest.json").read_text())["cases"]
+    assert {p: p.read_bytes() for p in paths.RESULTS.glob("*.json")} == committed
+    out, plot = cli.default_outputs(cli.build_parser().parse_args(["--quick"]))
+    assert (out, plot) == (tmp_path / "local" / "quick.json", tmp_path / "local" / "quick.png")
+    named = tmp_path / "named.json"
+    assert cli.default_outputs(cli.build_parser().parse_args(["--out", str(named)])) == (
+        named, tmp_path / "named.png")
+    # the other entry points make bench runs, and the scale-out benchmark
+    for module, name in ((busy, "busy.json"), (precision, "precision.json"),
+                         (scale, "scale.json")):
+        assert module.output_path(module.build_parser().parse_args([])) == (
+            tmp_path / "local" / name)
+        assert module.output_path(module.build_parser().parse_args(["--out", str(named)])) in (
+            named, str(named))
+    assert scale.output_path(scale.build_parser().parse_args(["--quick"])) == (
+        tmp_path / "local" / "quick-scale.json")
+    for module in (busy, precision):
+        assert module.output_path(module.build_parser().parse_args(["--quick"])) is None
+    for module in (families, experts):  # run by hand; their defaults as their help states them
+        with pytest.raises(SystemExit):
+            module.main(["--help"])
+        assert "results/local/" in capsys.readouterr().out
