@@ -235,6 +235,11 @@ def dirichlet_map(counts, prior, previous):
     received no posterior mass, with no pseudo-counts) keeps ``previous``:
     every probability vector maximises its term.
     """
+    if previous.min() > 0:  # full support (the usual case): no masks
+        weights = np.maximum(counts + prior - 1.0, 0.0)
+        total = weights.sum(axis=-1, keepdims=True)
+        if total.min() > 0:
+            return weights / total
     weights = np.where(previous > 0, np.maximum(counts + prior - 1.0, 0.0), 0.0)
     total = weights.sum(axis=-1, keepdims=True)
     safe = np.where(total > 0, total, 1.0)
@@ -243,6 +248,8 @@ def dirichlet_map(counts, prior, previous):
 
 def log_dirichlet(p, prior):
     """``sum_j (prior_j - 1) log p_j`` over the support of ``p`` (the log-density up to a constant)."""
+    if np.min(prior) == np.max(prior) == 1.0:  # a flat prior (the default): every term is 0
+        return 0.0
     with np.errstate(divide="ignore"):
         return float(np.sum(np.where(p > 0, (prior - 1.0) * np.log(np.where(p > 0, p, 1.0)), 0.0)))
 
@@ -336,11 +343,15 @@ def posteriors(log_emission, bounds, startprob, transmat, workspace=None, symbol
         m = scratch.shape[0] // (max(k, 4) + 1)
         extra = (np.empty((0, m)) if counts is None else counts,
                  _config.n_blocks(n, k * m))
-    with _config.threads_for(work):
-        kernel(np.ascontiguousarray(log_emission), bounds,
-               np.ascontiguousarray(startprob, dtype=np.float64),
-               np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi_sum, logprob,
-               SPLIT_MIN_ROWS, symbols, *extra)
+    args = (np.ascontiguousarray(log_emission), bounds,
+            np.ascontiguousarray(startprob, dtype=np.float64),
+            np.ascontiguousarray(transmat, dtype=np.float64), scratch, gamma, xi_sum, logprob,
+            SPLIT_MIN_ROWS, symbols, *extra)
+    if kernel is forward_backward_serial:
+        kernel(*args)  # no threads to set
+    else:
+        with _config.threads_for(work):
+            kernel(*args)
     return logprob, gamma, xi_sum
 
 
@@ -1546,8 +1557,10 @@ class GaussianHMM(BaseHMM):
 
     def _has_prior(self):
         """Whether hmmlearn's normal / inverse-gamma / inverse-Wishart prior is not flat."""
-        return bool(np.any(np.asarray(self.means_weight) != 0)
-                    or np.any(np.asarray(self.covars_prior) != 0)
+        weight, covars = self.means_weight, self.covars_prior
+        if isinstance(weight, (int, float)) and isinstance(covars, (int, float)):  # scalars
+            return weight != 0 or covars != 0 or float(self.covars_weight) != 1.0
+        return bool(np.any(np.asarray(weight) != 0) or np.any(np.asarray(covars) != 0)
                     or float(self.covars_weight) != 1.0)
 
     def _gaussian_prior(self, k, d):

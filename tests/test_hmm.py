@@ -64,6 +64,29 @@ def wikipedia_model():
     return model
 
 
+def test_the_dirichlet_m_step_and_log_prior_by_hand():
+    import math
+
+    from emlab.hmm import dirichlet_map, log_dirichlet
+
+    counts = np.array([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 2.0, 4.0]])
+    previous = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.25, 0.25, 0.5]])
+    flat = np.ones((3, 3))
+    got = dirichlet_map(counts, flat, previous)
+    # row 0: a structural zero stays 0; row 1: no mass, no pseudo-counts: previous kept
+    np.testing.assert_array_equal(got, [[0.75, 0.25, 0.0], [0.2, 0.3, 0.5], [0.25, 0.25, 0.5]])
+    prior = np.full((3, 3), 2.0)  # one pseudo-count per entry of the support
+    got = dirichlet_map(counts, prior, previous)
+    np.testing.assert_allclose(got, [[4 / 6, 2 / 6, 0.0], [1 / 3, 1 / 3, 1 / 3],
+                                     [3 / 11, 3 / 11, 5 / 11]], rtol=1e-15)
+    full = np.array([[0.1, 0.9], [0.6, 0.4]])  # full support, every row with mass
+    np.testing.assert_allclose(dirichlet_map(np.array([[1.0, 3.0], [5.0, 0.0]]), np.ones((2, 2)),
+                                             full), [[0.25, 0.75], [1.0, 0.0]], rtol=1e-15)
+    assert log_dirichlet(previous, flat) == 0.0
+    by_hand = sum((2.0 - 1.0) * math.log(p) for p in previous.ravel() if p > 0)
+    assert math.isclose(log_dirichlet(previous, prior), by_hand, rel_tol=1e-14)
+
+
 def test_the_wikipedia_viterbi_example():
     model = wikipedia_model()
     X = np.array([[0], [1], [2]])
