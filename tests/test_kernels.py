@@ -698,15 +698,22 @@ def test_simd_width_follows_the_cpu_features_numba_compiles_for(features, width,
     assert simd._width_bytes() == width
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("d", [4, 6, 8, 11, 16, 21, 40])
-def test_tiles_are_loaded_transposed_and_shifted(d, dtype, rng):
-    # load_tile_4x4 (register-transposed blocks of lanes x lanes, or of lanes / 2 where d is
-    # under lanes, as float32 at d = 8 with AVX-512; 4 x 4 blocks and single elements for what
-    # is left) against NumPy, with and without a shift, for a partial tile at an offset, a
-    # C-contiguous X and a strided view (no vector blocks)
-    from emlab._kernels.gaussian import load_tile_4x4
+TILE_LOADS = [("load_tile_4x4", d) for d in (4, 6, 8, 11, 16, 21, 40)] + [
+    (name, d) for name in ("load_tile_small", "load_tile") for d in (1, 2, 3, 4)]
 
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loader, d", TILE_LOADS)
+def test_tiles_are_loaded_transposed_and_shifted(loader, d, dtype, rng):
+    # against NumPy, with and without a shift, for a partial tile at an offset, a C-contiguous
+    # X and a strided view (no vector blocks): load_tile_4x4 (register-transposed blocks of
+    # lanes x lanes, or of lanes / 2 where d is under lanes, as float32 at d = 8 with AVX-512;
+    # 4 x 4 blocks and single elements for what is left), load_tile_small (a branch per
+    # d <= 4, what the kernels for d <= 4 call so that they compile no 4 x 4 copy) and
+    # load_tile, which sends d <= 3 there
+    from emlab._kernels import gaussian
+
+    load = getattr(gaussian, loader)
     n, t0 = 90, 13
     base = (rng.standard_normal((n, 2 * d)) * 10).astype(dtype)
     shift = rng.standard_normal(d).astype(dtype)
@@ -714,7 +721,7 @@ def test_tiles_are_loaded_transposed_and_shifted(d, dtype, rng):
         for rows in (64, 77, 3):
             for s in (None, shift):
                 xt = np.full((d, 80), np.nan, dtype)
-                load_tile_4x4(X, t0, rows, xt, s)
+                load(X, t0, rows, xt, s)
                 want = X[t0:t0 + rows] - (0 if s is None else s)
                 assert np.array_equal(xt[:, :rows], want.T)
                 assert np.isnan(xt[:, rows:]).all()  # nothing past the tile's rows

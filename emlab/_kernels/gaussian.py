@@ -41,9 +41,8 @@ def log_det_cholesky(chol_t, out):
 #
 # Kernels walk their rows in tiles of TILE rows, copied transposed (features x rows),
 # so that the innermost loops run across rows and vectorise. A change of these
-# constants changes this file, which invalidates numba's cache of the kernels in
-# this file only: kernels elsewhere that use them (mixture.py) keep their cached
-# code until their own file changes, so edit (or touch) those files too.
+# constants (as of any kernel file) makes every kernel compile again once
+# (``emlab/_compile.py`` stamps all their caches with one hash of the kernel files).
 
 TILE = 128  # rows per tile (measured: full-covariance kernels 8-12% faster than with 64, and than 256)
 SMALL_D = 4  # up to this many features, full-covariance tiles use 2 x 2 blocks
@@ -132,6 +131,21 @@ def load_tile(X, t0, rows, xt, shift):
     Measured, one core, N = 1e6, d = 2: 1.86 ms (the double loop), 0.66 ms
     (``load_tile_4x4``), 0.57 ms (this).
     """
+    if X.shape[1] <= 3:
+        load_tile_small(X, t0, rows, xt, shift)
+    else:
+        load_tile_4x4(X, t0, rows, xt, shift)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def load_tile_small(X, t0, rows, xt, shift):
+    """``load_tile`` for d <= 4, a branch of its own for each d, without ``load_tile_4x4``.
+
+    The kernels for d <= 4 (``mixture._block_step_tiny``, ``_block_step_small``)
+    call it, so they do not compile the 4 x 4 blocks' copy and its vector
+    transposes (2.1 s of compiling, measured; a first fit on Iris, d = 4,
+    waited for it). At d = 4 the copy vectorises as those for d <= 3 do.
+    """
     d = X.shape[1]
     u0 = np.uint64(t0)  # unsigned rows: no test of each index for a negative value
     if d == 1:
@@ -152,7 +166,14 @@ def load_tile(X, t0, rows, xt, shift):
             xt[1, r] = X[i, 1] - s1
             xt[2, r] = X[i, 2] - s2
     else:
-        load_tile_4x4(X, t0, rows, xt, shift)
+        s0, s1, s2, s3 = (shift_of(shift, 0, X), shift_of(shift, 1, X), shift_of(shift, 2, X),
+                          shift_of(shift, 3, X))
+        for r in range(rows):
+            i = u0 + np.uint64(r)
+            xt[0, r] = X[i, 0] - s0
+            xt[1, r] = X[i, 1] - s1
+            xt[2, r] = X[i, 2] - s2
+            xt[3, r] = X[i, 3] - s3
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)

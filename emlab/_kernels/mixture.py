@@ -24,6 +24,7 @@ from .gaussian import (
     tile_log_density_diag,
     load_tile,
     load_tile_4x4,
+    load_tile_small,
     log_det_cholesky,
     padded4,
     padded_lower,
@@ -669,7 +670,7 @@ def _block_step_tiny(X, start, stop, shift, coef, bias, sample_weight, acc_n, ac
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
-        load_tile(X, t0, rows, xt, shift)
+        load_tile_small(X, t0, rows, xt, shift)
         total += _tile_em_full_tiny(X, xt, rows, coef, bias, lp, top, s, sample_weight, t0,
                                     min(tile, stop - t0 - rows), acc_n, acc_s, acc_ss)
     return total
@@ -715,7 +716,7 @@ def _block_step_small(X, start, stop, means, prec_chol_t, bias, sample_weight, a
     total = 0.0
     for t0 in range(start, stop, tile):
         rows = min(tile, stop - t0)
-        load_tile(X, t0, rows, xt, None)
+        load_tile_small(X, t0, rows, xt, None)
         next_rows = min(tile, stop - t0 - rows)
         for k in range(n_components):  # lp[k, r] = log w_k + log N(x_r | mu_k, Sigma_k)
             prefetch_tile_part(X, t0 + rows, next_rows, k, 2 * n_components)
