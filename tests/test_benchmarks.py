@@ -441,6 +441,23 @@ def test_the_intel_figures_the_readmes_quote_are_the_committed_results():
     assert f"{shares[0]}, {shares[1]}, {shares[2]} and {shares[3]} of the limit" in bench_readme
     assert f"CategoricalHMM {hmm} hmmlearn" in bench_readme
 
+    # the grid rerun of 2026-12-02 01:26, in the machine's slowest period (not xeon.json)
+    run, ratios, emlab, shares, hmm = figures("xeon-2026-12-02.json")
+    assert run["machine"]["emlab_git"]["commit"].startswith("9396067")
+    gemm = f"GEMM {run['limit_rates']['gflops']:.1f} GFLOP/s"
+    assert f"emlab at 9396067; {gemm}" in readme and f"slowest yet ({gemm}" in bench_readme
+    assert (f"passed {run['summary']['PASS']} of {sum(run['summary'].values())} targets, with "
+            f"oneDAL / emlab {ratios[0]}, {ratios[1]}, {ratios[2]} (diag, under 3x) and "
+            f"{ratios[3]} and CategoricalHMM {hmm} (under 10x)") in readme
+    assert (f"{run['summary']['PASS']} of {sum(run['summary'].values())} targets; oneDAL / emlab "
+            f"{ratios[0]}, {ratios[1]}, {ratios[2]} and {ratios[3]} (emlab {emlab[0]}, "
+            f"{emlab[1]}, {emlab[2]} and {emlab[3]} ms") in bench_readme
+    assert (f"{shares[0]}, {shares[1]}, {shares[2]} and {shares[3]} of the limit; CategoricalHMM "
+            f"{hmm} hmmlearn") in bench_readme
+    first_fit = run["cold_start"]["emlab"]["empty_cache"]["fit_s"]
+    assert f"{first_fit:.2f} s in the grid run of 2026-12-02 01:26" in readme
+    assert f"first fit {first_fit:.2f} s (PASS)" in bench_readme
+
 
 # --------------------------------------------------------------------------- where runs write
 
