@@ -99,9 +99,9 @@ def _cholesky_precision(cov, label):
 
 def _check_positive_variances(variances, label_of):
     variances = np.asarray(variances)
-    if variances.size == 0 or variances.min() > 0:  # every variance positive (NaN fails the test and is found below)
+    if variances.size == 0 or variances.min() > 0:  # all positive (a NaN fails, found below)
         return
-    bad = np.flatnonzero(~(np.asarray(variances) > 0).all(axis=-1).reshape(-1))
+    bad = np.flatnonzero(~(variances > 0).all(axis=-1).reshape(-1))
     if bad.size:
         raise DegenerateCovarianceError(
             f"the variance of {label_of(int(bad[0]))} is not positive: it has collapsed onto a "

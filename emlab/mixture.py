@@ -120,7 +120,7 @@ def as_params(params):
 
 
 def _log_weights(weights):
-    if weights.size and weights.min() > 0:  # no zero weight: no need to silence log(0) (an errstate costs 1-2 us)
+    if weights.size and weights.min() > 0:  # no log(0) to silence (an errstate costs 1-2 us)
         return np.log(weights)
     with np.errstate(divide="ignore"):
         return np.log(weights)
