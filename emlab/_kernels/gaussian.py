@@ -186,7 +186,8 @@ def load_tile_4x4(X, t0, rows, xt, shift):
     with AVX-512, 16 lanes: copied as scalars before, the float32 tile copy took
     2.07 ms per 5e5 rows on one core against float64's 1.27, and 0.73 ms since; the
     diagonal step at N = 1e6, d = 8, K = 8 in float32 6.7-7.1 -> 5.2-5.5 ms, the full
-    one 10.2-10.5 -> 8.3-8.9 ms, float64 d = 4 full 8.7-8.9 -> 8.0 ms); the features
+    one 10.2-10.5 -> 8.3-8.9 ms; float64 d = 4 full 8.7-8.9 -> 8.0 ms, a kernel that has
+    since copied its tiles with ``load_tile_small`` at the same speed); the features
     and rows left over go in 4 x 4 blocks of scalars (``_copy_4x4``), and the rows
     left after those one by one. LLVM vectorises ``load_tile``'s double loop with
     scatter stores, which took a fifth of the diagonal kernel's time at d = 8
