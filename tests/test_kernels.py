@@ -684,6 +684,72 @@ def test_simd_four_lane_row_add(dtype, rng):
     np.testing.assert_array_equal(a, expected)
 
 
+def test_simd_four_lane_vectors_against_numpy(rng):
+    # the QUAD operations of the HMM recursions (K <= 4), lane by lane against NumPy: loads
+    # and stores touch a row's first four entries only, broadcasts, sums in the order
+    # (v0 + v1) + (v2 + v3), and the lane tests at their boundaries (NaN never passes)
+    from numba import njit
+
+    from emlab._kernels import simd
+
+    @njit
+    def ops(a, out, x, y):
+        u, v = simd.qload(a, 1), simd.qpack(x[0], x[1], x[2], np.int64(3))
+        s0, s1, s2, s3 = simd.qsplats(u)
+        simd.qstore(out, 0, simd.qadd(simd.qmul(s1, v), 0.5))
+        simd.qstore(out, 1, simd.qdiv(1.0, simd.qsums(u)))
+        simd.qstore(out, 2, simd.vfma(simd.qmul(s3, 2.0), s0, s2))
+        simd.qstore(out, 3, simd.qflush(u, y))
+        return simd.qlanes(v), simd.qsum(u), simd.qfirst(u)
+
+    @njit
+    def tests(w, b, v, low, high):
+        qw, qb, qv = simd.qpack(*w), simd.qpack(*b), simd.qpack(*v)
+        return simd.qany_between(qv, low, high), simd.qany_flushed(qw, qb, qv, low)
+
+    a = rng.standard_normal((3, 6))
+    out = np.full((4, 5), np.nan)
+    x = rng.standard_normal(3)
+    lanes, total, first = ops(a, out, x, 0.1)
+    u = a[1, :4]
+    np.testing.assert_array_equal(lanes, [x[0], x[1], x[2], 3.0])
+    assert total == (u[0] + u[1]) + (u[2] + u[3]) and first == u[0]
+    np.testing.assert_array_equal(out[0, :4], u[1] * np.array(lanes) + 0.5)
+    np.testing.assert_array_equal(out[1, :4], 1.0 / total)
+    np.testing.assert_allclose(out[2, :4], 2.0 * u[3] + u[0] * u[2], rtol=1e-15)
+    np.testing.assert_array_equal(out[3, :4], np.where(u >= 0.1, u, 0.0))
+    assert np.isnan(out[:, 4]).all()  # nothing written past the four lanes
+    nan = float("nan")
+    assert tests((1.0,) * 4, (1.0,) * 4, (0.0, 2.0, 1e-300, nan), 0.0, 1e-290)[0]
+    assert not tests((1.0,) * 4, (1.0,) * 4, (0.0, 2.0, 1e-290, nan), 0.0, 1e-290)[0]
+    # a product below the bound from two positive factors, and not when a factor is 0
+    assert tests((1.0, 1e-310, 1.0, 1.0), (1.0, 0.5, 1.0, 1.0), (1.0, 1e-200, 1.0, 1.0),
+                 1e-300, 1.0)[1]
+    assert not tests((1.0, 1e-310, 1.0, 1.0), (1.0, 0.0, 1.0, 1.0), (1.0, 1e-200, 1.0, 1.0),
+                     1e-300, 1.0)[1]
+    assert not tests((1.0, 0.0, 1.0, 1.0), (1.0, 0.5, 1.0, 1.0), (1.0, 0.0, 1.0, 1.0),
+                     1e-300, 1.0)[1]
+    out[3, :4] = np.nan
+    ops(np.full((3, 4), np.nan), out, x, 0.1)
+    np.testing.assert_array_equal(out[3, :4], 0.0)  # NaN lanes are flushed
+
+
+def test_power_of_two_is_exact_over_the_normal_range():
+    from numba import njit
+
+    from emlab._kernels.elementary import power_of_two
+
+    @njit
+    def powers(ns):
+        out = np.empty(ns.shape[0])
+        for i in range(ns.shape[0]):
+            out[i] = power_of_two(ns[i])
+        return out
+
+    ns = np.arange(-1022, 1024)
+    np.testing.assert_array_equal(powers(ns), np.ldexp(1.0, ns))
+
+
 @pytest.mark.parametrize("features, width", [
     ("+avx512f,+avx2,+avx,+fma,-prefer-256-bit", 64),
     ("-avx512f,+avx2,+avx,+fma", 32),

@@ -191,6 +191,13 @@ def exponent_and_mantissa(p):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def power_of_two(n):
+    """``2.0**n`` for an integer ``-1022 <= n <= 1023``, built in the exponent bits (exact;
+    no call, so a loop that uses it keeps its values in registers)."""
+    return _int64_bits_as_float64((n + 1023) << 52)
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _reciprocal64(x):
     """``1 / x`` for a float64 ``x`` in float32's normal range: float32's quotient and
     two Newton steps. LLVM leaves a loop of float64 divisions scalar here (0.31 ns a

@@ -198,9 +198,9 @@ def vfma(typingctx, acc, x, y):
     return acc(acc, x, y), codegen
 
 
-@intrinsic
-def vsub(typingctx, x, y):
-    """``x - y`` lane by lane (either may be a scalar, broadcast)."""
+def _lane_binary(x, y, operation):
+    """Typing and code of ``x (op) y`` lane by lane for a vector and a vector of the same
+    type or a float (broadcast); ``operation`` names the IR builder's method."""
     vector = x if isinstance(x, Vector) else y
     if not isinstance(vector, Vector):
         return None
@@ -211,9 +211,15 @@ def vsub(typingctx, x, y):
     def codegen(context, builder, signature, args):
         xv = _as_vector(context, builder, args[0], signature.args[0], vector)
         yv = _as_vector(context, builder, args[1], signature.args[1], vector)
-        return builder.fsub(xv, yv)
+        return getattr(builder, operation)(xv, yv)
 
     return vector(x, y), codegen
+
+
+@intrinsic
+def vsub(typingctx, x, y):
+    """``x - y`` lane by lane (either may be a scalar, broadcast)."""
+    return _lane_binary(x, y, "fsub")
 
 
 @intrinsic
@@ -314,3 +320,223 @@ def _transpose_block(X, i0, j0, xt, r0, shift, half):
         return context.get_dummy_value()
 
     return types.void(X, i0, j0, xt, r0, shift), codegen
+
+
+# ----------------------------------------------------------------------------- four lanes
+#
+# A hidden Markov model of K <= 4 states holds each step's forward or backward
+# variables in one four-lane vector, ``QUAD``, whatever the CPU's width. The
+# recursions of the split forward-backward (``hmm.forward4``, ``hmm.backward_split4``)
+# written as scalars kept about 60 values live (the 16 transition probabilities,
+# 16 running transition counts, the products of a step) and compiled to scalar
+# code with stack spills; with these, a step is about a dozen vector operations.
+
+QUAD = Vector(types.float64, 4)
+
+
+def _quad_at(context, builder, array_type, array, row):
+    """An LLVM pointer to ``QUAD`` at ``array[row, 0]`` (2-D, C-contiguous, no bounds check)."""
+    zero = context.get_constant(types.intp, 0)
+    return _pointer(context, builder, types.void(array_type, types.intp, types.intp),
+                    [array, context.cast(builder, row[0], row[1], types.intp), zero], QUAD)
+
+
+@intrinsic
+def qload(typingctx, a, i):
+    """``a[i, :4]`` as a four-lane vector (``a`` 2-D, C-contiguous float64, at least four
+    columns)."""
+    if not (_is_c_array(a, 2) and a.dtype == types.float64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _quad_at(context, builder, signature.args[0], args[0], (args[1], signature.args[1]))
+        return builder.load(ptr, align=8)
+
+    return QUAD(a, i), codegen
+
+
+@intrinsic
+def qstore(typingctx, a, i, v):
+    """``a[i, :4] = v`` (``a`` as for :func:`qload`)."""
+    if not (_is_c_array(a, 2) and a.dtype == types.float64 and v == QUAD):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _quad_at(context, builder, signature.args[0], args[0], (args[1], signature.args[1]))
+        builder.store(args[2], ptr, align=8)
+        return context.get_dummy_value()
+
+    return types.void(a, i, v), codegen
+
+
+@intrinsic
+def qpack(typingctx, x0, x1, x2, x3):
+    """The four-lane vector ``(x0, x1, x2, x3)`` (each cast to float64)."""
+    operands = (x0, x1, x2, x3)
+    if not all(isinstance(x, (types.Float, types.Integer)) for x in operands):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = ir.Constant(context.get_value_type(QUAD), ir.Undefined)
+        for n, (value, value_type) in enumerate(zip(args, signature.args)):
+            scalar = context.cast(builder, value, value_type, types.float64)
+            v = builder.insert_element(v, scalar, ir.Constant(ir.IntType(32), n))
+        return v
+
+    return QUAD(*operands), codegen
+
+
+@intrinsic
+def qlanes(typingctx, v):
+    """The four lanes of ``v`` as a tuple of floats."""
+    if v != QUAD:
+        return None
+    result = types.UniTuple(types.float64, 4)
+
+    def codegen(context, builder, signature, args):
+        values = [builder.extract_element(args[0], ir.Constant(ir.IntType(32), n))
+                  for n in range(4)]
+        return context.make_tuple(builder, result, values)
+
+    return result(v), codegen
+
+
+@intrinsic
+def qsplats(typingctx, v):
+    """Four vectors, the n-th with every lane ``v``'s lane n (a broadcast each)."""
+    if v != QUAD:
+        return None
+    result = types.UniTuple(QUAD, 4)
+
+    def codegen(context, builder, signature, args):
+        undefined = ir.Constant(context.get_value_type(QUAD), ir.Undefined)
+        vectors = [builder.shuffle_vector(args[0], undefined,
+                                          ir.Constant(ir.VectorType(ir.IntType(32), 4), [n] * 4))
+                   for n in range(4)]
+        return context.make_tuple(builder, result, vectors)
+
+    return result(v), codegen
+
+
+def _quad_binary(x, y, operation):
+    """:func:`_lane_binary` where one operand is a ``QUAD``."""
+    return _lane_binary(x, y, operation) if QUAD in (x, y) else None
+
+
+@intrinsic
+def qmul(typingctx, x, y):
+    """``x * y`` lane by lane (either may be a float, broadcast)."""
+    return _quad_binary(x, y, "fmul")
+
+
+@intrinsic
+def qadd(typingctx, x, y):
+    """``x + y`` lane by lane (either may be a float, broadcast)."""
+    return _quad_binary(x, y, "fadd")
+
+
+@intrinsic
+def qdiv(typingctx, x, y):
+    """``x / y`` lane by lane (either may be a float, broadcast)."""
+    return _quad_binary(x, y, "fdiv")
+
+
+def _lane_sums(builder, v):
+    """Every lane ``(v0 + v1) + (v2 + v3)``: two shuffles and two vector adds (lanes 1 to 3
+    add the same pairs in another order, which gives the same sum)."""
+    mask = ir.VectorType(ir.IntType(32), 4)
+    undefined = ir.Constant(v.type, ir.Undefined)
+    pairs = builder.fadd(v, builder.shuffle_vector(v, undefined, ir.Constant(mask, [1, 0, 3, 2])))
+    return builder.fadd(pairs, builder.shuffle_vector(pairs, undefined,
+                                                      ir.Constant(mask, [2, 3, 0, 1])))
+
+
+@intrinsic
+def qsum(typingctx, v):
+    """``(v0 + v1) + (v2 + v3)``, the sum of the lanes in that order."""
+    if v != QUAD:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.extract_element(_lane_sums(builder, args[0]),
+                                       ir.Constant(ir.IntType(32), 0))
+
+    return types.float64(v), codegen
+
+
+@intrinsic
+def qsums(typingctx, v):
+    """:func:`qsum` in every lane (no broadcast of the scalar needed to scale by it)."""
+    if v != QUAD:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _lane_sums(builder, args[0])
+
+    return QUAD(v), codegen
+
+
+@intrinsic
+def qfirst(typingctx, v):
+    """Lane 0 of ``v`` (free: the scalar register is the vector's low lane)."""
+    if v != QUAD:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.extract_element(args[0], ir.Constant(ir.IntType(32), 0))
+
+    return types.float64(v), codegen
+
+
+def _any_lane(builder, flags):
+    """True where some lane of the ``<4 x i1>`` ``flags`` is set."""
+    bits = builder.bitcast(flags, ir.IntType(4))
+    return builder.icmp_unsigned("!=", bits, ir.Constant(ir.IntType(4), 0))
+
+
+@intrinsic
+def qany_between(typingctx, v, low, high):
+    """Whether some lane of ``v`` lies strictly between ``low`` and ``high``."""
+    if v != QUAD or not all(isinstance(x, types.Float) for x in (low, high)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        lo = _as_vector(context, builder, args[1], signature.args[1], QUAD)
+        hi = _as_vector(context, builder, args[2], signature.args[2], QUAD)
+        flags = builder.and_(builder.fcmp_ordered(">", args[0], lo),
+                             builder.fcmp_ordered("<", args[0], hi))
+        return _any_lane(builder, flags)
+
+    return types.boolean(v, low, high), codegen
+
+
+@intrinsic
+def qany_flushed(typingctx, w, b, v, low):
+    """Whether some lane has ``w < low`` although ``b > 0`` and ``v > 0`` (a product
+    ``w = b v`` of two positive numbers that fell below ``low``)."""
+    if not (w == b == v == QUAD and isinstance(low, types.Float)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        lo = _as_vector(context, builder, args[3], signature.args[3], QUAD)
+        zero = ir.Constant(context.get_value_type(QUAD), None)
+        flags = builder.and_(builder.fcmp_ordered("<", args[0], lo),
+                             builder.and_(builder.fcmp_ordered(">", args[1], zero),
+                                          builder.fcmp_ordered(">", args[2], zero)))
+        return _any_lane(builder, flags)
+
+    return types.boolean(w, b, v, low), codegen
+
+
+@intrinsic
+def qflush(typingctx, v, low):
+    """``v`` with every lane not ``>= low`` (NaN included) set to 0."""
+    if v != QUAD or not isinstance(low, types.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        lo = _as_vector(context, builder, args[1], signature.args[1], QUAD)
+        keep = builder.fcmp_ordered(">=", args[0], lo)
+        return builder.select(keep, args[0], ir.Constant(context.get_value_type(QUAD), None))
+
+    return QUAD(v, low), codegen
