@@ -733,6 +733,14 @@ def test_simd_four_lane_vectors_against_numpy(rng):
     ops(np.full((3, 4), np.nan), out, x, 0.1)
     np.testing.assert_array_equal(out[3, :4], 0.0)  # NaN lanes are flushed
 
+    @njit
+    def where_positive(m, v):
+        return simd.qlanes(simd.qwhere_positive(simd.qpack(*m), simd.qpack(*v))), \
+            simd.qlanes(simd.qwhere_positive(simd.qpack(*m), 1.0))
+
+    kept, ones = where_positive((0.5, 0.0, -1.0, nan), (2.0, 3.0, 4.0, 5.0))
+    assert kept == (2.0, 0.0, 0.0, 0.0) and ones == (1.0, 0.0, 0.0, 0.0)
+
 
 def test_power_of_two_is_exact_over_the_normal_range():
     from numba import njit

@@ -68,7 +68,7 @@ from .elementary import (EXP_UNDERFLOW, LN2_HI, LN2_LO, exp_nonpos, exponent_and
                          power_of_two)
 from .mixture import block_rows, sum_blocks
 from .simd import (qadd, qany_between, qany_flushed, qdiv, qfirst, qflush, qlanes, qload, qmul,
-                   qpack, qsplats, qstore, qsum, qsums, vadd_row4, vfma)
+                   qpack, qsplats, qstore, qsum, qsums, qwhere_positive, vadd_row4, vfma)
 
 CHUNK = CHUNK_ROWS
 TINY = 1e-280  # a scale below this is redone in log space
@@ -391,10 +391,10 @@ def _add_columns4(S, splats, u):
 def _add_transitions(xi, A, S):
     """``xi[i, j] += A_ij S_ij``: the expected transitions ``sum_t u_t(i) A_ij w_{t+1}(j)``
     from ``S = sum_t u_t w_{t+1}^T`` (given by its columns, :func:`_add_columns4`), A taken
-    out of the sum."""
-    for j in range(4):
+    out of the sum; ``xi`` is (K, K) or (4, 4)."""
+    for j in range(xi.shape[1]):
         column = qlanes(S[j])
-        for i in range(4):
+        for i in range(xi.shape[0]):
             xi[i, j] += A[i, j] * column[i]
 
 
@@ -520,99 +520,74 @@ def forward4(scaled, shift, symbols, log_emission, start, stop, startprob, trans
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _backward_emit(gamma, t, n_states, alpha, v, s, splats, S):
+    """Row t of :func:`backward4`: ``gamma_t`` from the forward variables ``alpha``, ``v =
+    A w_{t+1}`` and ``s = alpha . v`` (in every lane), the step's transitions added to
+    ``S`` (:func:`_add_columns4`, ``splats`` w's broadcasts). Returns ``S`` and ``beta_t``,
+    divided by ``s`` where ``s`` leaves [RESCALE_BACK, 2] (a branch, not a select: keeps
+    the division off the recursion's path)."""
+    inv = qdiv(1.0, s)
+    u = qmul(alpha, inv)
+    S = _add_columns4(S, splats, u)
+    beta = qwhere_positive(alpha, v)  # a state of no forward mass keeps none backwards
+    scale = qfirst(s)
+    if scale < RESCALE_BACK or scale > 2.0:
+        beta = qmul(beta, inv)
+    _store_row(gamma, t, n_states, qmul(u, v))
+    return S, beta
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def backward4(scaled, shift, symbols, log_emission, start, stop, transmat, gamma, xi_sum):
-    """:func:`backward_one` for K <= 4; ``scaled`` has 4 columns (zero beyond K)."""
+    """:func:`backward_one` for K <= 4; ``scaled`` has 4 columns (zero beyond K).
+
+    A step's variables are one four-lane vector, the transitions summed as in
+    the split path (:func:`_add_transitions`); a step whose ``s_t`` falls below
+    TINY leaves the inner loop to be redone from the log-emissions, so that the
+    loop holds no call (see :func:`forward4`).
+    """
     n_states = transmat.shape[0]
     A = _pad4(transmat)
-    t00, t01, t02, t03 = A[0, 0], A[0, 1], A[0, 2], A[0, 3]
-    t10, t11, t12, t13 = A[1, 0], A[1, 1], A[1, 2], A[1, 3]
-    t20, t21, t22, t23 = A[2, 0], A[2, 1], A[2, 2], A[2, 3]
-    t30, t31, t32, t33 = A[3, 0], A[3, 1], A[3, 2], A[3, 3]
-    x00 = x01 = x02 = x03 = x10 = x11 = x12 = x13 = 0.0
-    x20 = x21 = x22 = x23 = x30 = x31 = x32 = x33 = 0.0
-    beta = np.zeros(n_states)
-    w = np.zeros(n_states)
+    columns = _columns4(A)
+    zero = qpack(0.0, 0.0, 0.0, 0.0)
+    S = (zero, zero, zero, zero)  # sum_t u_t w_{t+1}^T (see _add_transitions)
+    beta_row = np.zeros((1, n_states))
+    w_row = np.zeros((1, n_states))
     last = stop - 1
-    s = 0.0
-    for i in range(n_states):
-        s += gamma[last, i]
-    inv = 1.0 / s
-    for i in range(n_states):
-        gamma[last, i] *= inv
-    b0 = 1.0 if gamma[last, 0] > 0.0 else 0.0
-    b1 = 1.0 if n_states > 1 and gamma[last, 1] > 0.0 else 0.0
-    b2 = 1.0 if n_states > 2 and gamma[last, 2] > 0.0 else 0.0
-    b3 = 1.0 if n_states > 3 and gamma[last, 3] > 0.0 else 0.0
-    for t in range(last - 1, start - 1, -1):
-        r = _row(symbols, t + 1)
-        w0 = scaled[r, 0] * b0
-        w1 = scaled[r, 1] * b1
-        w2 = scaled[r, 2] * b2
-        w3 = scaled[r, 3] * b3
-        l0 = gamma[t, 0]
-        l1 = gamma[t, 1] if n_states > 1 else 0.0
-        l2 = gamma[t, 2] if n_states > 2 else 0.0
-        l3 = gamma[t, 3] if n_states > 3 else 0.0
-        for attempt in range(2):
-            m00, m01, m02, m03 = t00 * w0, t01 * w1, t02 * w2, t03 * w3
-            m10, m11, m12, m13 = t10 * w0, t11 * w1, t12 * w2, t13 * w3
-            m20, m21, m22, m23 = t20 * w0, t21 * w1, t22 * w2, t23 * w3
-            m30, m31, m32, m33 = t30 * w0, t31 * w1, t32 * w2, t33 * w3
-            c0 = (m00 + m01) + (m02 + m03)
-            c1 = (m10 + m11) + (m12 + m13)
-            c2 = (m20 + m21) + (m22 + m23)
-            c3 = (m30 + m31) + (m32 + m33)
-            s = (l0 * c0 + l1 * c1) + (l2 * c2 + l3 * c3)
-            if s >= TINY or attempt == 1:
+    g = _load_row(gamma, last, n_states)
+    g = qmul(g, 1.0 / qsum(g))
+    _store_row(gamma, last, n_states, g)
+    beta = qwhere_positive(g, 1.0)
+    t = last - 1
+    while t >= start:
+        alpha = zero
+        v = zero
+        s = zero
+        splats = qsplats(zero)
+        while t >= start:  # ordinary steps: no call in this loop
+            w = qmul(qload(scaled, _row(symbols, t + 1)), beta)
+            alpha = _load_row(gamma, t, n_states)
+            splats = qsplats(w)
+            v = _combine4(columns, splats)
+            s = qsums(qmul(alpha, v))
+            if not qfirst(s) >= TINY:
                 break
-            # the linear form underflowed: the same step from the log-emissions
-            _store4(beta.reshape((1, n_states)), 0, n_states, b0, b1, b2, b3)
-            _log_backward_weights(log_emission, scaled, shift, symbols, t, beta, gamma, transmat, w)
-            w0 = w[0]
-            w1 = w[1] if n_states > 1 else 0.0
-            w2 = w[2] if n_states > 2 else 0.0
-            w3 = w[3] if n_states > 3 else 0.0
-        if not s > 0.0:  # cannot happen after a finite forward pass; never divide by 0
-            s = 1.0
-        inv = 1.0 / s
-        u0, u1, u2, u3 = l0 * inv, l1 * inv, l2 * inv, l3 * inv
-        x00 += u0 * m00
-        x01 += u0 * m01
-        x02 += u0 * m02
-        x03 += u0 * m03
-        x10 += u1 * m10
-        x11 += u1 * m11
-        x12 += u1 * m12
-        x13 += u1 * m13
-        x20 += u2 * m20
-        x21 += u2 * m21
-        x22 += u2 * m22
-        x23 += u2 * m23
-        x30 += u3 * m30
-        x31 += u3 * m31
-        x32 += u3 * m32
-        x33 += u3 * m33
-        b0 = c0 if l0 > 0.0 else 0.0
-        b1 = c1 if l1 > 0.0 else 0.0
-        b2 = c2 if l2 > 0.0 else 0.0
-        b3 = c3 if l3 > 0.0 else 0.0
-        if s < RESCALE_BACK or s > 2.0:  # a branch, not a select: keeps 1 / s off the critical path
-            b0 *= inv
-            b1 *= inv
-            b2 *= inv
-            b3 *= inv
-        gamma[t, 0] = u0 * c0
-        if n_states > 1:
-            gamma[t, 1] = u1 * c1
-        if n_states > 2:
-            gamma[t, 2] = u2 * c2
-        if n_states > 3:
-            gamma[t, 3] = u3 * c3
-    xi = np.array([[x00, x01, x02, x03], [x10, x11, x12, x13],
-                   [x20, x21, x22, x23], [x30, x31, x32, x33]])
-    for i in range(n_states):
-        for j in range(n_states):
-            xi_sum[i, j] += xi[i, j]
+            S, beta = _backward_emit(gamma, t, n_states, alpha, v, s, splats, S)
+            t -= 1
+        if t < start:
+            break
+        # the linear form underflowed: the same step from the log-emissions
+        _store_row(beta_row, 0, n_states, beta)
+        _log_backward_weights(log_emission, scaled, shift, symbols, t, beta_row[0], gamma,
+                              transmat, w_row[0])
+        splats = qsplats(_load_row(w_row, 0, n_states))
+        v = _combine4(columns, splats)
+        s = qsums(qmul(alpha, v))
+        if not qfirst(s) > 0.0:  # cannot happen after a finite forward pass; never divide by 0
+            s = qpack(1.0, 1.0, 1.0, 1.0)
+        S, beta = _backward_emit(gamma, t, n_states, alpha, v, s, splats, S)
+        t -= 1
+    _add_transitions(xi_sum, A, S)
 
 
 # ----------------------------------------------------------------------------- one long sequence

@@ -540,3 +540,17 @@ def qflush(typingctx, v, low):
         return builder.select(keep, args[0], ir.Constant(context.get_value_type(QUAD), None))
 
     return QUAD(v, low), codegen
+
+
+@intrinsic
+def qwhere_positive(typingctx, m, v):
+    """``v``'s lanes where ``m``'s lane is above 0, else 0 (NaN in ``m``: 0)."""
+    if not (m == QUAD and (v == QUAD or isinstance(v, types.Float))):
+        return None
+
+    def codegen(context, builder, signature, args):
+        zero = ir.Constant(context.get_value_type(QUAD), None)
+        values = _as_vector(context, builder, args[1], signature.args[1], QUAD)
+        return builder.select(builder.fcmp_ordered(">", args[0], zero), values, zero)
+
+    return QUAD(m, v), codegen
