@@ -458,6 +458,32 @@ def test_the_intel_figures_the_readmes_quote_are_the_committed_results():
     assert f"{first_fit:.2f} s in the grid run of 2026-12-02 01:26" in readme
     assert f"first fit {first_fit:.2f} s (PASS)" in bench_readme
 
+    # the three HMM cases after the four-lane recursions (results/hmm-xeon.json)
+    run = json.loads((results / "hmm-xeon.json").read_text())
+    assert run["machine"]["emlab_git"]["commit"].startswith("31fbd1c")
+    cases = {case["name"]: case for case in run["cases"]}
+    cat, one, many = (cases[n] for n in ("hmm-categorical-T1e6-M10-K4",
+                                          "hmm-gaussian-full-T1e6-d3-K4",
+                                          "hmm-gaussian-full-S1000xT1000-d3-K4"))
+
+    def seconds(case, lib):
+        return case["libraries"][lib]["seconds_per_iter"]
+
+    def ratio(case, lib="hmmlearn-scaling"):
+        return case["speedups"][lib]
+
+    assert (f"| {seconds(cat, 'emlab'):.4f} s | {seconds(cat, 'hmmlearn-log'):.3f} s | "
+            f"{seconds(cat, 'hmmlearn-scaling'):.3f} s | {ratio(cat, 'hmmlearn-log'):.1f}x / "
+            f"{ratio(cat):.1f}x (`hmm-xeon.json` of {run['created'][:10]} "
+            f"{run['created'][11:16]}, commit 31fbd1c") in readme
+    assert (f"CategoricalHMM {ratio(cat):.1f}x hmmlearn \"scaling\"; the Gaussian HMMs "
+            f"{ratio(one):.1f}x and {ratio(many):.1f}x") in readme
+    assert (f"CategoricalHMM {seconds(cat, 'emlab') * 1e3:.1f} ms, {ratio(cat):.1f}x hmmlearn "
+            f"\"scaling\" ({seconds(cat, 'hmmlearn-scaling') * 1e3:.0f} ms); GaussianHMM one "
+            f"sequence {seconds(one, 'emlab') * 1e3:.1f} ms ({ratio(one):.1f}x), 1,000 sequences "
+            f"{seconds(many, 'emlab') * 1e3:.1f} ms ({ratio(many):.1f}x)") in bench_readme
+    assert f"All {run['summary']['PASS']} targets pass" in bench_readme and not run["summary"]["FAIL"]
+
 
 # --------------------------------------------------------------------------- where runs write
 
