@@ -67,18 +67,22 @@ def _shift_of(shift, j, X):
 
 @intrinsic
 def _prefetch_bytes(typingctx, X, i, offset):
-    """Ask the CPU to bring the cache line ``offset`` bytes past ``X[i, 0]`` into its L2
-    cache (LLVM's ``prefetch``: no fault, whatever the address)."""
+    """Ask the CPU to bring the cache line ``offset`` bytes past ``X[i, 0]`` (``X[i]`` for a
+    1-D X) into its L2 cache (LLVM's ``prefetch``: no fault, whatever the address)."""
+    if not (isinstance(X, types.Array) and X.ndim in (1, 2)):
+        return None
     sig = types.void(X, i, offset)
 
     def codegen(context, builder, signature, args):
         array_type = signature.args[0]
         array = context.make_array(array_type)(context, builder, args[0])
         zero = context.get_constant(types.intp, 0)
-        row = cgutils.get_item_pointer(context, builder, array_type, array, [args[1], zero],
-                                       wraparound=False)
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        row = cgutils.get_item_pointer(context, builder, array_type, array,
+                                       [index, zero][:array_type.ndim], wraparound=False)
         i8 = ir.IntType(8)
-        ptr = builder.gep(builder.bitcast(row, i8.as_pointer()), [args[2]])
+        ptr = builder.gep(builder.bitcast(row, i8.as_pointer()),
+                          [context.cast(builder, args[2], signature.args[2], types.intp)])
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),

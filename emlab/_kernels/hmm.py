@@ -66,6 +66,7 @@ from .._config import (ACCUMULATOR_BYTES, CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMA
                        PARALLEL, serial_twin)
 from .elementary import (EXP_UNDERFLOW, LN2_HI, LN2_LO, exp_nonpos, exponent_and_mantissa,
                          power_of_two)
+from .gaussian import _prefetch_bytes
 from .mixture import block_rows, sum_blocks
 from .simd import (qadd, qany_between, qany_flushed, qdiv, qfirst, qflush, qlanes, qload, qmul,
                    qpack, qsplats, qstore, qsum, qsums, qwhere_positive, vadd_row4, vfma)
@@ -323,6 +324,36 @@ def _store4(a, t, n_states, v0, v1, v2, v3):
         a[t, 3] = v3
 
 
+#: Rows ahead of the recursions' step that they prefetch (their arrays stream from memory).
+PREFETCH_ROWS = 64
+
+
+def _prefetch_step(symbols, scaled, shift, alpha, t, rows):
+    """Prefetch row ``t + rows`` (``rows`` < 0: behind, for the backward recursions) of the
+    arrays a recursion streams: ``alpha`` (the forward variables or gamma) and, without
+    ``symbols``, each step's ``scaled`` emissions and ``shift`` (None: not read); with
+    ``symbols`` those are per-symbol tables that stay in cache (in kernels only)."""
+    raise NotImplementedError("_prefetch_step is called inside Numba kernels only")
+
+
+@overload(_prefetch_step)
+def _prefetch_step_of(symbols, scaled, shift, alpha, t, rows):
+    if not isinstance(symbols, types.NoneType):
+        return lambda symbols, scaled, shift, alpha, t, rows: _prefetch_bytes(
+            alpha, t, rows * alpha.shape[1] * 8)
+    if isinstance(shift, types.NoneType):  # a recursion that does not read the shifts
+        def prefetch(symbols, scaled, shift, alpha, t, rows):
+            _prefetch_bytes(scaled, t, rows * scaled.shape[1] * 8)
+            _prefetch_bytes(alpha, t, rows * alpha.shape[1] * 8)
+        return prefetch
+
+    def prefetch_shifts_too(symbols, scaled, shift, alpha, t, rows):
+        _prefetch_bytes(scaled, t, rows * scaled.shape[1] * 8)
+        _prefetch_bytes(shift, t, rows * 8)
+        _prefetch_bytes(alpha, t, rows * alpha.shape[1] * 8)
+    return prefetch_shifts_too
+
+
 def _tally_rows(tally, symbols, gamma, start, stop):
     """:func:`_count_symbols` of rows [start, stop) into ``tally`` (M, K), a categorical
     HMM's emission counts as the split path produces gamma; nothing where ``symbols``
@@ -473,6 +504,7 @@ def forward4(scaled, shift, symbols, log_emission, start, stop, startprob, trans
             p = a
             v = a
             while t < t1:  # ordinary steps: no call in this loop (see above)
+                _prefetch_step(symbols, scaled, shift, alpha, t, PREFETCH_ROWS)
                 r = _row(symbols, t)
                 if t == start and prev is None:
                     p = first
@@ -565,6 +597,7 @@ def backward4(scaled, shift, symbols, log_emission, start, stop, transmat, gamma
         s = zero
         splats = qsplats(zero)
         while t >= start:  # ordinary steps: no call in this loop
+            _prefetch_step(symbols, scaled, None, gamma, t, -PREFETCH_ROWS)
             w = qmul(qload(scaled, _row(symbols, t + 1)), beta)
             alpha = _load_row(gamma, t, n_states)
             splats = qsplats(w)
@@ -656,6 +689,7 @@ def backward_split4(scaled, symbols, start, stop, transmat, gamma, w_stop, combi
     for t1 in range(first + 1, start, -TALLY_ROWS):  # blocks: see TALLY_ROWS
         t0 = max(start, t1 - TALLY_ROWS)
         for t in range(t1 - 1, t0 - 1, -1):
+            _prefetch_step(symbols, scaled, None, gamma, t, -PREFETCH_ROWS)
             splats = qsplats(w)
             v = _combine4(columns, splats)  # beta_t, before rescaling
             if combine:
@@ -700,7 +734,9 @@ def _scale_tile(log_emission, t0, rows, tile, top, shift, scaled):
     finite log-emissions lie more than 708 below their row's maximum (scaled to 0).
     """
     n_states = log_emission.shape[1]
+    ahead = tile.shape[1] * n_states * 8  # the next tile's rows, as this one's are read
     for r in range(rows):
+        _prefetch_bytes(log_emission, t0 + r, ahead)
         for k in range(n_states):
             tile[k, r] = log_emission[t0 + r, k]
     for r in range(rows):
