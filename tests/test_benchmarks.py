@@ -460,7 +460,7 @@ def test_the_intel_figures_the_readmes_quote_are_the_committed_results():
 
     # the three HMM cases after the four-lane recursions (results/hmm-xeon.json)
     run = json.loads((results / "hmm-xeon.json").read_text())
-    assert run["machine"]["emlab_git"]["commit"].startswith("31fbd1c")
+    assert run["machine"]["emlab_git"]["commit"].startswith("53e8360")
     cases = {case["name"]: case for case in run["cases"]}
     cat, one, many = (cases[n] for n in ("hmm-categorical-T1e6-M10-K4",
                                           "hmm-gaussian-full-T1e6-d3-K4",
@@ -475,7 +475,7 @@ def test_the_intel_figures_the_readmes_quote_are_the_committed_results():
     assert (f"| {seconds(cat, 'emlab'):.4f} s | {seconds(cat, 'hmmlearn-log'):.3f} s | "
             f"{seconds(cat, 'hmmlearn-scaling'):.3f} s | {ratio(cat, 'hmmlearn-log'):.1f}x / "
             f"{ratio(cat):.1f}x (`hmm-xeon.json` of {run['created'][:10]} "
-            f"{run['created'][11:16]}, commit 31fbd1c") in readme
+            f"{run['created'][11:16]}, commit 53e8360") in readme
     assert (f"CategoricalHMM {ratio(cat):.1f}x hmmlearn \"scaling\"; the Gaussian HMMs "
             f"{ratio(one):.1f}x and {ratio(many):.1f}x") in readme
     assert (f"CategoricalHMM {seconds(cat, 'emlab') * 1e3:.1f} ms, {ratio(cat):.1f}x hmmlearn "
