@@ -328,6 +328,19 @@ def _store4(a, t, n_states, v0, v1, v2, v3):
 PREFETCH_ROWS = 64
 
 
+def _prefetch_row(a, t, rows):
+    """Prefetch row ``t + rows`` of ``a`` (1-D or 2-D, C-contiguous); nothing for None (in
+    kernels only)."""
+    raise NotImplementedError("_prefetch_row is called inside Numba kernels only")
+
+
+@overload(_prefetch_row)
+def _prefetch_row_of(a, t, rows):
+    if isinstance(a, types.NoneType):
+        return lambda a, t, rows: None
+    return lambda a, t, rows: _prefetch_bytes(a, t, rows * (a.size // a.shape[0]) * a.itemsize)
+
+
 def _prefetch_step(symbols, scaled, shift, alpha, t, rows):
     """Prefetch row ``t + rows`` (``rows`` < 0: behind, for the backward recursions) of the
     arrays a recursion streams: ``alpha`` (the forward variables or gamma) and, without
@@ -339,19 +352,13 @@ def _prefetch_step(symbols, scaled, shift, alpha, t, rows):
 @overload(_prefetch_step)
 def _prefetch_step_of(symbols, scaled, shift, alpha, t, rows):
     if not isinstance(symbols, types.NoneType):
-        return lambda symbols, scaled, shift, alpha, t, rows: _prefetch_bytes(
-            alpha, t, rows * alpha.shape[1] * 8)
-    if isinstance(shift, types.NoneType):  # a recursion that does not read the shifts
-        def prefetch(symbols, scaled, shift, alpha, t, rows):
-            _prefetch_bytes(scaled, t, rows * scaled.shape[1] * 8)
-            _prefetch_bytes(alpha, t, rows * alpha.shape[1] * 8)
-        return prefetch
+        return lambda symbols, scaled, shift, alpha, t, rows: _prefetch_row(alpha, t, rows)
 
-    def prefetch_shifts_too(symbols, scaled, shift, alpha, t, rows):
-        _prefetch_bytes(scaled, t, rows * scaled.shape[1] * 8)
-        _prefetch_bytes(shift, t, rows * 8)
-        _prefetch_bytes(alpha, t, rows * alpha.shape[1] * 8)
-    return prefetch_shifts_too
+    def prefetch(symbols, scaled, shift, alpha, t, rows):
+        _prefetch_row(scaled, t, rows)
+        _prefetch_row(shift, t, rows)
+        _prefetch_row(alpha, t, rows)
+    return prefetch
 
 
 def _tally_rows(tally, symbols, gamma, start, stop):
