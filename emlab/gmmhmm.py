@@ -47,7 +47,7 @@ from .hmm import (
     dirichlet_map,
     log_dirichlet,
 )
-from .kmeans import KMeans
+from .kmeans import KMeans, distinct_rows
 
 
 @dataclass(frozen=True)
@@ -416,7 +416,7 @@ class GMMHMM(BaseHMM):
         means = []
         for j in range(k):
             rows = X[labels == j]
-            if rows.shape[0] >= m and np.unique(rows, axis=0).shape[0] >= m:
+            if rows.shape[0] >= m and distinct_rows(rows).shape[0] >= m:
                 means.append(KMeans(n_clusters=m, n_init=1, random_state=rng)
                              .fit(rows).cluster_centers_)
             else:

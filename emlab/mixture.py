@@ -35,7 +35,7 @@ from .exceptions import (
     ModelFileError,
     UnderflowWarning,
 )
-from .kmeans import KMeans, kmeans_plusplus, lloyd_chunked, squared_distances
+from .kmeans import KMeans, distinct_rows, kmeans_plusplus, lloyd_chunked, squared_distances
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 #: Chunked data (Dask) seed on a uniform sample of this many rows per component ...
@@ -610,6 +610,7 @@ class _MixtureEM:
         self.iteration = 0
         self.m_step_slack = 0.0
         self.complete = False  # True when X was checked to hold no NaN (missing='error')
+        self._distinct = None  # (X, its distinct rows) for random_from_data's starts
 
     def _initial_resp(self, X, rng):
         """Initial responsibilities (times the sample weights)."""
@@ -631,8 +632,10 @@ class _MixtureEM:
         else:
             if name == "k-means++":
                 seeds = kmeans_plusplus(seen, k, rng)[0]
-            else:  # random_from_data: k distinct rows
-                distinct = np.unique(seen, axis=0)
+            else:  # random_from_data: k distinct rows, found once for all the starts of a fit
+                if self._distinct is None or self._distinct[0] is not X:
+                    self._distinct = (X, distinct_rows(seen))
+                distinct = self._distinct[1]
                 if distinct.shape[0] < k:
                     raise ValueError(
                         f"X has {distinct.shape[0]} distinct rows, fewer than n_components={k}."
@@ -697,7 +700,7 @@ class _MixtureEM:
             sample = np.where(np.isnan(sample), np.nanmean(sample, axis=0), sample)
             sample = np.where(np.isnan(sample), 0.0, sample)
         if self.init_params_name == "random_from_data":
-            distinct = np.unique(sample, axis=0)
+            distinct = distinct_rows(sample)
             if distinct.shape[0] < k:
                 raise ValueError(f"the sample of {sample.shape[0]} rows drawn from X to start "
                                  f"from has {distinct.shape[0]} distinct rows, fewer than "

@@ -35,7 +35,7 @@ from ._validation import (
 from .em import ChunkedData, EMResult, check_em_options, fit_em
 from .exceptions import EmptyComponentWarning, ModelFileError
 from .families import Family
-from .kmeans import KMeans, kmeans_plusplus
+from .kmeans import KMeans, distinct_rows, kmeans_plusplus
 from .mixture import (
     _log_weights,
     _nearest,
@@ -85,6 +85,7 @@ class _FamilyMixtureEM:
         self.m_step_slack = 0.0
         self.empty_events = []
         self.iteration = 0
+        self._distinct = None  # (X, its distinct start features) for random_from_data
 
     # -- the start
 
@@ -101,7 +102,9 @@ class _FamilyMixtureEM:
                 if self.init == "k-means++":
                     seeds = kmeans_plusplus(features, k, rng)[0]
                 else:
-                    distinct = np.unique(features, axis=0)
+                    if self._distinct is None or self._distinct[0] is not X:
+                        self._distinct = (X, distinct_rows(features))  # once for all starts
+                    distinct = self._distinct[1]
                     if distinct.shape[0] < k:
                         raise ValueError(f"X has {distinct.shape[0]} distinct rows, fewer than "
                                          f"n_components={k}.")

@@ -157,6 +157,21 @@ def em_step_missing(X, weights, means, covariances, reg_covar, covariance_type="
     return np.log(lik).mean(), nk / n, new_means, restrict(scatter, nk, covariance_type) + reg_covar * np.eye(d)
 
 
+def distinct_rows(X):
+    """X's distinct rows in lexicographic order of their values, by Python's set and sort
+    (tuples of floats: -0.0 equals 0.0 and hashes alike)."""
+    return sorted(set(tuple(float(v) for v in row) for row in X))
+
+
+def nan_patterns(X):
+    """``[(observed mask, row indices), ...]`` by a loop over rows: one entry per pattern of
+    NaNs, patterns in lexicographic order of their NaN masks (False before True)."""
+    groups = {}
+    for i, row in enumerate(X):
+        groups.setdefault(tuple(bool(np.isnan(v)) for v in row), []).append(i)
+    return [(~np.array(mask), np.array(rows)) for mask, rows in sorted(groups.items())]
+
+
 # --------------------------------------------------------------------------- hidden Markov models
 
 

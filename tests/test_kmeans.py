@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import reference
-from emlab import KMeans, kmeans_plusplus
+from emlab import KMeans, kmeans, kmeans_plusplus
 from emlab.datasets import load_iris
 
 
@@ -95,3 +95,40 @@ def test_n_init_keeps_the_lowest_inertia():
     runs = [KMeans(5, init="random", n_init=1, random_state=shared).fit(X) for _ in range(6)]
     best = KMeans(5, init="random", n_init=6, random_state=4).fit(X)
     assert best.inertia_ == min(r.inertia_ for r in runs)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("d", [1, 2, 5])
+def test_distinct_rows_are_the_sorted_set_of_rows(dtype, d):
+    # signed zeros (equal), infinities, subnormals, huge values, many repeats
+    values = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 1e-310, -1e-310, 2.5, -2.5,
+                       1e300, 3.0])
+    with np.errstate(over="ignore"):
+        X = np.random.default_rng(d).choice(values, size=(3000, d)).astype(dtype)
+    got = kmeans.distinct_rows(X)
+    assert got.dtype == X.dtype and got.shape[1] == d
+    np.testing.assert_array_equal(got, np.array(reference.distinct_rows(X), dtype=dtype))
+    np.testing.assert_array_equal(got, np.unique(X, axis=0))
+    rows = {row.tobytes() for row in X}
+    assert all(row.tobytes() in rows for row in got)  # X's own rows, not rebuilt values
+
+
+def test_distinct_rows_of_integers_and_one_row():
+    X = np.random.default_rng(0).integers(-3, 4, (500, 3))
+    np.testing.assert_array_equal(kmeans.distinct_rows(X), reference.distinct_rows(X))
+    np.testing.assert_array_equal(kmeans.distinct_rows(np.array([[2.0, -0.0]])), [[2.0, 0.0]])
+
+
+def test_random_starts_find_the_distinct_rows_once(monkeypatch):
+    """``init='random'`` with n_init starts sorts X's rows once, not once per start: same
+    centres as before, drawn from the same generator (``test_n_init_keeps_the_lowest_inertia``
+    checks the starts)."""
+    X = load_iris(return_X_y=True)[0]
+    calls = []
+    real = kmeans.distinct_rows
+    monkeypatch.setattr(kmeans, "distinct_rows", lambda Y: calls.append(Y.shape) or real(Y))
+    spied = KMeans(3, init="random", n_init=5, random_state=0).fit(X)
+    assert calls == [X.shape]
+    monkeypatch.undo()
+    plain = KMeans(3, init="random", n_init=5, random_state=0).fit(X)
+    np.testing.assert_array_equal(spied.cluster_centers_, plain.cluster_centers_)

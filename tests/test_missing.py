@@ -111,3 +111,17 @@ def test_has_nan_sees_a_single_nan_and_nothing_else():
     assert not _missing.has_nan(np.random.default_rng(6).standard_normal((1000, 5)))
     X[500, 3] = np.nan
     assert _missing.has_nan(X)
+
+
+@pytest.mark.parametrize("d", [1, 3, 8, 9, 17])  # one byte of bits, a second byte, three
+def test_patterns_group_rows_by_their_missing_features(d):
+    rng = np.random.default_rng(d)
+    X = rng.standard_normal((2000, d))
+    X[rng.random(X.shape) < 0.15] = np.nan
+    got = _missing.patterns(X)
+    want = reference.nan_patterns(X)
+    assert len(got) == len(want)
+    for (mask, rows), (mask_ref, rows_ref) in zip(got, want):
+        np.testing.assert_array_equal(mask, mask_ref)
+        np.testing.assert_array_equal(rows, rows_ref)
+    assert sum(rows.size for _, rows in got) == X.shape[0]

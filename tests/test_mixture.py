@@ -129,6 +129,25 @@ def test_restarts_keep_the_best_run():
     np.testing.assert_array_equal(best.means_, runs[int(np.argmax(bounds))].means_)
 
 
+def test_random_from_data_restarts_draw_as_single_runs_and_sort_rows_once(monkeypatch):
+    """The distinct rows random_from_data draws from are found once per fit (a sort of all
+    of X), and n_init starts still draw what single runs from one generator draw."""
+    X = load_iris(return_X_y=True)[0]
+    shared = np.random.default_rng(3)
+    runs = [GaussianMixture(3, init_params="random_from_data", random_state=shared, tol=1e-6,
+                            max_iter=500).fit(X) for _ in range(4)]
+    calls = []
+    real = mixture_module.distinct_rows
+    monkeypatch.setattr(mixture_module, "distinct_rows", lambda Y: calls.append(Y.shape) or real(Y))
+    best = GaussianMixture(3, init_params="random_from_data", n_init=4, random_state=3,
+                           tol=1e-6, max_iter=500).fit(X)
+    assert calls == [X.shape]
+    bounds = [r.lower_bound_ for r in runs]
+    assert len(set(bounds)) > 1  # different local optima, so the choice matters
+    assert best.lower_bound_ == max(bounds)
+    np.testing.assert_array_equal(best.means_, runs[int(np.argmax(bounds))].means_)
+
+
 def test_a_collapse_held_up_by_reg_covar_is_named_and_its_fall_allowed():
     """On Iris, one random start drives a component of ~5 flowers towards a 3-d subspace.
 
