@@ -12,14 +12,24 @@ and component k with mean mu and covariance S:
   matrix's missing block.
 
 Rows are grouped by their pattern of missing coordinates, so each pattern's
-factorisations are done once per component and iteration. This path is plain
-NumPy (rows with missing values are the exception, not the bulk); complete data
-never reach it.
+factorisations are done once per component and iteration, in NumPy. Diagonal
+and spherical models need none (the missing part's conditional distribution
+is its marginal): their E-step is one kernel pass that reads each row's NaNs
+in place (:func:`diagonal_statistics`). Complete data never reach this module.
 """
 
 import numpy as np
 from scipy.linalg import cho_solve
 from scipy.special import logsumexp
+
+from . import _config
+from ._covariance import NO_WEIGHTS
+from ._kernels.missing import (
+    diag_missing_log_prob,
+    diag_missing_log_prob_serial,
+    diag_missing_step,
+    diag_missing_step_serial,
+)
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -71,12 +81,64 @@ def _conditionals(cov, obs):
     return factor, regression, conditional
 
 
+def _diagonal_arguments(X, params):
+    """X (float64, C order), the means, the variances as (K, d) and the log-weights, for the
+    diagonal kernels (``emlab._kernels.missing``)."""
+    k, d = params.means.shape
+    variances = np.broadcast_to(np.asarray(params.covariances, dtype=np.float64).reshape(k, -1),
+                                (k, d))
+    with np.errstate(divide="ignore"):
+        log_w = np.log(params.weights)
+    return (np.ascontiguousarray(X, dtype=np.float64),
+            np.ascontiguousarray(params.means, dtype=np.float64),
+            np.ascontiguousarray(variances), np.ascontiguousarray(log_w, dtype=np.float64))
+
+
+def is_diagonal(params):
+    """Whether the model's covariances are diagonal ('diag', 'spherical'): its E-step with
+    missing values then needs no pattern of them (``emlab._kernels.missing``)."""
+    return params.covariance_type in ("diag", "spherical")
+
+
+def diagonal_statistics(X, params, sample_weight=None):
+    """``expected_statistics(X, params, sample_weight, groups, diagonal=True)`` for a
+    diagonal or spherical model, in one kernel pass over X that reads each row's NaNs
+    where they are: no patterns, no factorisations (``emlab._kernels.missing``).
+    Measured at N = 1e6, d = 8, K = 2, 10% of values missing (232 patterns), this
+    project's Intel machine, 2 threads: a fit's iteration took 0.66-0.71 s by
+    patterns; this pass takes 13-15 ms."""
+    X, means, variances, log_w = _diagonal_arguments(X, params)
+    n, d = X.shape
+    k = means.shape[0]
+    loglik, nk = np.empty(1), np.empty(k)
+    sums, second = np.empty((k, d)), np.empty((k, d))
+    weights = NO_WEIGHTS if sample_weight is None else np.ascontiguousarray(sample_weight,
+                                                                            dtype=np.float64)
+    work = n * k * d
+    kernel = _config.parallel_or_serial(diag_missing_step, diag_missing_step_serial, work)
+    with _config.threads_for(work):
+        kernel(X, means, variances, log_w, weights, _config.n_blocks(n, k * (2 * d + 1)),
+               loglik, nk, sums, second)
+    return float(loglik[0]), nk, sums, second
+
+
 def marginal_log_prob(X, params, groups=None, conditionals=None):
     """``log w_k + log N(x_o | mu_k,o, S_k,oo)`` for every row (its observed part), shape (n, K).
 
     If ``conditionals`` is a dict, it receives ``{(pattern, k): (regression,
     conditional covariance)}`` from the same factorisations, for the M-step.
+    Diagonal models without ``conditionals`` take one kernel pass
+    (``emlab._kernels.missing``) instead.
     """
+    if conditionals is None and is_diagonal(params):
+        X, means, variances, log_w = _diagonal_arguments(X, params)
+        out = np.empty((X.shape[0], means.shape[0]))
+        work = X.shape[0] * means.shape[0] * X.shape[1]
+        kernel = _config.parallel_or_serial(diag_missing_log_prob, diag_missing_log_prob_serial,
+                                             work)
+        with _config.threads_for(work):
+            kernel(X, means, variances, log_w, _config.n_blocks(X.shape[0], 1), out)
+        return out
     full = params.full_covariances()
     with np.errstate(divide="ignore"):
         log_w = np.log(params.weights)

@@ -471,11 +471,14 @@ def chunk_statistics(X, params, sample_weight=None, groups=None, complete=False)
     ``emlab._missing``; ``groups`` are their patterns when already known,
     and ``complete=True`` says that X has none (skipping the search).
     """
-    if groups is None and not complete and _missing.has_nan(X):
-        groups = _missing.patterns(X)
-    if groups is None:
+    missing = groups is not None or (not complete and _missing.has_nan(X))
+    if not missing:
         loglik, nk, means, second = fused_statistics(X, params, sample_weight)
+    elif _missing.is_diagonal(params):  # one pass over X, no patterns of missing values
+        loglik, nk, sums, raw = _missing.diagonal_statistics(X, params, sample_weight)
+        _, means, second = _centred(params.model, nk, sums, raw, params.means)
     else:
+        groups = _missing.patterns(X) if groups is None else groups
         loglik, nk, sums, raw = _missing.expected_statistics(
             X, params, sample_weight, groups, diagonal=raw_is_diagonal(params))
         _, means, second = _centred(params.model, nk, sums, raw, params.means)

@@ -3,6 +3,7 @@ reference, against complete-data EM when nothing is missing, and on recoverable 
 
 import warnings
 
+import numba
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
@@ -125,3 +126,67 @@ def test_patterns_group_rows_by_their_missing_features(d):
         np.testing.assert_array_equal(mask, mask_ref)
         np.testing.assert_array_equal(rows, rows_ref)
     assert sum(rows.size for _, rows in got) == X.shape[0]
+
+
+def _diagonal_params(rng, covariance_type, k, d):
+    weights = rng.dirichlet(np.ones(k))
+    means = rng.normal(size=(k, d))
+    variances = rng.uniform(0.5, 2.0, (k, d) if covariance_type == "diag" else k)
+    return MixtureParams(weights, means, variances, covariance_type=covariance_type)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n", [300, 90_000])  # the serial twin, and the parallel kernel
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_diagonal_kernel_equals_the_pattern_by_pattern_statistics(covariance_type, n, weighted):
+    """``diagonal_statistics`` (one pass, NaN read in place) against ``expected_statistics``
+    (a Cholesky factor and regression per pattern and component: with diagonal covariances
+    the regression is 0 and the conditional variance the marginal one)."""
+    rng = np.random.default_rng(n + weighted)
+    k, d = 4, 3
+    params = _diagonal_params(rng, covariance_type, k, d)
+    X = holes(rng, rng.normal(size=(n, d)) * 1.5 + rng.integers(0, 3, (n, 1)), 0.3)
+    X[:5] = np.nan  # whole rows missing: their log-density is log sum_k w_k = 0
+    weights = rng.uniform(0, 2, n) * (rng.uniform(size=n) > 0.1) if weighted else None
+    got = _missing.diagonal_statistics(X, params, weights)
+    want = _missing.expected_statistics(X, params, weights, _missing.patterns(X), True)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    for a, b in zip(got[1:], want[1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * n)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_diagonal_log_densities_with_holes_are_scipys(covariance_type):
+    rng = np.random.default_rng(7)
+    k, d = 3, 4
+    params = _diagonal_params(rng, covariance_type, k, d)
+    X = holes(rng, rng.normal(size=(200, d)), 0.4)
+    got = _missing.marginal_log_prob(X, params)
+    variances = np.broadcast_to(np.reshape(params.covariances, (k, -1)), (k, d))
+    for i, row in enumerate(X):
+        seen = ~np.isnan(row)
+        for c in range(k):
+            want = np.log(params.weights[c]) + multivariate_normal.logpdf(
+                row[seen], params.means[c, seen], np.diag(variances[c, seen])) if seen.any() \
+                else np.log(params.weights[c])
+            np.testing.assert_allclose(got[i, c], want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_diagonal_fit_with_holes_is_bitwise_the_same_on_one_thread(covariance_type):
+    rng = np.random.default_rng(8)
+    X = holes(rng, rng.normal(size=(120_000, 4)) + rng.integers(0, 3, (120_000, 1)) * 2, 0.2)
+    fit = lambda: GaussianMixture(3, covariance_type=covariance_type, missing="marginalize",  # noqa: E731
+                                  random_state=0, max_iter=5, tol=0)
+    before = numba.get_num_threads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
+            numba.set_num_threads(1)
+            a = fit().fit(X)
+        finally:
+            numba.set_num_threads(before)
+        b = fit().fit(X)
+    for name in ["weights_", "means_", "covariances_", "lower_bounds_"]:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert np.array_equal(a.score_samples(X), b.score_samples(X))

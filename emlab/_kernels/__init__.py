@@ -2,8 +2,10 @@
 ``out`` arrays that the caller allocated, and do no validation."""
 
 from .. import _compile
-from . import elementary, experts, families, gaussian, gmmhmm, hidden_mlp, hmm, kmeans, mixture
+from . import (elementary, experts, families, gaussian, gmmhmm, hidden_mlp, hmm, kmeans, missing,
+               mixture)
 
-for _module in (elementary, experts, families, gaussian, gmmhmm, hidden_mlp, hmm, kmeans, mixture):
+for _module in (elementary, experts, families, gaussian, gmmhmm, hidden_mlp, hmm, kmeans, missing,
+                mixture):
     _compile.run_from_cache(_module)
 del _module
