@@ -477,10 +477,9 @@ def chunk_statistics(X, params, sample_weight=None, groups=None, complete=False)
     elif _missing.is_diagonal(params):  # one pass over X, no patterns of missing values
         loglik, nk, sums, raw = _missing.diagonal_statistics(X, params, sample_weight)
         _, means, second = _centred(params.model, nk, sums, raw, params.means)
-    else:
+    else:  # full, tied: the factorisations per pattern of missing values, the rows in a kernel
         groups = _missing.patterns(X) if groups is None else groups
-        loglik, nk, sums, raw = _missing.expected_statistics(
-            X, params, sample_weight, groups, diagonal=raw_is_diagonal(params))
+        loglik, nk, sums, raw = _missing.full_statistics(X, params, sample_weight, groups)
         _, means, second = _centred(params.model, nk, sums, raw, params.means)
     weight = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
     return GaussianStatistics(loglik, weight, nk=nk, means=means, second=second)

@@ -128,52 +128,78 @@ def test_patterns_group_rows_by_their_missing_features(d):
     assert sum(rows.size for _, rows in got) == X.shape[0]
 
 
-def _diagonal_params(rng, covariance_type, k, d):
+def _params(rng, covariance_type, k, d):
     weights = rng.dirichlet(np.ones(k))
     means = rng.normal(size=(k, d))
-    variances = rng.uniform(0.5, 2.0, (k, d) if covariance_type == "diag" else k)
-    return MixtureParams(weights, means, variances, covariance_type=covariance_type)
+    if covariance_type in ("full", "tied"):
+        a = rng.normal(size=(k if covariance_type == "full" else 1, d, d))
+        covariances = a @ a.transpose(0, 2, 1) + 0.5 * np.eye(d)
+        covariances = covariances[0] if covariance_type == "tied" else covariances
+    else:
+        covariances = rng.uniform(0.5, 2.0, (k, d) if covariance_type == "diag" else k)
+    return MixtureParams(weights, means, covariances, covariance_type=covariance_type)
+
+
+def _kernel_statistics(X, params, weights, groups):
+    if _missing.is_diagonal(params):
+        return _missing.diagonal_statistics(X, params, weights)
+    return _missing.full_statistics(X, params, weights, groups)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n", [300, 90_000])  # the serial twin, and the parallel kernel
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_diagonal_kernel_equals_the_pattern_by_pattern_statistics(covariance_type, n, weighted):
-    """``diagonal_statistics`` (one pass, NaN read in place) against ``expected_statistics``
-    (a Cholesky factor and regression per pattern and component: with diagonal covariances
-    the regression is 0 and the conditional variance the marginal one)."""
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_kernels_equal_the_pattern_by_pattern_statistics(covariance_type, n, weighted):
+    """The kernels (diagonal: NaN read in place; full, tied: per-pattern factors and
+    regressions, the rows in one pass) against ``expected_statistics``, which works a pattern
+    at a time in NumPy (for diagonal models its regressions are 0 and its conditional
+    variances the marginal ones)."""
     rng = np.random.default_rng(n + weighted)
     k, d = 4, 3
-    params = _diagonal_params(rng, covariance_type, k, d)
+    params = _params(rng, covariance_type, k, d)
     X = holes(rng, rng.normal(size=(n, d)) * 1.5 + rng.integers(0, 3, (n, 1)), 0.3)
     X[:5] = np.nan  # whole rows missing: their log-density is log sum_k w_k = 0
     weights = rng.uniform(0, 2, n) * (rng.uniform(size=n) > 0.1) if weighted else None
-    got = _missing.diagonal_statistics(X, params, weights)
-    want = _missing.expected_statistics(X, params, weights, _missing.patterns(X), True)
+    groups = _missing.patterns(X)
+    got = _kernel_statistics(X, params, weights, groups)
+    want = _missing.expected_statistics(X, params, weights, groups, _missing.is_diagonal(params))
     np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
     for a, b in zip(got[1:], want[1:]):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * n)
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_diagonal_log_densities_with_holes_are_scipys(covariance_type):
+def test_patterns_beyond_one_call_go_to_further_calls(monkeypatch):
+    rng = np.random.default_rng(3)
+    params = _params(rng, "full", 3, 5)
+    X = holes(rng, rng.normal(size=(3000, 5)), 0.3)
+    groups = _missing.patterns(X)
+    whole = _missing.full_statistics(X, params, None, groups)
+    log_prob = _missing.marginal_log_prob(X, params, groups)
+    monkeypatch.setattr(_missing, "PATTERN_BYTES", 1)  # one pattern a call
+    assert len(list(_missing._pattern_batches(params, groups))) == len(groups) > 10
+    for a, b in zip(_missing.full_statistics(X, params, None, groups), whole):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-12)
+    np.testing.assert_array_equal(_missing.marginal_log_prob(X, params, groups), log_prob)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_log_densities_with_holes_are_scipys(covariance_type):
     rng = np.random.default_rng(7)
     k, d = 3, 4
-    params = _diagonal_params(rng, covariance_type, k, d)
+    params = _params(rng, covariance_type, k, d)
     X = holes(rng, rng.normal(size=(200, d)), 0.4)
     got = _missing.marginal_log_prob(X, params)
-    variances = np.broadcast_to(np.reshape(params.covariances, (k, -1)), (k, d))
+    covariances = params.full_covariances()
     for i, row in enumerate(X):
         seen = ~np.isnan(row)
         for c in range(k):
             want = np.log(params.weights[c]) + multivariate_normal.logpdf(
-                row[seen], params.means[c, seen], np.diag(variances[c, seen])) if seen.any() \
-                else np.log(params.weights[c])
+                row[seen], params.means[c, seen], covariances[c][np.ix_(seen, seen)])
             np.testing.assert_allclose(got[i, c], want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_diagonal_fit_with_holes_is_bitwise_the_same_on_one_thread(covariance_type):
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_fit_with_holes_is_bitwise_the_same_on_one_thread(covariance_type):
     rng = np.random.default_rng(8)
     X = holes(rng, rng.normal(size=(120_000, 4)) + rng.integers(0, 3, (120_000, 1)) * 2, 0.2)
     fit = lambda: GaussianMixture(3, covariance_type=covariance_type, missing="marginalize",  # noqa: E731
