@@ -17,14 +17,12 @@ the patterns with as many observed features), and a kernel then takes the rows
 a run of one pattern at a time (:func:`full_statistics`). Diagonal and
 spherical models need no factorisation (the missing part's conditional
 distribution is its marginal): their E-step is one kernel pass that reads each
-row's NaNs in place (:func:`diagonal_statistics`). :func:`expected_statistics`
-does it all in NumPy, a pattern at a time: the tests' reference. Complete data
-never reach this module.
+row's NaNs in place (:func:`diagonal_statistics`). ``tests/reference.py`` does
+it all in NumPy, a pattern at a time, for the tests. Complete data never reach
+this module.
 """
 
 import numpy as np
-from scipy.linalg import cho_solve
-from scipy.special import logsumexp
 
 from . import _config
 from ._covariance import NO_WEIGHTS
@@ -94,18 +92,6 @@ def patterns(X):
     return [(~mask, rows) for mask, rows in zip(masks, np.split(order, bounds))]
 
 
-def _conditionals(cov, obs):
-    """Cholesky of S_oo, and (B, C): the regression S_mo S_oo^-1 and the conditional covariance."""
-    factor = (np.linalg.cholesky(cov[np.ix_(obs, obs)]), True)  # a clean lower triangle
-    miss = ~obs
-    if not miss.any():
-        return factor, None, None
-    s_om = cov[np.ix_(obs, miss)]
-    regression = cho_solve(factor, s_om).T  # (|m|, |o|)
-    conditional = cov[np.ix_(miss, miss)] - regression @ s_om
-    return factor, regression, conditional
-
-
 def _diagonal_arguments(X, params):
     """X (float64, C order), the means, the variances as (K, d) and the log-weights, for the
     diagonal kernels (``emlab._kernels.missing``)."""
@@ -126,9 +112,11 @@ def is_diagonal(params):
 
 
 def diagonal_statistics(X, params, sample_weight=None):
-    """``expected_statistics(X, params, sample_weight, groups, diagonal=True)`` for a
-    diagonal or spherical model, in one kernel pass over X that reads each row's NaNs
-    where they are: no patterns, no factorisations (``emlab._kernels.missing``).
+    """The E-step with missing values of a diagonal or spherical model: ``(loglik, nk,
+    sums, second)``, the total observed-data log-likelihood and the expected counts, sums
+    and squares about the current means (diagonals, (K, d)), each row weighted by
+    ``sample_weight`` (None: 1). One kernel pass over X that reads each row's NaNs where
+    they are: no patterns, no factorisations (``emlab._kernels.missing``).
     Measured at N = 1e6, d = 8, K = 2, 10% of values missing (232 patterns), this
     project's Intel machine, 2 threads: a fit's iteration took 0.66-0.71 s by
     patterns; this pass takes 13-15 ms."""
@@ -231,12 +219,14 @@ def _pattern_batches(params, groups):
 
 
 def full_statistics(X, params, sample_weight, groups):
-    """``expected_statistics(X, params, sample_weight, groups, diagonal=False)`` with the
-    factorisations per pattern and component in NumPy and the rows in one kernel pass
-    (``emlab._kernels.missing.full_missing_step``), for full and tied models.
+    """The E-step with missing values of a full or tied model, as
+    :func:`diagonal_statistics` with (K, d, d) second moments: the factorisations per
+    pattern (``groups``, :func:`patterns`) and component in NumPy, the rows in one kernel
+    pass (``emlab._kernels.missing.full_missing_step``).
     Measured at N = 1e6, d = 8, K = 2, 10% of values missing (232 patterns), this
     project's Intel machine, 2 threads: 34 ms (3.5 of them the factorisations)
-    against 0.75 s for ``expected_statistics``."""
+    against 0.75 s for the same in NumPy a pattern at a time (``tests/reference.py``'s
+    ``missing_statistics``, what this module did before)."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     means = np.ascontiguousarray(params.means, dtype=np.float64)
     k_count, d = means.shape
@@ -259,15 +249,11 @@ def full_statistics(X, params, sample_weight, groups):
     return float(loglik), nk, sums, second
 
 
-def marginal_log_prob(X, params, groups=None, conditionals=None):
-    """``log w_k + log N(x_o | mu_k,o, S_k,oo)`` for every row (its observed part), shape (n, K).
-
-    If ``conditionals`` is a dict, it receives ``{(pattern, k): (regression,
-    conditional covariance)}`` from the same factorisations, for the M-step.
-    Diagonal models without ``conditionals`` take one kernel pass
-    (``emlab._kernels.missing``) instead.
-    """
-    if conditionals is None and is_diagonal(params):
+def marginal_log_prob(X, params, groups=None):
+    """``log w_k + log N(x_o | mu_k,o, S_k,oo)`` for every row (its observed part), shape (n, K):
+    one kernel pass for diagonal models; for full and tied ones the factorisations per
+    pattern (``groups``, found if not given) and a kernel for the rows."""
+    if is_diagonal(params):
         X, means, variances, log_w = _diagonal_arguments(X, params)
         out = np.empty((X.shape[0], means.shape[0]))
         work = X.shape[0] * means.shape[0] * X.shape[1]
@@ -276,74 +262,16 @@ def marginal_log_prob(X, params, groups=None, conditionals=None):
         with _config.threads_for(work):
             kernel(X, means, variances, log_w, _config.n_blocks(X.shape[0], 1), out)
         return out
-    if conditionals is None:  # the factorisations in NumPy, the rows in a kernel
-        groups = groups if groups is not None else patterns(X)
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        means = np.ascontiguousarray(params.means, dtype=np.float64)
-        out = np.empty((X.shape[0], params.n_components))
-        for rows, pattern_of, factors, consts, _, _, observed, n_observed, _, _ in (
-                _pattern_batches(params, groups)):
-            work = rows.size * means.shape[0] * X.shape[1] ** 2
-            kernel = _config.parallel_or_serial(full_missing_log_prob,
-                                                 full_missing_log_prob_serial, work)
-            with _config.threads_for(work):
-                kernel(X, rows, pattern_of, means, factors, consts, observed, n_observed,
-                       _config.n_blocks(rows.size, 1), out)
-        return out
-    full = params.full_covariances()
-    with np.errstate(divide="ignore"):
-        log_w = np.log(params.weights)
+    groups = groups if groups is not None else patterns(X)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    means = np.ascontiguousarray(params.means, dtype=np.float64)
     out = np.empty((X.shape[0], params.n_components))
-    for p, (obs, rows) in enumerate(groups if groups is not None else patterns(X)):
-        x_o = X[np.ix_(rows, obs)]
-        for k in range(params.n_components):
-            (chol, _), regression, conditional = _conditionals(full[k], obs)
-            if conditionals is not None:
-                conditionals[p, k] = (regression, conditional)
-            z = np.linalg.solve(chol, (x_o - params.means[k, obs]).T)  # chol is lower triangular
-            log_det = 2.0 * np.sum(np.log(np.diag(chol)))
-            out[rows, k] = log_w[k] - 0.5 * (obs.sum() * LOG_2PI + log_det + np.sum(z * z, axis=0))
+    for rows, pattern_of, factors, consts, _, _, observed, n_observed, _, _ in (
+            _pattern_batches(params, groups)):
+        work = rows.size * means.shape[0] * X.shape[1] ** 2
+        kernel = _config.parallel_or_serial(full_missing_log_prob, full_missing_log_prob_serial,
+                                             work)
+        with _config.threads_for(work):
+            kernel(X, rows, pattern_of, means, factors, consts, observed, n_observed,
+                   _config.n_blocks(rows.size, 1), out)
     return out
-
-
-def expected_statistics(X, params, sample_weight, groups, diagonal):
-    """The E-step with missing values.
-
-    Returns ``(loglik, nk, sums, second)``: the total observed-data
-    log-likelihood, and the expected counts, sums and second moments about the
-    current means (full (K, d, d) matrices, or their diagonals (K, d) when
-    ``diagonal``), each row weighted by ``sample_weight`` (None: 1). Each
-    pattern's covariance block is factorised once per component.
-    """
-    k_count, d = params.means.shape
-    centers = params.means
-    nk = np.zeros(k_count)
-    sums = np.zeros((k_count, d))
-    second = np.zeros((k_count, d, d))
-    conditionals = {}
-    log_prob = marginal_log_prob(X, params, groups, conditionals)
-    log_norm = logsumexp(log_prob, axis=1)
-    resp = np.exp(log_prob - log_norm[:, None])
-    if sample_weight is not None:
-        resp *= sample_weight[:, None]
-        loglik = float(np.sum(sample_weight * log_norm))
-    else:
-        loglik = float(np.sum(log_norm))
-    for p, (obs, rows) in enumerate(groups):
-        miss = ~obs
-        x = X[rows]
-        for k in range(k_count):
-            r = resp[rows, k]
-            filled = x.copy()
-            regression, conditional = conditionals[p, k]
-            if regression is not None:
-                filled[:, miss] = params.means[k, miss] + (x[:, obs] - params.means[k, obs]) @ regression.T
-            diff = filled - centers[k]
-            nk[k] += r.sum()
-            sums[k] += r @ diff
-            second[k] += (r[:, None] * diff).T @ diff
-            if conditional is not None:
-                second[k][np.ix_(miss, miss)] += r.sum() * conditional
-    if diagonal:
-        second = np.diagonal(second, axis1=1, axis2=2).copy()
-    return loglik, nk, sums, second

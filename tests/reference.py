@@ -8,6 +8,8 @@ import itertools
 import math
 
 import numpy as np
+from scipy.linalg import cho_solve
+from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 
@@ -170,6 +172,68 @@ def nan_patterns(X):
     for i, row in enumerate(X):
         groups.setdefault(tuple(bool(np.isnan(v)) for v in row), []).append(i)
     return [(~np.array(mask), np.array(rows)) for mask, rows in sorted(groups.items())]
+
+
+def missing_statistics(X, params, sample_weight, groups, diagonal):
+    """The E-step of a Gaussian mixture with missing values in NumPy, a pattern of missing
+    features at a time (``groups``: ``emlab._missing.patterns(X)``): what emlab did before
+    its kernels (``emlab._missing.diagonal_statistics``, ``full_statistics``).
+
+    Returns ``(loglik, nk, sums, second)``: the total observed-data log-likelihood, and the
+    expected counts, sums and second moments about the current means (full (K, d, d)
+    matrices, or their diagonals (K, d) when ``diagonal``), each row weighted by
+    ``sample_weight`` (None: 1). Each pattern's blocks are factorised once per component:
+    the Cholesky factor of ``S_oo``, the regression ``S_mo S_oo^-1`` and the conditional
+    covariance ``S_mm - S_mo S_oo^-1 S_om``.
+    """
+    k_count, d = params.means.shape
+    full = params.full_covariances()
+    with np.errstate(divide="ignore"):
+        log_w = np.log(params.weights)
+    log_prob = np.empty((X.shape[0], k_count))
+    conditionals = {}
+    for p, (obs, rows) in enumerate(groups):
+        miss = ~obs
+        x_o = X[np.ix_(rows, obs)]
+        for k in range(k_count):
+            chol = np.linalg.cholesky(full[k][np.ix_(obs, obs)])
+            if miss.any():
+                s_om = full[k][np.ix_(obs, miss)]
+                regression = cho_solve((chol, True), s_om).T
+                conditionals[p, k] = (regression, full[k][np.ix_(miss, miss)] - regression @ s_om)
+            else:
+                conditionals[p, k] = (None, None)
+            z = np.linalg.solve(chol, (x_o - params.means[k, obs]).T)
+            log_det = 2.0 * np.sum(np.log(np.diag(chol)))
+            log_prob[rows, k] = log_w[k] - 0.5 * (obs.sum() * np.log(2 * np.pi) + log_det
+                                                   + np.sum(z * z, axis=0))
+    log_norm = logsumexp(log_prob, axis=1)
+    resp = np.exp(log_prob - log_norm[:, None])
+    if sample_weight is not None:
+        resp *= sample_weight[:, None]
+        loglik = float(np.sum(sample_weight * log_norm))
+    else:
+        loglik = float(np.sum(log_norm))
+    nk, sums, second = np.zeros(k_count), np.zeros((k_count, d)), np.zeros((k_count, d, d))
+    for p, (obs, rows) in enumerate(groups):
+        miss = ~obs
+        x = X[rows]
+        for k in range(k_count):
+            r = resp[rows, k]
+            filled = x.copy()
+            regression, conditional = conditionals[p, k]
+            if regression is not None:
+                filled[:, miss] = (params.means[k, miss]
+                                   + (x[:, obs] - params.means[k, obs]) @ regression.T)
+            diff = filled - params.means[k]
+            nk[k] += r.sum()
+            sums[k] += r @ diff
+            second[k] += (r[:, None] * diff).T @ diff
+            if conditional is not None:
+                second[k][np.ix_(miss, miss)] += r.sum() * conditional
+    if diagonal:
+        second = np.diagonal(second, axis1=1, axis2=2).copy()
+    return loglik, nk, sums, second
 
 
 # --------------------------------------------------------------------------- hidden Markov models

@@ -54,8 +54,7 @@ def test_without_holes_the_missing_path_equals_the_fused_pass(covariance_type):
         warnings.simplefilter("ignore", ConvergenceWarning)
         params = MixtureParams.from_model(
             GaussianMixture(3, covariance_type=covariance_type, random_state=0, max_iter=2, tol=0).fit(X))
-    ll, nk, sums, raw = _missing.expected_statistics(X, params, None, _missing.patterns(X),
-                                                     mixture.raw_is_diagonal(params))
+    ll, nk, sums, raw = _kernel_statistics(X, params, None, _missing.patterns(X))
     want = mixture.fused_statistics(X, params)
     got = (ll,) + mixture._centred(params.model, nk, sums, raw, params.means)
     for a, b in zip(got, want):
@@ -151,8 +150,8 @@ def _kernel_statistics(X, params, weights, groups):
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_kernels_equal_the_pattern_by_pattern_statistics(covariance_type, n, weighted):
     """The kernels (diagonal: NaN read in place; full, tied: per-pattern factors and
-    regressions, the rows in one pass) against ``expected_statistics``, which works a pattern
-    at a time in NumPy (for diagonal models its regressions are 0 and its conditional
+    regressions, the rows in one pass) against ``reference.missing_statistics``, which works a
+    pattern at a time in NumPy (for diagonal models its regressions are 0 and its conditional
     variances the marginal ones)."""
     rng = np.random.default_rng(n + weighted)
     k, d = 4, 3
@@ -162,7 +161,7 @@ def test_kernels_equal_the_pattern_by_pattern_statistics(covariance_type, n, wei
     weights = rng.uniform(0, 2, n) * (rng.uniform(size=n) > 0.1) if weighted else None
     groups = _missing.patterns(X)
     got = _kernel_statistics(X, params, weights, groups)
-    want = _missing.expected_statistics(X, params, weights, groups, _missing.is_diagonal(params))
+    want = reference.missing_statistics(X, params, weights, groups, _missing.is_diagonal(params))
     np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
     for a, b in zip(got[1:], want[1:]):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * n)

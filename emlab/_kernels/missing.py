@@ -22,8 +22,8 @@ block, the regression of the missing features on the observed ones and their
 conditional covariance (``emlab._missing._pattern_batches`` computes them);
 the rows come grouped by pattern and are taken in runs of one pattern, so a
 run's loops go over its observed or missing features only and vectorise
-across its rows. ``emlab._missing.expected_statistics`` does the same in
-NumPy, a pattern at a time (the tests' reference).
+across its rows. ``tests/reference.py``'s ``missing_statistics`` does the same
+in NumPy, a pattern at a time.
 """
 
 import math
@@ -130,8 +130,8 @@ def diag_missing_step(X, means, variances, log_weights, sample_weight, n_blocks,
     sums : (K, d) out, ``sum_i r_ik E[x_ij - mu_kj | x_io]``.
     second : (K, d) out, ``sum_i r_ik E[(x_ij - mu_kj)^2 | x_io]``.
 
-    The same numbers as ``emlab._missing.expected_statistics(..., diagonal=True)``
-    up to rounding. Tiles of rows transposed as in the fused kernels
+    The same numbers as ``tests/reference.py``'s ``missing_statistics(...,
+    diagonal=True)`` up to rounding. Tiles of rows transposed as in the fused kernels
     (``emlab._kernels.mixture``), whose exponentials and responsibilities they
     share; each block's sums are added in block order, so the results do not
     depend on the number of threads.
@@ -338,7 +338,7 @@ def full_missing_step(X, rows, patterns, means, factors, consts, regressions, co
     loglik, nk, sums : out, as ``diag_missing_step``'s.
     second : (K, d, d) out, ``sum r (E[(x - mu)(x - mu)^T | x_o])``, both triangles.
 
-    The numbers of ``emlab._missing.expected_statistics`` up to rounding, in one
+    The numbers of ``tests/reference.py``'s ``missing_statistics`` up to rounding, in one
     pass over the rows; blocks summed in order, whatever the thread count.
     """
     m = rows.shape[0]
