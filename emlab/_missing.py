@@ -105,6 +105,13 @@ def _diagonal_arguments(X, params):
             np.ascontiguousarray(variances), np.ascontiguousarray(log_w, dtype=np.float64))
 
 
+def _kernel_weights(sample_weight):
+    """What the kernels take for ``sample_weight``: float64, or empty for None."""
+    if sample_weight is None:
+        return NO_WEIGHTS
+    return np.ascontiguousarray(sample_weight, dtype=np.float64)
+
+
 def is_diagonal(params):
     """Whether the model's covariances are diagonal ('diag', 'spherical'): its E-step with
     missing values then needs no pattern of them (``emlab._kernels.missing``)."""
@@ -125,8 +132,7 @@ def diagonal_statistics(X, params, sample_weight=None):
     k = means.shape[0]
     loglik, nk = np.empty(1), np.empty(k)
     sums, second = np.empty((k, d)), np.empty((k, d))
-    weights = NO_WEIGHTS if sample_weight is None else np.ascontiguousarray(sample_weight,
-                                                                            dtype=np.float64)
+    weights = _kernel_weights(sample_weight)
     work = n * k * d
     kernel = _config.parallel_or_serial(diag_missing_step, diag_missing_step_serial, work)
     with _config.threads_for(work):
@@ -140,16 +146,14 @@ def diagonal_statistics(X, params, sample_weight=None):
 PATTERN_BYTES = 32 * 2**20
 
 
-def _factorise_patterns(full, log_w, obs_masks, factors, consts, regressions, conditionals):
+def _factorise_patterns(full, log_w, order, n_obs, factors, consts, regressions, conditionals):
     """Fill the full kernels' per-pattern matrices (see :func:`_pattern_batches`) for
-    patterns whose observed masks are the rows of ``obs_masks``, all with the same number
-    of observed features: one stacked Cholesky factorisation, inverse and product for all
-    of them and all components, not one per pattern and component."""
-    n_patterns, d = obs_masks.shape
+    patterns with ``n_obs`` observed features, each a row of ``order`` (its observed
+    features, then its missing ones, in increasing order): one stacked Cholesky
+    factorisation, inverse and product for all of them and all components, not one per
+    pattern and component."""
+    n_patterns, d = order.shape
     k_count = full.shape[0]
-    n_obs = int(obs_masks[0].sum())
-    # each pattern's observed features, then its missing ones, in increasing order
-    order = np.argsort(~obs_masks, axis=1, kind="stable")
     o, m = order[:, :n_obs], order[:, n_obs:]
     ps = np.arange(n_patterns)[:, None, None, None]
     ks = np.arange(k_count)[None, :, None, None]
@@ -201,21 +205,25 @@ def _pattern_batches(params, groups):
         conditionals = np.zeros_like(factors)
         consts = np.empty((len(batch), k_count))
         counts = masks.sum(axis=1)
+        # each pattern's observed features, then its missing ones, in increasing order
+        order = np.argsort(~masks, axis=1, kind="stable")
         for count in np.unique(counts):
             same = np.flatnonzero(counts == count)
             parts = [np.zeros((same.size,) + a.shape[1:]) for a in (factors, consts, regressions,
                                                                    conditionals)]
-            _factorise_patterns(full, log_w, masks[same], *parts)
+            _factorise_patterns(full, log_w, order[same], count, *parts)
             for whole, part in zip((factors, consts, regressions, conditionals), parts):
                 whole[same] = part
-        order = np.argsort(~masks, axis=1, kind="stable")  # observed features first
-        observed = np.where(np.arange(d) < counts[:, None], order, 0).astype(np.int64)
-        holes = np.argsort(masks, axis=1, kind="stable")  # missing features first
-        missing = np.where(np.arange(d) < (d - counts)[:, None], holes, 0).astype(np.int64)
+        column = np.arange(d)
+        observed = np.where(column < counts[:, None], order, 0)
+        shifted = np.take_along_axis(order, np.minimum(column + counts[:, None], d - 1), axis=1)
+        missing = np.where(column < (d - counts)[:, None], shifted, 0)  # order[p, count:]
         rows = np.concatenate([rows for _, rows in batch]).astype(np.int64, copy=False)
-        patterns = np.repeat(np.arange(len(batch), dtype=np.int64), [r.size for _, r in batch])
-        yield (rows, patterns, factors, consts, regressions, conditionals, observed,
-               counts.astype(np.int64), missing, (d - counts).astype(np.int64))
+        pattern_of = np.repeat(np.arange(len(batch), dtype=np.int64),
+                               [r.size for _, r in batch])
+        yield (rows, pattern_of, factors, consts, regressions, conditionals,
+               observed.astype(np.int64), counts.astype(np.int64), missing.astype(np.int64),
+               (d - counts).astype(np.int64))
 
 
 def full_statistics(X, params, sample_weight, groups):
@@ -230,8 +238,7 @@ def full_statistics(X, params, sample_weight, groups):
     X = np.ascontiguousarray(X, dtype=np.float64)
     means = np.ascontiguousarray(params.means, dtype=np.float64)
     k_count, d = means.shape
-    weights = NO_WEIGHTS if sample_weight is None else np.ascontiguousarray(sample_weight,
-                                                                            dtype=np.float64)
+    weights = _kernel_weights(sample_weight)
     loglik, nk = 0.0, np.zeros(k_count)
     sums, second = np.zeros((k_count, d)), np.zeros((k_count, d, d))
     for batch in _pattern_batches(params, groups):

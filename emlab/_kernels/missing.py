@@ -34,7 +34,8 @@ from numba import njit, prange
 from .._config import CACHE, CHUNK_ROWS, ERROR_MODEL, FASTMATH, PARALLEL, serial_twin
 from .elementary import exp_nonpos
 from .gaussian import aligned_tile, load_tile_4x4, padded4
-from .mixture import _tile_responsibilities, _tile_row_max, block_rows, sum_blocks
+from .mixture import (_tile_responsibilities, _tile_row_max, block_rows, sum_blocks,
+                      sum_scatter_blocks)
 
 LOG_2PI = math.log(2.0 * math.pi)
 TILE = 256  # rows per tile
@@ -72,6 +73,16 @@ def _tile_log_prob(xt, rows, d, mu, precision, offset, log_weight, out):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _tile_log_probs(X, t0, rows, xt, means, precisions, offsets, log_weights, lp):
+    """Rows [t0, t0 + rows) of X into the tile ``xt`` and every component's log-densities
+    into ``lp[k]`` (``_tile_log_prob``)."""
+    d = means.shape[1]
+    load_tile_4x4(X, t0, rows, xt, None)
+    for k in range(means.shape[0]):
+        _tile_log_prob(xt, rows, d, means[k], precisions[k], offsets[k], log_weights[k], lp[k])
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _block_missing_step(X, start, stop, means, variances, precisions, offsets, log_weights,
                         sample_weight, acc_n, acc_s, acc_q):
     """``diag_missing_step``'s work on rows [start, stop), a tile of rows at a time; returns
@@ -85,10 +96,7 @@ def _block_missing_step(X, start, stop, means, variances, precisions, offsets, l
     total = 0.0
     for t0 in range(start, stop, TILE):
         rows = min(TILE, stop - t0)
-        load_tile_4x4(X, t0, rows, xt, None)
-        for k in range(n_components):
-            _tile_log_prob(xt, rows, d, means[k], precisions[k], offsets[k], log_weights[k],
-                           lp[k])
+        _tile_log_probs(X, t0, rows, xt, means, precisions, offsets, log_weights, lp)
         _tile_row_max(lp, rows, n_components, top)
         part = _tile_responsibilities(lp, rows, n_components, top, s, sample_weight, t0, acc_n)
         if part == -np.inf:  # some row no component can produce
@@ -161,14 +169,13 @@ def _block_log_prob(X, start, stop, means, precisions, offsets, log_weights, out
     """``diag_missing_log_prob``'s work on rows [start, stop)."""
     n_components, d = means.shape
     xt = aligned_tile(padded4(d), TILE, np.float64, True)
-    lp = aligned_tile(1, TILE, np.float64, False)[0]
+    lp = aligned_tile(n_components, TILE, np.float64, False)
     for t0 in range(start, stop, TILE):
         rows = min(TILE, stop - t0)
-        load_tile_4x4(X, t0, rows, xt, None)
+        _tile_log_probs(X, t0, rows, xt, means, precisions, offsets, log_weights, lp)
         for k in range(n_components):
-            _tile_log_prob(xt, rows, d, means[k], precisions[k], offsets[k], log_weights[k], lp)
             for r in range(rows):
-                out[t0 + r, k] = lp[r]
+                out[t0 + r, k] = lp[k, r]
 
 
 @njit(parallel=PARALLEL, fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
@@ -230,6 +237,22 @@ def _run_log_prob(et, rows, factor, const, observed, n_observed, z, out):
 
 
 @njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
+def _run_log_probs(X, rows, q0, count, p, means, factors, consts, observed, n_observed, xt, et,
+                   z, lp):
+    """The run of ``count`` entries of ``rows`` from q0, all of pattern p, gathered into the
+    tile ``xt`` (features x rows), and every component's log-densities into ``lp[k]``."""
+    n_components, d = means.shape
+    for r in range(count):
+        row = rows[q0 + r]
+        for j in range(d):
+            xt[j, r] = X[row, j]
+    for k in range(n_components):
+        _run_differences(xt, count, means[k], observed[p], n_observed[p], et)
+        _run_log_prob(et, count, factors[p, k], consts[p, k], observed[p], n_observed[p], z,
+                      lp[k])
+
+
+@njit(fastmath=FASTMATH, error_model=ERROR_MODEL, cache=CACHE)
 def _block_missing_full(X, rows, patterns, start, stop, means, factors, consts, regressions,
                         conditionals, observed, n_observed, missing, n_missing, sample_weight,
                         acc_n, acc_s, acc_ss):
@@ -253,23 +276,20 @@ def _block_missing_full(X, rows, patterns, start, stop, means, factors, consts, 
     while q0 < stop:
         q1 = _run_end(patterns, q0, stop)
         p, count = patterns[q0], q1 - q0
-        for r in range(count):
-            row = rows[q0 + r]
-            for j in range(d):
-                xt[j, r] = X[row, j]
-            if weighted:
-                wt[r] = sample_weight[row]
+        _run_log_probs(X, rows, q0, count, p, means, factors, consts, observed, n_observed, xt,
+                       et, z, lp)
+        if weighted:
+            for r in range(count):
+                wt[r] = sample_weight[rows[q0 + r]]
         obs, n_obs = observed[p], n_observed[p]
         holes, n_holes = missing[p], n_missing[p]
-        for k in range(n_components):
-            _run_differences(xt, count, means[k], obs, n_obs, et)
-            _run_log_prob(et, count, factors[p, k], consts[p, k], obs, n_obs, z, lp[k])
         _tile_row_max(lp, count, n_components, top)
         part = _tile_responsibilities(lp, count, n_components, top, s, weights, 0, acc_n)
         if part == -np.inf:
             return -np.inf
         total += part
         for k in range(n_components):
+            # the differences again (one subtraction a value, cheaper than K tiles of them)
             _run_differences(xt, count, means[k], obs, n_obs, et)
             reg = regressions[p, k]
             for i in range(n_holes):  # a missing value's conditional mean less the mean
@@ -356,11 +376,7 @@ def full_missing_step(X, rows, patterns, means, factors, consts, regressions, co
     sum_blocks(acc_ll, loglik)
     sum_blocks(acc_n, nk)
     sum_blocks(acc_s, sums)
-    sum_blocks(acc_ss, second)
-    for k in range(n_components):
-        for a in range(d):
-            for b in range(a):
-                second[k, b, a] = second[k, a, b]
+    sum_scatter_blocks(acc_ss, second)
 
 
 full_missing_step_serial = serial_twin(full_missing_step)
@@ -373,21 +389,17 @@ def _block_log_prob_full(X, rows, patterns, start, stop, means, factors, consts,
     n_components, d = means.shape
     xt = aligned_tile(d, TILE, np.float64, False)
     et = aligned_tile(d, TILE, np.float64, False)
-    lp = aligned_tile(1, TILE, np.float64, False)[0]
+    lp = aligned_tile(n_components, TILE, np.float64, False)
     z = aligned_tile(1, TILE, np.float64, False)[0]
     q0 = start
     while q0 < stop:
         q1 = _run_end(patterns, q0, stop)
-        p, count = patterns[q0], q1 - q0
+        count = q1 - q0
+        _run_log_probs(X, rows, q0, count, patterns[q0], means, factors, consts, observed,
+                       n_observed, xt, et, z, lp)
         for r in range(count):
-            for j in range(d):
-                xt[j, r] = X[rows[q0 + r], j]
-        for k in range(n_components):
-            _run_differences(xt, count, means[k], observed[p], n_observed[p], et)
-            _run_log_prob(et, count, factors[p, k], consts[p, k], observed[p], n_observed[p],
-                          z, lp)
-            for r in range(count):
-                out[rows[q0 + r], k] = lp[r]
+            for k in range(n_components):
+                out[rows[q0 + r], k] = lp[k, r]
         q0 = q1
 
 
